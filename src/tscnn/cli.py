@@ -1,0 +1,132 @@
+"""The ``tscnn`` command: synth, demo, run, datasets describe."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATA = Path("data/synthetic-casme2")
+DEFAULT_CACHE = Path("data/cache")
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from tscnn.synth import SynthSettings, write_database
+
+    start = time.perf_counter()
+    coding = write_database(args.out, SynthSettings(subjects=args.subjects, seed=args.seed, layout=args.layout))
+    print(f"wrote {args.layout} database to {args.out} ({time.perf_counter() - start:.1f} s); coding file {coding}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tscnn.config import from_preset
+    from tscnn.datasets import load_database
+    from tscnn.experiment import run_experiment
+    from tscnn.report import metrics_table, write_report
+
+    config = from_preset(
+        args.preset, dataset=args.dataset, root=str(args.root), coding=args.coding, classes=args.classes,
+        streams=tuple(args.streams.split(",")) if args.streams else None, blocks=args.blocks, flow=args.flow,
+        seeds=tuple(args.seeds) if args.seeds else None, selection=args.selection, max_epochs=args.max_epochs,
+        lr=args.lr, batch_size=args.batch_size, patience=args.patience, pretrained=args.pretrained,
+        share_trunk=False if args.unshared else None, threads=args.threads,
+    )
+    out = Path(args.out or f"results/{config.dataset}-{'-'.join(config.streams)}-k{config.blocks}")
+    database = load_database(config.dataset, config.root, config.coding, config.classes)
+    start = time.perf_counter()
+    result = run_experiment(config, out, args.cache, database=database, max_new_folds=args.max_new_folds)
+    if not result.complete:
+        print(f"stopped after {args.max_new_folds} new folds; run the same command again to resume ({out})")
+        return 0
+    report = write_report(result, config, database.table)
+    print(metrics_table(result.metrics))
+    print(f"{time.perf_counter() - start:.0f} s; report: {report}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tscnn.synth import SynthSettings, write_database
+    from tscnn.synth.database import CASME2_CODING
+
+    data = Path(args.data)
+    if not (data / CASME2_CODING).exists():
+        print(f"generating the default synthetic database in {data} ...")
+        write_database(data, SynthSettings(seed=args.data_seed))
+    run_args = argparse.Namespace(**{**vars(build_parser().parse_args(["run", "--root", str(data)])), **{
+        "preset": "demo", "out": args.out, "cache": args.cache, "seeds": args.seeds}})
+    return cmd_run(run_args)
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from tscnn.datasets import load_database
+
+    print(load_database(args.dataset, args.root, args.coding, args.classes).describe())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tscnn", description="Three-stream CNN micro-expression recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic ME database in a real on-disk layout")
+    p.add_argument("out", type=Path)
+    p.add_argument("--subjects", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=["casme2", "samm"], default="casme2")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("run", help="train and evaluate TSCNN leave-one-subject-out on a database")
+    p.add_argument("--dataset", default="casme2")
+    p.add_argument("--root", type=Path, required=True, help="the database folder, as distributed")
+    p.add_argument("--coding", help="annotation spreadsheet (found in the root when omitted)")
+    p.add_argument("--classes", default="5class")
+    p.add_argument("--preset", default="paper", choices=["paper", "demo"])
+    p.add_argument("--streams", help="comma-separated subset of ss,ls,dt (default: all three)")
+    p.add_argument("--blocks", type=int, help="k of the k x k local-spatial grid (default 3)")
+    p.add_argument("--flow", choices=["tvl1", "dis", "farneback"])
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--selection", choices=["val_loss", "fixed", "test_leaky"])
+    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--pretrained", help="weights from tscnn pretrain for the static stream and trunk")
+    p.add_argument("--unshared", action="store_true", help="one trunk per stream (ablation)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--max-new-folds", type=int, help="stop after this many newly trained folds (resume later)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="the main job: synthetic database -> TSCNN LOSO -> report")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("results/demo"))
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("datasets", help="inspect a database")
+    dsub = p.add_subparsers(dest="action", required=True)
+    d = dsub.add_parser("describe", help="clips per class and subject, and every quirk found")
+    d.add_argument("dataset")
+    d.add_argument("root", type=Path)
+    d.add_argument("--coding")
+    d.add_argument("--classes", default="5class")
+    d.set_defaults(func=cmd_describe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""CASME II reader: the official coding spreadsheet and the frame folders, as distributed.
+
+Layouts: ``<root>/sub01/EP02_01f/reg_img46.jpg`` (Cropped, possibly nested ``Cropped/Cropped``) or
+``<root>/sub01/EP02_01f/img46.jpg`` (RAW_selected, 640x480, needs face cropping). Spreadsheet:
+sheet 1 of ``CASME2-coding-*.xlsx`` with ``Subject, Filename, <blank>, OnsetFrame, ApexFrame,
+OffsetFrame, <blank>, Action Units, Estimated Emotion``; subject ids are text ('01').
+Known quirk: the apex of sub04/EP12_01f is '/', resolved by the apex rule (middle frame).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tscnn.datasets.base import Database, DatasetError, clip_row, find_file, list_frames, resolve_apex
+
+CLASS_SETS: dict[str, dict[str, str]] = {
+    # The paper's 5 classes (CASME II order of its confusion matrix).
+    "5class": {"disgust": "disgust", "happiness": "happiness", "repression": "repression",
+               "surprise": "surprise", "others": "others"},
+    # MEGC2019 composite mapping.
+    "3class": {"disgust": "negative", "repression": "negative", "happiness": "positive", "surprise": "surprise"},
+    "all": {e: e for e in ("disgust", "happiness", "repression", "surprise", "others", "sadness", "fear")},
+}
+REQUIRED = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
+
+
+def read_coding(path: Path) -> pd.DataFrame:
+    """The coding sheet as text-typed columns, with a clear error when a required header is missing."""
+    sheet = pd.read_excel(path, sheet_name=0, engine="calamine", dtype=str)
+    missing = [c for c in REQUIRED if c not in sheet.columns]
+    if missing:
+        raise DatasetError(f"{path}: not a CASME II coding sheet, missing columns {missing} "
+                           f"(found {list(sheet.columns)})")
+    return sheet.dropna(subset=["Subject", "Filename"])
+
+
+def frames_root(root: Path) -> tuple[Path, str | None, bool]:
+    """The folder holding ``subXX`` folders, the frame-name prefix and whether frames are face crops."""
+    for candidate in (root, root / "Cropped", root / "Cropped" / "Cropped", root / "CASME2_RAW_selected",
+                      root / "CASME2-RAW_selected"):
+        subs = sorted(candidate.glob("sub*/*"))
+        if subs:
+            sample = next((f.name for s in subs[:5] for f in s.iterdir() if f.is_file()), "")
+            cropped = sample.startswith("reg_")
+            return candidate, ("reg_img" if cropped else "img"), cropped
+    raise DatasetError(f"{root}: no CASME II frame folders (sub01/EP.../) found here or under Cropped/")
+
+
+def read_casme2(root: str | Path, coding: str | Path | None = None, classes: str = "5class",
+                check_frames: bool = True) -> Database:
+    """Read CASME II at ``root`` into a clip table restricted to ``classes`` (5class, 3class or all).
+
+    With ``check_frames=False`` only the spreadsheet is read (frame paths are left empty): useful to
+    inspect an annotation file without the images.
+    """
+    root = Path(root)
+    if classes not in CLASS_SETS:
+        raise ValueError(f"unknown CASME II class set {classes!r}; expected one of {sorted(CLASS_SETS)}")
+    mapping = CLASS_SETS[classes]
+    class_names = tuple(dict.fromkeys(mapping.values()))
+    coding_path = find_file(root, "CASME2-coding-*.xlsx", coding, "CASME II coding")
+    sheet = read_coding(coding_path)
+    base, prefix, cropped = frames_root(root) if check_frames else (root, None, True)
+    rows, quirks = [], []
+    for i, rec in sheet.iterrows():
+        source = f"{coding_path.name} row {i + 2}"
+        subject = f"sub{int(float(rec['Subject'])):02d}"
+        clip = str(rec["Filename"]).strip()
+        emotion = str(rec["Estimated Emotion"]).strip().lower()
+        if emotion not in CLASS_SETS["all"]:
+            raise DatasetError(f"{source}: clip {subject}/{clip}: unknown emotion {rec['Estimated Emotion']!r}")
+        if emotion not in mapping:
+            continue
+        try:
+            onset, offset = int(float(rec["OnsetFrame"])), int(float(rec["OffsetFrame"]))
+        except ValueError as err:
+            raise DatasetError(f"{source}: clip {subject}/{clip}: onset/offset is not a frame number ({err})") from None
+        apex, quirk = resolve_apex(onset, rec["ApexFrame"], offset, f"{source} clip {subject}/{clip}")
+        if quirk:
+            quirks.append(quirk)
+        label_name = mapping[emotion]
+        aus = str(rec.get("Action Units", ""))
+        if check_frames:
+            clip_dir = base / subject / clip
+            row = clip_row("casme2", subject, clip, label_name, class_names.index(label_name), onset, apex, offset,
+                           "middle" if quirk else "annotated", aus, list_frames(clip_dir, prefix), clip_dir, source,
+                           cropped)
+        else:
+            row = {"dataset": "casme2", "subject": subject, "clip": clip, "emotion": label_name,
+                   "label": class_names.index(label_name), "onset": onset, "apex": apex, "offset": offset,
+                   "apex_rule": "middle" if quirk else "annotated", "action_units": aus, "frames_dir": "",
+                   "onset_path": "", "apex_path": "", "offset_path": "", "cropped": True}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return Database("casme2", root, table, class_names, quirks)

@@ -1,0 +1,126 @@
+"""The TSCNN network: three CNN streams (static-spatial, local-spatial, dynamic-temporal) fused by dense layers.
+
+Reading of the paper (Fig. 1 is unavailable; SPEC section 2 fixes the order):
+
+    conv1(5x5, 64) - maxpool(5x5, s2) - conv2(5x5, 64) - conv3(5x5, 64) - avgpool(3x3, s2)
+    - conv4(5x5, 128) - conv5(5x5, 128) - avgpool(3x3, s2)
+
+every convolution stride 1 with "same" zero padding and followed by PReLU. The streams "share the
+same weights except the channel number of their input layers": conv1 belongs to each stream, the
+rest (the trunk) is shared when ``share_trunk`` is on and copied per stream when it is off (the
+ablation). Each stream's 128 x 6 x 6 maps are flattened into its Dense 1 vector, the stream vectors
+are concatenated and projected into the "super feature vector" (Dense 2), and a linear layer gives
+the class logits (softmax is applied by the loss / at prediction). Dropout sits on every dense layer.
+
+Two choices the paper leaves open, made here: weights use He initialisation for PReLU (He et al.
+2015, the paper's PReLU reference; PyTorch's default init left SGD stuck at the class prior), and
+inputs in [0, 1] are centred by a fixed shift of -0.5 inside the model (nothing is fitted on data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+STREAMS: tuple[str, ...] = ("ss", "ls", "dt")
+"""Stream names in canonical order: static-spatial, local-spatial, dynamic-temporal."""
+
+INPUT_SIZE = 48
+INPUT_CENTRE = 0.5
+
+
+def stream_channels(stream: str, blocks: int = 3) -> int:
+    """Input channels of a stream: 1 grey key frame, k*k grey blocks, or 4 flow maps."""
+    if stream == "ss":
+        return 1
+    if stream == "ls":
+        return blocks * blocks
+    if stream == "dt":
+        return 4
+    raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
+
+
+def conv5x5(in_channels: int, out_channels: int) -> nn.Sequential:
+    """A 5x5, stride-1 convolution that keeps the map size, followed by PReLU."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 5, padding=2), nn.PReLU(out_channels))
+
+
+class Trunk(nn.Module):
+    """Everything of one stream CNN after its input convolution: 48x48x64 in, 6x6x128 out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.MaxPool2d(5, stride=2, padding=2),  # 48 -> 24
+            conv5x5(64, 64),  # conv2
+            conv5x5(64, 64),  # conv3
+            nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),  # 24 -> 12
+            conv5x5(64, 128),  # conv4
+            conv5x5(128, 128),  # conv5
+            nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),  # 12 -> 6
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+TRUNK_FEATURES = 128 * 6 * 6
+
+
+class TSCNN(nn.Module):
+    """Three-stream CNN; any non-empty subset of ``("ss", "ls", "dt")`` can be built for ablations."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        streams: Sequence[str] = STREAMS,
+        blocks: int = 3,
+        share_trunk: bool = True,
+        dense1: int = 256,
+        dense2: int = 256,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        streams = tuple(s for s in STREAMS if s in set(streams))
+        if not streams:
+            raise ValueError("TSCNN needs at least one stream out of ss, ls, dt")
+        self.streams = streams
+        self.blocks = blocks
+        self.share_trunk = share_trunk
+        self.input_convs = nn.ModuleDict({s: conv5x5(stream_channels(s, blocks), 64) for s in streams})
+        if share_trunk:
+            self.trunk = Trunk()
+        else:
+            self.trunks = nn.ModuleDict({s: Trunk() for s in streams})
+        self.dense1 = nn.ModuleDict(
+            {
+                s: nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(TRUNK_FEATURES, dense1), nn.PReLU())
+                for s in streams
+            }
+        )
+        self.dense2 = nn.Sequential(nn.Dropout(dropout), nn.Linear(dense1 * len(streams), dense2), nn.PReLU())
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(dense2, num_classes))
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, a=0.25)  # 0.25 = PReLU's initial slope
+                nn.init.zeros_(module.bias)
+
+    def trunk_features(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run each stream's input conv and the trunk; a shared trunk runs once on the stacked batch."""
+        first = {s: self.input_convs[s](inputs[s] - INPUT_CENTRE) for s in self.streams}
+        if not self.share_trunk:
+            return {s: self.trunks[s](first[s]) for s in self.streams}
+        batch = next(iter(first.values())).shape[0]
+        stacked = self.trunk(torch.cat([first[s] for s in self.streams], dim=0))
+        return dict(zip(self.streams, stacked.split(batch, dim=0), strict=True))
+
+    def super_features(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The fused "super feature vector" (Dense 2) of a batch."""
+        maps = self.trunk_features(inputs)
+        return self.dense2(torch.cat([self.dense1[s](maps[s]) for s in self.streams], dim=1))
+
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Class logits; ``inputs`` maps stream name to an (N, C, 48, 48) tensor."""
+        return self.classifier(self.super_features(inputs))

@@ -1,0 +1,1 @@
+"""From frames on disk to the three 48x48 input streams (cached)."""

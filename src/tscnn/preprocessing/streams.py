@@ -1,0 +1,102 @@
+"""The three TSCNN inputs and the x10 augmentation, applied consistently to images and flow.
+
+* SS: the key (apex) frame, grey, resized to n x n.
+* LS: the key frame cut by a k x k grid, block (r, c) resized to n x n and stacked as channel r*k + c.
+* DT: flows onset->key (X1, Y1) and key->offset (X2, Y2), each map min-max normalised on its own.
+
+Augmentation (paper section 3.2): the original, its horizontal flip, and rotations by +-5 and +-10
+degrees of both. Optical flow is a vector field: a flip mirrors the maps and negates X; a rotation
+rotates the maps and the (X, Y) vectors with them. Augmentation acts on the face crop and the raw
+flow, before blocks are cut and before min-max normalisation.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from tscnn.preprocessing.flow import minmax_normalise
+
+AUGMENTATIONS: tuple[tuple[bool, float], ...] = (
+    (False, 0.0), (True, 0.0),
+    (False, 5.0), (False, -5.0), (False, 10.0), (False, -10.0),
+    (True, 5.0), (True, -5.0), (True, 10.0), (True, -10.0),
+)
+"""(horizontal flip, rotation in degrees, counter-clockwise) of the 10 training variants; index 0 is
+the original, the only one used for validation and test."""
+
+
+def rotation_matrix(shape: tuple[int, int], angle: float) -> np.ndarray:
+    """2x3 affine rotation about the image centre (OpenCV convention: positive = counter-clockwise)."""
+    h, w = shape[:2]
+    return cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
+
+
+def transform_image(image: np.ndarray, flip: bool, angle: float) -> np.ndarray:
+    """Flip then rotate an image (borders replicated so no black corners enter the face)."""
+    if flip:
+        image = image[:, ::-1]
+    if angle:
+        h, w = image.shape[:2]
+        image = cv2.warpAffine(np.ascontiguousarray(image), rotation_matrix(image.shape, angle), (w, h),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(image)
+
+
+def transform_flow(flow: np.ndarray, flip: bool, angle: float) -> np.ndarray:
+    """The flow field of the flipped/rotated frames: maps moved like an image, vectors turned with them."""
+    flow = flow.astype(np.float32)
+    if flip:
+        flow = flow[:, ::-1].copy()
+        flow[..., 0] *= -1
+    if angle:
+        h, w = flow.shape[:2]
+        matrix = rotation_matrix(flow.shape, angle)
+        flow = cv2.warpAffine(np.ascontiguousarray(flow), matrix, (w, h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        flow = flow @ matrix[:, :2].T.astype(np.float32)
+    return np.ascontiguousarray(flow)
+
+
+def grid_bounds(length: int, k: int) -> list[tuple[int, int]]:
+    """Start/stop of k nearly equal cells along an axis of ``length`` pixels."""
+    edges = np.round(np.linspace(0, length, k + 1)).astype(int)
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def local_blocks(image: np.ndarray, k: int, size: int) -> np.ndarray:
+    """(k*k, size, size): block (r, c) of a k x k grid, resized, in channel r*k + c (row-major)."""
+    rows, cols = grid_bounds(image.shape[0], k), grid_bounds(image.shape[1], k)
+    return np.stack([cv2.resize(image[r0:r1, c0:c1], (size, size), interpolation=cv2.INTER_AREA)
+                     for r0, r1 in rows for c0, c1 in cols])
+
+
+def resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
+    """Flow resized to size x size, vectors rescaled to the new pixel units."""
+    h, w = flow.shape[:2]
+    out = cv2.resize(flow, (size, size), interpolation=cv2.INTER_AREA)
+    return out * np.array([size / w, size / h], np.float32)
+
+
+def make_streams(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: np.ndarray, size: int = 48,
+                 blocks: int = 3) -> dict[str, np.ndarray]:
+    """SS (1, n, n), LS (k*k, n, n) in [0, 1], and DT (4, n, n) with each map min-max normalised."""
+    grey = key.astype(np.float32) / 255.0
+    ss = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)[None]
+    ls = local_blocks(grey, blocks, size)
+    maps = [resize_flow(flow_onset_key, size), resize_flow(flow_key_offset, size)]
+    dt = np.stack([minmax_normalise(m[..., c]) for m in maps for c in (0, 1)])
+    return {"ss": ss, "ls": ls, "dt": dt}
+
+
+def augmented_streams(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: np.ndarray, size: int = 48,
+                      blocks: int = 3, augment: bool = True) -> dict[str, np.ndarray]:
+    """All augmentation variants of one clip's streams: each array is (A, C, n, n), A = 10 or 1."""
+    variants = AUGMENTATIONS if augment else AUGMENTATIONS[:1]
+    out: dict[str, list[np.ndarray]] = {"ss": [], "ls": [], "dt": []}
+    for flip, angle in variants:
+        streams = make_streams(transform_image(key, flip, angle), transform_flow(flow_onset_key, flip, angle),
+                               transform_flow(flow_key_offset, flip, angle), size, blocks)
+        for name, array in streams.items():
+            out[name].append(array)
+    return {name: np.stack(arrays) for name, arrays in out.items()}
