@@ -1,0 +1,91 @@
+import shutil
+
+import pytest
+
+from tscnn.datasets import DatasetError, read_casme2
+from tscnn.datasets.base import list_frames, resolve_apex
+
+
+def test_real_2014_coding_gives_246_five_class_clips(real_annotations):
+    db = read_casme2(real_annotations, coding=real_annotations / "CASME2-coding-20140508.xlsx", check_frames=False)
+    assert len(db.table) == 246
+    assert db.table.subject.nunique() == 26
+    assert db.table.emotion.value_counts().to_dict() == {
+        "others": 99, "disgust": 63, "happiness": 32, "repression": 27, "surprise": 25}
+    assert db.classes == ("disgust", "happiness", "repression", "surprise", "others")
+    # The '/' apex of sub04/EP12_01f is resolved by the documented rule and reported.
+    row = db.table[(db.table.subject == "sub04") & (db.table["clip"] == "EP12_01f")].iloc[0]
+    assert row.apex_rule == "middle" and row.apex == (row.onset + row.offset) // 2
+    assert len(db.quirks) == 1 and "sub04/EP12_01f" in db.quirks[0]
+
+
+def test_real_2019_coding_and_all_classes(real_annotations):
+    db = read_casme2(real_annotations, coding=real_annotations / "CASME2-coding-20190701.xlsx", check_frames=False)
+    assert len(db.table) == 249
+    every = read_casme2(real_annotations, coding=real_annotations / "CASME2-coding-20140508.xlsx",
+                        classes="all", check_frames=False)
+    assert len(every.table) == 255
+
+
+def test_synthetic_database_loads_unchanged(synth_db, synth_root):
+    t = synth_db.table
+    assert len(t) > 40 and t.subject.nunique() == 6
+    assert set(t.emotion) <= set(synth_db.classes)
+    assert t.cropped.all()
+    first = t.iloc[0]
+    assert first.apex_path.endswith(f"reg_img{first.apex}.jpg")
+
+
+def test_frame_numbers_sort_numerically(tmp_path):
+    for n in (9, 10, 100):
+        (tmp_path / f"img{n}.jpg").write_bytes(b"x")
+    assert sorted(list_frames(tmp_path)) == [9, 10, 100]
+
+
+def test_missing_frame_names_clip_and_folder(synth_root, tmp_path):
+    root = tmp_path / "db"
+    shutil.copytree(synth_root, root)
+    db = read_casme2(root)
+    row = db.table.iloc[0]
+    (root / row.subject / row["clip"] / f"reg_img{row.apex}.jpg").unlink()
+    with pytest.raises(DatasetError, match=f"{row.subject}/{row['clip']}.*apex frame {row.apex} is missing"):
+        read_casme2(root)
+
+
+def test_nested_cropped_layout_and_raw_prefix(synth_root, tmp_path):
+    nested = tmp_path / "CASME2" / "Cropped" / "Cropped"
+    shutil.copytree(synth_root, nested)
+    coding = next(nested.glob("*.xlsx"))
+    db = read_casme2(tmp_path / "CASME2", coding=coding)
+    assert len(db.table) == len(read_casme2(synth_root).table)
+    # RAW_selected frames are named imgN.jpg and are not face crops.
+    raw = tmp_path / "raw"
+    for sub in synth_root.glob("sub*"):
+        for clip in sub.iterdir():
+            (raw / sub.name / clip.name).mkdir(parents=True)
+            for f in clip.iterdir():
+                shutil.copy(f, raw / sub.name / clip.name / f.name.replace("reg_img", "img"))
+    raw_db = read_casme2(raw, coding=coding)
+    assert not raw_db.table.cropped.any()
+    assert raw_db.table.iloc[0].apex_path.endswith(f"/img{raw_db.table.iloc[0].apex}.jpg")
+
+
+def test_apex_rule():
+    assert resolve_apex(10, "15", 20, "x") == (15, None)
+    apex, quirk = resolve_apex(10, "/", 20, "file row 3 clip sub04/EP12_01f")
+    assert apex == 15 and "sub04/EP12_01f" in quirk and "middle" in quirk
+    apex, quirk = resolve_apex(10, 25, 20, "x")
+    assert apex == 15 and "outside" in quirk
+
+
+def test_bad_spreadsheet_and_emotion(synth_root, tmp_path):
+    bad = tmp_path / "bad.xlsx"
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["Subject", "Filename"])
+    wb.save(bad)
+    with pytest.raises(DatasetError, match="missing columns"):
+        read_casme2(synth_root, coding=bad)
+    with pytest.raises(DatasetError, match="does not exist"):
+        read_casme2(synth_root, coding=tmp_path / "nope.xlsx")

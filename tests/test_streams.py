@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from tscnn.preprocessing.flow import compute_flow, minmax_normalise
+from tscnn.preprocessing.streams import (
+    AUGMENTATIONS,
+    augmented_streams,
+    local_blocks,
+    make_streams,
+    transform_flow,
+    transform_image,
+)
+
+
+def test_minmax_range_and_constant_map():
+    values = np.array([[2.0, 4.0], [6.0, 10.0]])
+    np.testing.assert_allclose(minmax_normalise(values), [[0, 0.25], [0.5, 1.0]])
+    constant = minmax_normalise(np.full((5, 5), 3.7))
+    assert not np.isnan(constant).any() and (constant == 0).all()
+    with pytest.raises(ValueError, match="NaN"):
+        minmax_normalise(np.array([0.0, np.nan]))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_blocks_land_in_row_major_channels(k):
+    image = np.zeros((120, 120), np.float32)
+    cell = 120 // k
+    for r in range(k):
+        for c in range(k):
+            image[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = r * k + c
+    blocks = local_blocks(image, k, 48)
+    assert blocks.shape == (k * k, 48, 48)
+    for channel in range(k * k):
+        np.testing.assert_allclose(blocks[channel], channel)
+
+
+def test_stream_shapes_and_ranges():
+    rng = np.random.default_rng(0)
+    key = rng.integers(0, 255, (128, 128), dtype=np.uint8)
+    flows = rng.normal(size=(2, 128, 128, 2)).astype(np.float32)
+    streams = make_streams(key, flows[0], flows[1], 48, 3)
+    assert streams["ss"].shape == (1, 48, 48) and streams["ls"].shape == (9, 48, 48)
+    assert streams["dt"].shape == (4, 48, 48)
+    for m in streams["dt"]:
+        assert m.min() == 0 and m.max() == pytest.approx(1)
+    all_variants = augmented_streams(key, flows[0], flows[1], 48, 4)
+    assert all_variants["ls"].shape == (10, 16, 48, 48) and len(AUGMENTATIONS) == 10
+    np.testing.assert_array_equal(all_variants["ss"][0], streams["ss"])
+
+
+def textured_pair(shift=(1.0, 0.5), size=128):
+    """A smooth random texture and the same texture translated by ``shift`` pixels."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    big = cv2.GaussianBlur(rng.normal(0, 1, (size * 2, size * 2)).astype(np.float32), (0, 0), 3)
+    big = cv2.normalize(big, None, 0, 255, cv2.NORM_MINMAX)
+    matrix = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    moved = cv2.warpAffine(big, matrix, big.shape[::-1], flags=cv2.INTER_CUBIC)
+    crop = slice(size // 2, size // 2 + size)
+    return big[crop, crop].astype(np.uint8), moved[crop, crop].astype(np.uint8)
+
+
+def test_flipped_flow_matches_flow_of_flipped_frames():
+    a, b = textured_pair()
+    flow = compute_flow(a, b)
+    assert np.median(flow[..., 0]) == pytest.approx(1.0, abs=0.1)
+    expected = transform_flow(flow, flip=True, angle=0)
+    measured = compute_flow(transform_image(a, True, 0), transform_image(b, True, 0))
+    inner = (slice(16, -16), slice(16, -16))
+    assert np.median(expected[inner][..., 0]) == pytest.approx(-1.0, abs=0.1)  # X negated
+    assert np.abs(expected[inner] - measured[inner]).mean() < 0.1
+
+
+@pytest.mark.parametrize("angle", [10.0, -5.0])
+def test_rotated_flow_matches_flow_of_rotated_frames(angle):
+    a, b = textured_pair(shift=(1.2, 0.0))
+    flow = compute_flow(a, b)
+    expected = transform_flow(flow, flip=False, angle=angle)
+    measured = compute_flow(transform_image(a, False, angle), transform_image(b, False, angle))
+    inner = (slice(24, -24), slice(24, -24))
+    assert np.abs(expected[inner] - measured[inner]).mean() < 0.1
+    # A counter-clockwise rotation (y axis down) turns a rightward motion upward: v < 0 for angle > 0.
+    assert np.sign(np.median(measured[inner][..., 1])) == -np.sign(angle)
