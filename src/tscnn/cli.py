@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.preset, dataset=args.dataset, root=str(args.root), coding=args.coding, classes=args.classes,
         streams=tuple(args.streams.split(",")) if args.streams else None, blocks=args.blocks, flow=args.flow,
         seeds=tuple(args.seeds) if args.seeds else None, selection=args.selection, max_epochs=args.max_epochs,
-        lr=args.lr, batch_size=args.batch_size, patience=args.patience, pretrained=args.pretrained,
+        lr=args.lr, batch_size=args.batch_size, patience=args.patience,
         share_trunk=False if args.unshared else None, threads=args.threads,
     )
     out = Path(args.out or f"results/{config.dataset}-{'-'.join(config.streams)}-k{config.blocks}")
@@ -92,7 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--pretrained", help="weights from tscnn pretrain for the static stream and trunk")
     p.add_argument("--unshared", action="store_true", help="one trunk per stream (ablation)")
     p.add_argument("--threads", type=int)
     p.add_argument("--out", type=Path)

@@ -40,7 +40,6 @@ class Config:
     dense1: int = 256
     dense2: int = 256
     dropout: float = 0.5
-    pretrained: str | None = None  # weights of the static stream + trunk (tscnn pretrain)
     # Training recipe (paper section 3.2).
     lr: float = 1e-3
     momentum: float = 0.9

@@ -41,14 +41,9 @@ def bf16_supported() -> bool:
 
 
 def build_model(config: Config, num_classes: int) -> TSCNN:
-    """The network of ``config``, with pre-trained static-stream and trunk weights when given."""
-    model = TSCNN(num_classes, config.streams, config.blocks, config.share_trunk, config.dense1, config.dense2,
-                  config.dropout)
-    if config.pretrained:
-        from tscnn.pretrain import load_pretrained
-
-        load_pretrained(model, config.pretrained)
-    return model
+    """The network of ``config`` (all streams start from random weights; FER2013 pre-training is open work)."""
+    return TSCNN(num_classes, config.streams, config.blocks, config.share_trunk, config.dense1, config.dense2,
+                 config.dropout)
 
 
 def to_batch(arrays: dict[str, np.ndarray], index: np.ndarray, streams: tuple[str, ...],
