@@ -58,3 +58,17 @@ def test_changed_settings_refuse_to_resume(synth_db, tmp_path):
     else:
         raise AssertionError("a results folder with other settings was resumed")
     assert json.loads((out / "config.json").read_text())["lr"] == 0.01
+
+
+def test_leaky_selection_is_labelled_everywhere(synth_db, tmp_path):
+    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
+    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    config = from_preset("demo", streams=("dt",), max_epochs=2, selection="test_leaky", root="unused")
+    result = run_experiment(config, tmp_path / "leaky", tmp_path / "cache", database=db, progress=False)
+    assert result.metrics["leaky"] is True
+    assert "LEAKY" in write_report(result, config, db.table).read_text().splitlines()[0]
+    from tscnn.report import metrics_table
+
+    assert "LEAKY" in metrics_table(result.metrics)
+    record = json.loads(next((tmp_path / "leaky" / "seed_0" / "folds").glob("*.json")).read_text())
+    assert "test_accuracy" in record["history"][0]  # the leak is recorded, not hidden
