@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from tscnn.datasets.base import Database, DatasetError
 from tscnn.datasets.casme2 import read_casme2
+from tscnn.datasets.samm import read_samm
 
-READERS: dict[str, Callable[..., Database]] = {"casme2": read_casme2}
+READERS: dict[str, Callable[..., Database]] = {"casme2": read_casme2, "samm": read_samm}
 
 
 def load_database(name: str, root: str, coding: str | None = None, classes: str = "5class") -> Database:
@@ -17,4 +18,4 @@ def load_database(name: str, root: str, coding: str | None = None, classes: str 
     return READERS[name](root, coding=coding, classes=classes)
 
 
-__all__ = ["READERS", "Database", "DatasetError", "load_database", "read_casme2"]
+__all__ = ["READERS", "Database", "DatasetError", "load_database", "read_casme2", "read_samm"]
