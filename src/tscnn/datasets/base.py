@@ -69,10 +69,28 @@ def resolve_apex(onset: int, apex: object, offset: int, source: str) -> tuple[in
     return value, None
 
 
+def class_set(sets: dict[str, dict[str, str]], classes: str, what: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The emotion -> class mapping of a named class set and its class names in label order."""
+    if classes not in sets:
+        raise ValueError(f"unknown {what} class set {classes!r}; expected one of {sorted(sets)}")
+    mapping = sets[classes]
+    return mapping, tuple(dict.fromkeys(mapping.values()))
+
+
 def clip_row(dataset: str, subject: str, clip: str, emotion: str, label: int, onset: int, apex: int, offset: int,
-             apex_rule: str, action_units: str, frames: dict[int, Path], clip_dir: Path, source: str,
+             apex_rule: str, action_units: str, frames: dict[int, Path] | None, clip_dir: Path | None, source: str,
              cropped: bool) -> dict:
-    """One table row, after checking that the onset, apex and offset frames exist on disk."""
+    """One table row, after checking that the onset, apex and offset frames exist on disk.
+
+    ``frames=None`` reads the annotation only: no frame checks, empty paths.
+    """
+    row = {
+        "dataset": dataset, "subject": subject, "clip": clip, "emotion": emotion, "label": label,
+        "onset": onset, "apex": apex, "offset": offset, "apex_rule": apex_rule, "action_units": action_units,
+        "frames_dir": "", "onset_path": "", "apex_path": "", "offset_path": "", "cropped": cropped,
+    }
+    if frames is None:
+        return row
     if not frames:
         raise DatasetError(f"{source}: clip {subject}/{clip}: no frames found in {clip_dir}")
     if onset > offset:
@@ -84,12 +102,8 @@ def clip_row(dataset: str, subject: str, clip: str, emotion: str, label: int, on
                 f"{source}: clip {subject}/{clip}: {what} frame {number} is missing from {clip_dir} "
                 f"(frames on disk: {lo}..{hi}, {len(frames)} files)"
             )
-    return {
-        "dataset": dataset, "subject": subject, "clip": clip, "emotion": emotion, "label": label,
-        "onset": onset, "apex": apex, "offset": offset, "apex_rule": apex_rule, "action_units": action_units,
-        "frames_dir": str(clip_dir), "onset_path": str(frames[onset]), "apex_path": str(frames[apex]),
-        "offset_path": str(frames[offset]), "cropped": cropped,
-    }
+    return {**row, "frames_dir": str(clip_dir), "onset_path": str(frames[onset]), "apex_path": str(frames[apex]),
+            "offset_path": str(frames[offset])}
 
 
 def find_file(root: Path, pattern: str, explicit: str | Path | None, what: str) -> Path:

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import Database, DatasetError, clip_row, find_file, list_frames, resolve_apex
+from tscnn.datasets.base import (
+    Database,
+    DatasetError,
+    class_set,
+    clip_row,
+    find_file,
+    list_frames,
+    resolve_apex,
+)
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     # The paper's 5 classes (CASME II order of its confusion matrix).
@@ -56,10 +64,7 @@ def read_casme2(root: str | Path, coding: str | Path | None = None, classes: str
     inspect an annotation file without the images.
     """
     root = Path(root)
-    if classes not in CLASS_SETS:
-        raise ValueError(f"unknown CASME II class set {classes!r}; expected one of {sorted(CLASS_SETS)}")
-    mapping = CLASS_SETS[classes]
-    class_names = tuple(dict.fromkeys(mapping.values()))
+    mapping, class_names = class_set(CLASS_SETS, classes, "CASME II")
     coding_path = find_file(root, "CASME2-coding-*.xlsx", coding, "CASME II coding")
     sheet = read_coding(coding_path)
     base, prefix, cropped = frames_root(root) if check_frames else (root, None, True)
@@ -82,16 +87,9 @@ def read_casme2(root: str | Path, coding: str | Path | None = None, classes: str
             quirks.append(quirk)
         label_name = mapping[emotion]
         aus = str(rec.get("Action Units", ""))
-        if check_frames:
-            clip_dir = base / subject / clip
-            row = clip_row("casme2", subject, clip, label_name, class_names.index(label_name), onset, apex, offset,
-                           "middle" if quirk else "annotated", aus, list_frames(clip_dir, prefix), clip_dir, source,
-                           cropped)
-        else:
-            row = {"dataset": "casme2", "subject": subject, "clip": clip, "emotion": label_name,
-                   "label": class_names.index(label_name), "onset": onset, "apex": apex, "offset": offset,
-                   "apex_rule": "middle" if quirk else "annotated", "action_units": aus, "frames_dir": "",
-                   "onset_path": "", "apex_path": "", "offset_path": "", "cropped": True}
-        rows.append(row)
+        clip_dir = base / subject / clip if check_frames else None
+        frames = list_frames(clip_dir, prefix) if clip_dir else None
+        rows.append(clip_row("casme2", subject, clip, label_name, class_names.index(label_name), onset, apex, offset,
+                             "middle" if quirk else "annotated", aus, frames, clip_dir, source, cropped))
     table = pd.DataFrame(rows)
     return Database("casme2", root, table, class_names, quirks)

@@ -15,7 +15,15 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
-from tscnn.datasets.base import Database, DatasetError, clip_row, find_file, list_frames, resolve_apex
+from tscnn.datasets.base import (
+    Database,
+    DatasetError,
+    class_set,
+    clip_row,
+    find_file,
+    list_frames,
+    resolve_apex,
+)
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     "5class": {e: e for e in ("Anger", "Contempt", "Happiness", "Surprise", "Other")},
@@ -41,10 +49,7 @@ def read_samm(root: str | Path, coding: str | Path | None = None, classes: str =
               check_frames: bool = True) -> Database:
     """Read SAMM at ``root`` into a clip table restricted to ``classes`` (5class, 3class or all)."""
     root = Path(root)
-    if classes not in CLASS_SETS:
-        raise ValueError(f"unknown SAMM class set {classes!r}; expected one of {sorted(CLASS_SETS)}")
-    mapping = CLASS_SETS[classes]
-    class_names = tuple(dict.fromkeys(mapping.values()))
+    mapping, class_names = class_set(CLASS_SETS, classes, "SAMM")
     coding_path = find_file(root, "SAMM_Micro_FACS_Codes*.xlsx", coding, "SAMM coding")
     rows, quirks = [], []
     for i, rec in read_coding(coding_path).iterrows():
@@ -63,16 +68,10 @@ def read_samm(root: str | Path, coding: str | Path | None = None, classes: str =
         label = mapping[emotion]
         rule = "middle" if quirk else "annotated"
         aus = str(rec.get("Action Units", ""))
-        if check_frames:
-            clip_dir = root / subject / clip
-            frames = list_frames(clip_dir)
-            first = cv2.imread(str(frames[min(frames)]), cv2.IMREAD_GRAYSCALE) if frames else None
-            cropped = first is not None and first.shape[1] <= CROPPED_MAX_WIDTH
-            rows.append(clip_row("samm", subject, clip, label, class_names.index(label), onset, apex, offset, rule,
-                                 aus, frames, clip_dir, source, cropped))
-        else:
-            rows.append({"dataset": "samm", "subject": subject, "clip": clip, "emotion": label,
-                         "label": class_names.index(label), "onset": onset, "apex": apex, "offset": offset,
-                         "apex_rule": rule, "action_units": aus, "frames_dir": "", "onset_path": "",
-                         "apex_path": "", "offset_path": "", "cropped": True})
+        clip_dir = root / subject / clip if check_frames else None
+        frames = list_frames(clip_dir) if clip_dir else None
+        first = cv2.imread(str(frames[min(frames)]), cv2.IMREAD_GRAYSCALE) if frames else None
+        cropped = first is None or first.shape[1] <= CROPPED_MAX_WIDTH
+        rows.append(clip_row("samm", subject, clip, label, class_names.index(label), onset, apex, offset, rule, aus,
+                             frames, clip_dir, source, cropped))
     return Database("samm", root, pd.DataFrame(rows), class_names, quirks)
