@@ -71,11 +71,29 @@ def test_nested_cropped_layout_and_raw_prefix(synth_root, tmp_path):
 
 
 def test_apex_rule():
-    assert resolve_apex(10, "15", 20, "x") == (15, None)
-    apex, quirk = resolve_apex(10, "/", 20, "file row 3 clip sub04/EP12_01f")
-    assert apex == 15 and "sub04/EP12_01f" in quirk and "middle" in quirk
-    apex, quirk = resolve_apex(10, 25, 20, "x")
-    assert apex == 15 and "outside" in quirk
+    assert resolve_apex(10, "15", 20, "x") == (15, "annotated", None)
+    apex, rule, quirk = resolve_apex(10, "/", 20, "file row 3 clip sub04/EP12_01f")
+    assert (apex, rule) == (15, "middle") and "sub04/EP12_01f" in quirk and "middle" in quirk
+    apex, rule, quirk = resolve_apex(10, 25, 20, "x")
+    assert (apex, rule) == (15, "middle") and "outside" in quirk
+    with pytest.raises(ValueError, match="apex fallback"):
+        resolve_apex(10, "/", 20, "x", fallback="guess")
+
+
+def test_invalid_apex_uses_the_spotter_when_frames_exist(synth_root, tmp_path):
+    """A '/' apex with frames on disk: the spotter picks a frame inside [onset, offset], and it is reported."""
+    from openpyxl import load_workbook
+
+    root = tmp_path / "db"
+    shutil.copytree(synth_root, root)
+    coding = next(root.glob("*.xlsx"))
+    wb = load_workbook(coding)
+    wb.active.cell(row=2, column=5).value = "/"
+    wb.save(coding)
+    row = read_casme2(root).table.iloc[0]
+    assert row.apex_rule == "spotter" and row.onset < row.apex < row.offset
+    middle = read_casme2(root, apex_fallback="middle").table.iloc[0]
+    assert middle.apex_rule == "middle" and middle.apex == (row.onset + row.offset) // 2
 
 
 def test_bad_spreadsheet_and_emotion(synth_root, tmp_path):

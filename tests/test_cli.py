@@ -18,4 +18,4 @@ def test_synth_command(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "db"), "--subjects", "2", "--seed", "4"]) == 0
     assert (tmp_path / "db" / "CASME2-coding-synthetic.xlsx").exists()
     with pytest.raises(SystemExit):
-        main(["synth", str(tmp_path / "db"), "--layout", "smic"])
+        main(["synth", str(tmp_path / "db"), "--layout", "casme4"])

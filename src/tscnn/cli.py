@@ -9,6 +9,9 @@ from pathlib import Path
 
 DEFAULT_DATA = Path("data/synthetic-casme2")
 DEFAULT_CACHE = Path("data/cache")
+DATASETS = ["casme2", "samm", "smic", "casme3", "mmew", "megc2019"]
+LAYOUTS = ["casme2", "samm", "smic", "casme3", "mmew"]
+APEX_HELP = "apex of clips with none annotated or an invalid one: the spotter (default) or the middle frame"
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -22,19 +25,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tscnn.config import from_preset
-    from tscnn.datasets import load_database
+    from tscnn.datasets import default_classes, load_database
     from tscnn.experiment import run_experiment
     from tscnn.report import metrics_table, write_report
 
     config = from_preset(
-        args.preset, dataset=args.dataset, root=str(args.root), coding=args.coding, classes=args.classes,
+        args.preset, dataset=args.dataset, root=str(args.root), coding=args.coding,
+        classes=args.classes or default_classes(args.dataset), apex_fallback=args.apex_fallback,
         streams=tuple(args.streams.split(",")) if args.streams else None, blocks=args.blocks, flow=args.flow,
         seeds=tuple(args.seeds) if args.seeds else None, selection=args.selection, max_epochs=args.max_epochs,
         lr=args.lr, batch_size=args.batch_size, patience=args.patience,
         share_trunk=False if args.unshared else None, threads=args.threads,
     )
     out = Path(args.out or f"results/{config.dataset}-{'-'.join(config.streams)}-k{config.blocks}")
-    database = load_database(config.dataset, config.root, config.coding, config.classes)
+    database = load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
     start = time.perf_counter()
     result = run_experiment(config, out, args.cache, database=database, max_new_folds=args.max_new_folds)
     if not result.complete:
@@ -62,7 +66,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     from tscnn.datasets import load_database
 
-    print(load_database(args.dataset, args.root, args.coding, args.classes).describe())
+    db = load_database(args.dataset, args.root, args.coding, args.classes, args.apex_fallback,
+                       check_frames=not args.annotations_only)
+    print(db.describe())
     return 0
 
 
@@ -74,14 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--subjects", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=["casme2", "samm"], default="casme2")
+    p.add_argument("--layout", choices=list(LAYOUTS), default="casme2")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("run", help="train and evaluate TSCNN leave-one-subject-out on a database")
-    p.add_argument("--dataset", default="casme2")
-    p.add_argument("--root", type=Path, required=True, help="the database folder, as distributed")
+    p.add_argument("--dataset", default="casme2", choices=DATASETS)
+    p.add_argument("--root", required=True, help="the database folder, as distributed (megc2019: a folder holding "
+                   "the three, or casme2=PATH,samm=PATH,smic=PATH)")
     p.add_argument("--coding", help="annotation spreadsheet (found in the root when omitted)")
-    p.add_argument("--classes", default="5class")
+    p.add_argument("--classes", help="class set (default: the database's, e.g. 5class for CASME II)")
+    p.add_argument("--apex-fallback", choices=["spotter", "middle"], help=APEX_HELP)
     p.add_argument("--preset", default="paper", choices=["paper", "demo"])
     p.add_argument("--streams", help="comma-separated subset of ss,ls,dt (default: all three)")
     p.add_argument("--blocks", type=int, help="k of the k x k local-spatial grid (default 3)")
@@ -110,10 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="inspect a database")
     dsub = p.add_subparsers(dest="action", required=True)
     d = dsub.add_parser("describe", help="clips per class and subject, and every quirk found")
-    d.add_argument("dataset")
-    d.add_argument("root", type=Path)
+    d.add_argument("dataset", choices=DATASETS)
+    d.add_argument("root")
     d.add_argument("--coding")
-    d.add_argument("--classes", default="5class")
+    d.add_argument("--classes", help="class set (default: the database's)")
+    d.add_argument("--apex-fallback", choices=["spotter", "middle"], default="spotter", help=APEX_HELP)
+    d.add_argument("--annotations-only", action="store_true", help="read the annotation file only, not the frames")
     d.set_defaults(func=cmd_describe)
     return parser
 

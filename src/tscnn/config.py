@@ -28,6 +28,7 @@ class Config:
     root: str = ""
     coding: str | None = None
     classes: str = "5class"
+    apex_fallback: str = "spotter"  # apex rule when none is annotated or it is invalid: spotter or middle
     # Preparation (SPEC section 2).
     size: int = 48
     blocks: int = 3
@@ -40,6 +41,7 @@ class Config:
     dense1: int = 256
     dense2: int = 256
     dropout: float = 0.5
+    pretrained: str = ""  # weights from `tscnn pretrain` for the static stream and the shared trunk
     # Training recipe (paper section 3.2).
     lr: float = 1e-3
     momentum: float = 0.9

@@ -110,7 +110,7 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
     if config.threads:
         torch.set_num_threads(config.threads)
     check_or_store_config(config, out)
-    db = database or load_database(config.dataset, config.root, config.coding, config.classes)
+    db = database or load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
     prepared = prepare(db.table, config.prep(), cache_dir, progress=progress)
     labels = prepared.table["label"].to_numpy()
     num_classes = len(db.classes)
@@ -147,6 +147,11 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
     """Metrics per seed (pooled over folds) and their mean +- std over seeds."""
     per_seed = {int(seed): evaluate_predictions(part, num_classes) for seed, part in predictions.groupby("seed")}
     summary = {key: mean_std([m[key] for m in per_seed.values()]) for key in ("accuracy", "uf1", "uar")}
+    per_dataset = {}
+    for name in sorted(next(iter(per_seed.values())).get("per_dataset", {})):
+        per_dataset[name] = {key: dict(zip(("mean", "std"), mean_std([m["per_dataset"][name][key]
+                                                                     for m in per_seed.values()]), strict=True))
+                             for key in ("accuracy", "uf1", "uar")}
     return {
         "dataset": db.name, "classes": list(db.classes), "clips": int(len(db.table)),
         "subjects": int(db.table.subject.nunique()), "protocol": "leave-one-subject-out",
@@ -154,4 +159,5 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds",
         "mean_std_over_seeds": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
         "per_seed": per_seed, "quirks": db.quirks,
+        **({"per_dataset_mean_std_over_seeds": per_dataset} if per_dataset else {}),
     }

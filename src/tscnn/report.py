@@ -137,6 +137,13 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
     if metrics.get("quirks"):
         lines += ["", "Quirks found in the database and how they were resolved:", ""]
         lines += [f"- {q}" for q in metrics["quirks"]]
+    lines += apex_rule_section(table, out)
+    if metrics.get("per_dataset_mean_std_over_seeds"):
+        lines += ["", "Per dataset, mean +- std over seeds (pooled within each seed):", "",
+                  "| dataset | accuracy | UF1 | UAR |", "|---|---|---|---|"]
+        for name, values in metrics["per_dataset_mean_std_over_seeds"].items():
+            cells = [f"{values[k]['mean']:.4f} +- {values[k]['std']:.4f}" for k in ("accuracy", "uf1", "uar")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for seed, m in metrics["per_seed"].items():
         if "per_dataset" in m:
             lines += ["", f"Per dataset (seed {seed}):", "", "| dataset | n | accuracy | UF1 | UAR |",
@@ -146,6 +153,22 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def apex_rule_section(table: pd.DataFrame | None, out: Path) -> list[str]:
+    """Report lines listing every clip whose apex is not the annotated one (also written to apex_rules.csv)."""
+    if table is None or "apex_rule" not in table or (table.apex_rule == "annotated").all():
+        return ["", "Apex rule: every clip used its annotated apex."]
+    ruled = table[table.apex_rule != "annotated"][["dataset", "subject", "clip", "onset", "apex", "offset",
+                                                    "apex_rule"]]
+    ruled.to_csv(out / "apex_rules.csv", index=False)
+    counts = ", ".join(f"{rule} {n}" for rule, n in ruled.apex_rule.value_counts().items())
+    lines = ["", f"Apex rule (annotated apex when valid, else the spotter, else the middle frame) applied to "
+             f"{len(ruled)} clips ({counts}); also in `apex_rules.csv`:", "",
+             "| dataset | subject | clip | onset | apex | offset | rule |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.dataset} | {r.subject} | {r.clip} | {r.onset} | {r.apex} | {r.offset} | {r.apex_rule} |"
+              for r in ruled.itertuples()]
+    return lines
 
 
 def metrics_table(metrics: dict) -> str:

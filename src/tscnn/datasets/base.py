@@ -8,6 +8,7 @@ across databases (``sub01``, ``s1``, ``006``) so composite protocols can group b
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,17 +57,38 @@ def list_frames(clip_dir: Path, prefix: str | None = None) -> dict[int, Path]:
     return frames
 
 
-def resolve_apex(onset: int, apex: object, offset: int, source: str) -> tuple[int, str | None]:
+APEX_FALLBACKS = ("spotter", "middle")
+
+
+def resolve_apex(onset: int, apex: object, offset: int, source: str, frames: dict[int, Path] | None = None,
+                 fallback: str = "spotter") -> tuple[int, str, str | None]:
     """Apply the documented apex rule: the annotated apex when it is a frame number inside
-    [onset, offset]; otherwise the middle frame. Returns (apex, quirk message or None)."""
+    [onset, offset]; otherwise the apex spotter on the clip's frames (when they are on disk and
+    ``fallback`` is "spotter"), else the middle frame. Returns (apex, rule, quirk message or None);
+    the rule is "annotated", "spotter" or "middle".
+    """
+    if fallback not in APEX_FALLBACKS:
+        raise ValueError(f"unknown apex fallback {fallback!r}; expected one of {APEX_FALLBACKS}")
+    why = None
+    if apex is None or (isinstance(apex, float) and apex != apex):
+        why = "no apex annotated"
+    else:
+        try:
+            value = int(float(str(apex).strip()))
+        except ValueError:
+            why = f"apex {apex!r} is not a frame number"
+        else:
+            if onset <= value <= offset:
+                return value, "annotated", None
+            why = f"apex {value} outside [onset {onset}, offset {offset}]"
+    span = [n for n in sorted(frames or {}) if onset <= n <= offset]
+    if fallback == "spotter" and len(span) >= 3:
+        from tscnn.preprocessing.apex import spot_apex
+
+        value = span[spot_apex([frames[n] for n in span], clip=source)]
+        return value, "spotter", f"{source}: {why} -> apex spotter frame {value}"
     middle = (onset + offset) // 2
-    try:
-        value = int(float(str(apex).strip()))
-    except ValueError:
-        return middle, f"{source}: apex {apex!r} is not a frame number -> middle frame {middle}"
-    if not onset <= value <= offset:
-        return middle, f"{source}: apex {value} outside [onset {onset}, offset {offset}] -> middle frame {middle}"
-    return value, None
+    return middle, "middle", f"{source}: {why} -> middle frame {middle}"
 
 
 def class_set(sets: dict[str, dict[str, str]], classes: str, what: str) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -106,14 +128,59 @@ def clip_row(dataset: str, subject: str, clip: str, emotion: str, label: int, on
             "offset_path": str(frames[offset])}
 
 
-def find_file(root: Path, pattern: str, explicit: str | Path | None, what: str) -> Path:
-    """The annotation file: ``explicit`` when given, else the newest match of ``pattern`` in root or its parent."""
+CROPPED_MAX_WIDTH = 400  # frames wider than this are full camera frames and get face-cropped
+
+
+def is_face_crop(frames: dict[int, Path]) -> bool:
+    """Whether a clip's frames are already face crops, judged by the width of its first frame."""
+    if not frames:
+        return True
+    import cv2
+
+    first = cv2.imread(str(frames[min(frames)]), cv2.IMREAD_GRAYSCALE)
+    return first is None or first.shape[1] <= CROPPED_MAX_WIDTH
+
+
+def frame_number(value: object, what: str, source: str, subject: str, clip: str) -> int:
+    """A spreadsheet cell as a frame number, or an error naming the file, the row and the clip."""
+    try:
+        return int(float(str(value).strip()))
+    except ValueError:
+        raise DatasetError(f"{source}: clip {subject}/{clip}: {what} {value!r} is not a frame number") from None
+
+
+def annotated_clip(dataset: str, subject: str, clip: str, emotion: str, label: int, onset: object, apex: object,
+                   offset: object, action_units: str, clip_dir: Path | None, source: str, quirks: list[str],
+                   prefix: str | None = None, cropped: bool | None = None, apex_fallback: str = "spotter") -> dict:
+    """One table row from an annotated clip: parse the frame numbers, list the frames (when
+    ``clip_dir`` is given), apply the apex rule (its quirk is appended to ``quirks``), check that the
+    frames exist. ``cropped=None`` judges face crops by frame width."""
+    onset_n = frame_number(onset, "onset", source, subject, clip)
+    offset_n = frame_number(offset, "offset", source, subject, clip)
+    frames = list_frames(clip_dir, prefix) if clip_dir is not None else None
+    apex_n, rule, quirk = resolve_apex(onset_n, apex, offset_n, f"{source} clip {subject}/{clip}", frames,
+                                       apex_fallback)
+    if quirk:
+        quirks.append(quirk)
+    if cropped is None:
+        cropped = is_face_crop(frames or {})
+    return clip_row(dataset, subject, clip, emotion, label, onset_n, apex_n, offset_n, rule, action_units, frames,
+                    clip_dir, source, cropped)
+
+
+def find_file(root: Path, patterns: str | Sequence[str], explicit: str | Path | None, what: str) -> Path:
+    """The annotation file: ``explicit`` when given, else the newest match of the first pattern that
+    matches in root, its parent, or a subfolder (e.g. ``annotation/``)."""
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
             raise DatasetError(f"{what} file {path} does not exist")
         return path
-    matches = sorted(root.glob(pattern)) or sorted(root.parent.glob(pattern))
-    if not matches:
-        raise DatasetError(f"no {what} file matching {pattern!r} in {root} or {root.parent}; pass it explicitly")
-    return matches[-1]
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    for folder in (root, root.parent, *sorted(p for p in root.glob("*") if p.is_dir())):
+        for pattern in patterns:
+            matches = sorted(p for p in folder.glob(pattern) if not p.name.startswith("~$"))
+            if matches:
+                return matches[-1]
+    raise DatasetError(f"no {what} file matching {patterns} in {root}, its parent or its subfolders; "
+                       "pass it explicitly")

@@ -4,7 +4,7 @@ Layouts: ``<root>/sub01/EP02_01f/reg_img46.jpg`` (Cropped, possibly nested ``Cro
 ``<root>/sub01/EP02_01f/img46.jpg`` (RAW_selected, 640x480, needs face cropping). Spreadsheet:
 sheet 1 of ``CASME2-coding-*.xlsx`` with ``Subject, Filename, <blank>, OnsetFrame, ApexFrame,
 OffsetFrame, <blank>, Action Units, Estimated Emotion``; subject ids are text ('01').
-Known quirk: the apex of sub04/EP12_01f is '/', resolved by the apex rule (middle frame).
+Known quirk: the apex of sub04/EP12_01f is '/', resolved by the apex rule (spotter, or middle frame).
 """
 
 from __future__ import annotations
@@ -13,15 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import (
-    Database,
-    DatasetError,
-    class_set,
-    clip_row,
-    find_file,
-    list_frames,
-    resolve_apex,
-)
+from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_set, find_file
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     # The paper's 5 classes (CASME II order of its confusion matrix).
@@ -31,6 +23,9 @@ CLASS_SETS: dict[str, dict[str, str]] = {
     "3class": {"disgust": "negative", "repression": "negative", "happiness": "positive", "surprise": "surprise"},
     "all": {e: e for e in ("disgust", "happiness", "repression", "surprise", "others", "sadness", "fear")},
 }
+# The MEGC2019 composite's CASME II part: the 3-class mapping minus two clips the challenge left out.
+CLASS_SETS["megc2019"] = CLASS_SETS["3class"]
+MEGC2019_EXCLUDED = {"sub04/EP12_01f", "sub05/EP09_05f"}
 REQUIRED = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
 
 
@@ -57,8 +52,8 @@ def frames_root(root: Path) -> tuple[Path, str | None, bool]:
 
 
 def read_casme2(root: str | Path, coding: str | Path | None = None, classes: str = "5class",
-                check_frames: bool = True) -> Database:
-    """Read CASME II at ``root`` into a clip table restricted to ``classes`` (5class, 3class or all).
+                check_frames: bool = True, apex_fallback: str = "spotter") -> Database:
+    """Read CASME II at ``root`` into a clip table restricted to ``classes`` (5class, 3class, megc2019 or all).
 
     With ``check_frames=False`` only the spreadsheet is read (frame paths are left empty): useful to
     inspect an annotation file without the images.
@@ -76,20 +71,11 @@ def read_casme2(root: str | Path, coding: str | Path | None = None, classes: str
         emotion = str(rec["Estimated Emotion"]).strip().lower()
         if emotion not in CLASS_SETS["all"]:
             raise DatasetError(f"{source}: clip {subject}/{clip}: unknown emotion {rec['Estimated Emotion']!r}")
-        if emotion not in mapping:
+        if emotion not in mapping or (classes == "megc2019" and f"{subject}/{clip}" in MEGC2019_EXCLUDED):
             continue
-        try:
-            onset, offset = int(float(rec["OnsetFrame"])), int(float(rec["OffsetFrame"]))
-        except ValueError as err:
-            raise DatasetError(f"{source}: clip {subject}/{clip}: onset/offset is not a frame number ({err})") from None
-        apex, quirk = resolve_apex(onset, rec["ApexFrame"], offset, f"{source} clip {subject}/{clip}")
-        if quirk:
-            quirks.append(quirk)
         label_name = mapping[emotion]
-        aus = str(rec.get("Action Units", ""))
-        clip_dir = base / subject / clip if check_frames else None
-        frames = list_frames(clip_dir, prefix) if clip_dir else None
-        rows.append(clip_row("casme2", subject, clip, label_name, class_names.index(label_name), onset, apex, offset,
-                             "middle" if quirk else "annotated", aus, frames, clip_dir, source, cropped))
-    table = pd.DataFrame(rows)
-    return Database("casme2", root, table, class_names, quirks)
+        rows.append(annotated_clip("casme2", subject, clip, label_name, class_names.index(label_name),
+                                   rec["OnsetFrame"], rec["ApexFrame"], rec["OffsetFrame"],
+                                   str(rec.get("Action Units", "")), base / subject / clip if check_frames else None,
+                                   source, quirks, prefix=prefix, cropped=cropped, apex_fallback=apex_fallback))
+    return Database("casme2", root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks)

@@ -5,25 +5,16 @@ clip, so frames are globbed and their numbers parsed). Spreadsheet ``SAMM_Micro_
 13 preamble rows, header on row 14 (``Subject, Filename, Inducement Code, Onset Frame, Apex Frame,
 Offset Frame, Duration, Micro, Action Units, Estimated Emotion, Objective Classes, Notes``).
 Known quirks: the label is "Other" (not "Others"); the apexes of 028_4_1 and 032_3_1 lie outside
-[onset, offset] and are resolved by the apex rule (middle frame), listed in ``Database.quirks``.
+[onset, offset] and are resolved by the apex rule (spotter, or middle frame), listed in ``Database.quirks``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import pandas as pd
 
-from tscnn.datasets.base import (
-    Database,
-    DatasetError,
-    class_set,
-    clip_row,
-    find_file,
-    list_frames,
-    resolve_apex,
-)
+from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_set, find_file
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     "5class": {e: e for e in ("Anger", "Contempt", "Happiness", "Surprise", "Other")},
@@ -31,9 +22,9 @@ CLASS_SETS: dict[str, dict[str, str]] = {
                "Sadness": "negative", "Happiness": "positive", "Surprise": "surprise"},
     "all": {e: e for e in ("Anger", "Contempt", "Happiness", "Surprise", "Other", "Disgust", "Fear", "Sadness")},
 }
+CLASS_SETS["megc2019"] = CLASS_SETS["3class"]  # the MEGC2019 composite takes all 133 3-class clips
 REQUIRED = ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Estimated Emotion"]
 HEADER_ROW = 13  # 0-based: 13 preamble rows
-CROPPED_MAX_WIDTH = 400  # frames wider than this are full camera frames and get face-cropped
 
 
 def read_coding(path: Path) -> pd.DataFrame:
@@ -46,8 +37,8 @@ def read_coding(path: Path) -> pd.DataFrame:
 
 
 def read_samm(root: str | Path, coding: str | Path | None = None, classes: str = "5class",
-              check_frames: bool = True) -> Database:
-    """Read SAMM at ``root`` into a clip table restricted to ``classes`` (5class, 3class or all)."""
+              check_frames: bool = True, apex_fallback: str = "spotter") -> Database:
+    """Read SAMM at ``root`` into a clip table restricted to ``classes`` (5class, 3class, megc2019 or all)."""
     root = Path(root)
     mapping, class_names = class_set(CLASS_SETS, classes, "SAMM")
     coding_path = find_file(root, "SAMM_Micro_FACS_Codes*.xlsx", coding, "SAMM coding")
@@ -61,17 +52,9 @@ def read_samm(root: str | Path, coding: str | Path | None = None, classes: str =
             raise DatasetError(f"{source}: clip {subject}/{clip}: unknown emotion {emotion!r}")
         if emotion not in mapping:
             continue
-        onset, offset = int(float(rec["Onset Frame"])), int(float(rec["Offset Frame"]))
-        apex, quirk = resolve_apex(onset, rec["Apex Frame"], offset, f"{source} clip {subject}/{clip}")
-        if quirk:
-            quirks.append(quirk)
         label = mapping[emotion]
-        rule = "middle" if quirk else "annotated"
-        aus = str(rec.get("Action Units", ""))
-        clip_dir = root / subject / clip if check_frames else None
-        frames = list_frames(clip_dir) if clip_dir else None
-        first = cv2.imread(str(frames[min(frames)]), cv2.IMREAD_GRAYSCALE) if frames else None
-        cropped = first is None or first.shape[1] <= CROPPED_MAX_WIDTH
-        rows.append(clip_row("samm", subject, clip, label, class_names.index(label), onset, apex, offset, rule, aus,
-                             frames, clip_dir, source, cropped))
-    return Database("samm", root, pd.DataFrame(rows), class_names, quirks)
+        rows.append(annotated_clip("samm", subject, clip, label, class_names.index(label), rec["Onset Frame"],
+                                   rec["Apex Frame"], rec["Offset Frame"], str(rec.get("Action Units", "")),
+                                   root / subject / clip if check_frames else None, source, quirks,
+                                   apex_fallback=apex_fallback))
+    return Database("samm", root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks)

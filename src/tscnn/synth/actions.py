@@ -50,6 +50,14 @@ EMOTION_RULES: dict[str, tuple[list[str], list[str]]] = {
     "Fear": (["1+2+4+20", "20"], ["1+2"]),
     "Sadness": (["1+4+15", "15"], ["17"]),
 }
+# Other databases' spellings of the same emotions (SMIC's classes, CAS(ME)^3's and MMEW's names).
+EMOTION_RULES |= {
+    "negative": (["4+9", "4+7", "4+15", "1+4+15", "14", "4+10", "15+17"], ["1", "12+15"]),
+    "positive": EMOTION_RULES["happiness"],
+    "anger": EMOTION_RULES["Anger"],
+    "sad": EMOTION_RULES["sadness"],
+    "happy": EMOTION_RULES["happiness"],
+}
 
 
 def parse_aus(code: str) -> list[tuple[str, str]]:

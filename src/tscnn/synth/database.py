@@ -1,4 +1,4 @@
-"""Write a synthetic micro-expression database in the CASME II or SAMM on-disk layout.
+"""Write a synthetic micro-expression database in a real database's on-disk layout.
 
 The output is read by the project's real database readers with no special case:
 
@@ -7,6 +7,11 @@ The output is read by the project's real database readers with no special case:
   (including the two blank columns and text subject ids).
 * ``samm``: ``SSS/SSS_i_j/SSS_NNNN.jpg`` grey frames (padding varies per clip) and
   ``SAMM_Micro_FACS_Codes_synthetic.xlsx`` with 13 preamble rows and the real SAMM headers.
+* ``smic``: ``HS/sN/micro/<negative|positive|surprise>/sN_ne_01/reg_imageNNNNNN.bmp``, each clip
+  cut from onset to offset, no spreadsheet and no apex (as SMIC-HS).
+* ``casme3``: ``spNO.N/<a..m>/color/N.jpg`` (several clips may share a recording folder, in
+  disjoint frame ranges) and ``casme3_partA_synthetic.xlsx`` with sheet ``label``.
+* ``mmew``: ``Micro_Expression/<emotion>/S01-01-001/N.jpg`` and ``MMEW_Micro_Exp_synthetic.xlsx``.
 
 Beside them, ``ground_truth.csv`` records what was rendered per clip (action units, amplitude in
 pixels, head jitter) so the flow pipeline can be checked against the true motion.
@@ -30,8 +35,17 @@ CASME2_EMOTIONS = {"others": 99, "disgust": 63, "happiness": 32, "repression": 2
                    "sadness": 7, "fear": 2}
 SAMM_EMOTIONS = {"Anger": 57, "Other": 26, "Happiness": 26, "Surprise": 15, "Contempt": 12, "Disgust": 9,
                  "Fear": 8, "Sadness": 6}
+SMIC_EMOTIONS = {"negative": 70, "positive": 51, "surprise": 43}
+CASME3_EMOTIONS = {"disgust": 250, "surprise": 187, "others": 158, "fear": 86, "anger": 64, "sad": 57, "happy": 55}
+MMEW_EMOTIONS = {"surprise": 89, "disgust": 72, "others": 66, "happiness": 36, "fear": 16, "sadness": 13,
+                 "anger": 8}
+LAYOUT_EMOTIONS = {"casme2": CASME2_EMOTIONS, "samm": SAMM_EMOTIONS, "smic": SMIC_EMOTIONS,
+                   "casme3": CASME3_EMOTIONS, "mmew": MMEW_EMOTIONS}
 CASME2_CODING = "CASME2-coding-synthetic.xlsx"
 SAMM_CODING = "SAMM_Micro_FACS_Codes_synthetic.xlsx"
+CASME3_CODING = "casme3_partA_synthetic.xlsx"
+MMEW_CODING = "MMEW_Micro_Exp_synthetic.xlsx"
+SMIC_SHORT = {"negative": "ne", "positive": "po", "surprise": "sur"}
 GROUND_TRUTH = "ground_truth.csv"
 
 
@@ -93,7 +107,7 @@ def subject_clip_counts(rng: np.random.Generator, subjects: int, total: int) -> 
 def plan_clips(settings: SynthSettings) -> list[ClipSpec]:
     """Decide every clip's subject, emotion, AUs, timing and amplitude, deterministically."""
     rng = np.random.default_rng([settings.seed, 7])
-    proportions = CASME2_EMOTIONS if settings.layout == "casme2" else SAMM_EMOTIONS
+    proportions = LAYOUT_EMOTIONS[settings.layout]
     total = int(round(settings.clips_per_subject * settings.subjects))
     counts = allocate_counts(proportions, total)
     emotions = [e for e, n in counts.items() for _ in range(n)]
@@ -112,9 +126,9 @@ def plan_clips(settings: SynthSettings) -> list[ClipSpec]:
             onset = int(crng.integers(2, 7))
             apex = onset + int(crng.integers(6, 13))
             offset = min(apex + int(crng.integers(8, 19)), n_frames - 2)
-            name = clip_name(settings.layout, crng, s, used)
+            name = clip_name(settings.layout, crng, s, used, emotion)
             used.add(name)
-            first = int(crng.integers(1, 400)) if settings.layout == "casme2" else int(crng.integers(1000, 9000))
+            first = first_frame(settings.layout, crng, c)
             amplitude = float(crng.uniform(*settings.amplitude_px))
             clips.append(ClipSpec(s, name, emotion, aus, atypical, n_frames, onset, apex, offset, first,
                                   amplitude, (settings.seed, s, c)))
@@ -122,20 +136,65 @@ def plan_clips(settings: SynthSettings) -> list[ClipSpec]:
 
 
 def subject_id(layout: str, index: int) -> str:
-    """Folder / spreadsheet id of subject ``index``: CASME II '01', SAMM '006'."""
-    return f"{index + 1:02d}" if layout == "casme2" else f"{index + 6:03d}"
+    """Folder / spreadsheet id of subject ``index``: CASME II '01', SAMM '006', SMIC 's1',
+    CAS(ME)^3 'spNO.1', MMEW '1'."""
+    return {"casme2": f"{index + 1:02d}", "samm": f"{index + 6:03d}", "smic": f"s{index + 1}",
+            "casme3": f"spNO.{index + 1}", "mmew": f"{index + 1}"}[layout]
 
 
-def clip_name(layout: str, rng: np.random.Generator, subject: int, used: set[str]) -> str:
-    """A clip name in the database's style, unique within the subject."""
+def clip_name(layout: str, rng: np.random.Generator, subject: int, used: set[str], emotion: str) -> str:
+    """A clip name in the database's style, unique within the subject (CAS(ME)^3 names a recording,
+    which several clips may share)."""
+    sid = subject_id(layout, subject)
+    if layout == "smic":
+        short = SMIC_SHORT[emotion]
+        return f"{sid}_{short}_{1 + sum(n.startswith(f'{sid}_{short}_') for n in used):02d}"
+    if layout == "casme3":
+        return "abcdefghijklm"[int(rng.integers(0, 13))] + f"#{len(used)}"
+    if layout == "mmew":
+        return f"S{subject + 1:02d}-{int(rng.integers(1, 4)):02d}-{len(used) + 1:03d}"
     while True:
         if layout == "casme2":
             suffix = "f" if rng.random() < 0.5 else ""
             name = f"EP{int(rng.integers(1, 20)):02d}_{int(rng.integers(1, 12)):02d}{suffix}"
         else:
-            name = f"{subject_id(layout, subject)}_{int(rng.integers(1, 8))}_{int(rng.integers(1, 10))}"
+            name = f"{sid}_{int(rng.integers(1, 8))}_{int(rng.integers(1, 10))}"
         if name not in used:
             return name
+
+
+def first_frame(layout: str, rng: np.random.Generator, clip_index: int) -> int:
+    """Number of a clip's first frame as the database numbers them (CAS(ME)^3: disjoint ranges
+    per clip, since clips share recording folders; MMEW: from 1)."""
+    if layout == "casme2":
+        return int(rng.integers(1, 400))
+    if layout == "casme3":
+        return 100 * clip_index + int(rng.integers(0, 40))
+    if layout == "mmew":
+        return 1
+    if layout == "smic":
+        return int(rng.integers(10_000, 900_000))
+    return int(rng.integers(1000, 9000))
+
+
+def recording(clip: ClipSpec) -> str:
+    """The folder name of a clip: its name, minus the uniqueness tag of CAS(ME)^3 recordings."""
+    return clip.name.split("#")[0]
+
+
+def clip_id(layout: str, clip: ClipSpec) -> str:
+    """The clip id the project's reader gives this clip."""
+    if layout == "casme3":
+        return f"{recording(clip)}_{clip.first_frame + clip.onset}"
+    if layout == "smic":
+        return "s" + f"{clip.subject + 1:02d}" + clip.name[len(subject_id('smic', clip.subject)):]
+    return clip.name
+
+
+def truth_subject(layout: str, index: int) -> str:
+    """The subject id the project's reader gives subject ``index``."""
+    return {"casme2": f"sub{index + 1:02d}", "smic": f"s{index + 1:02d}", "mmew": f"S{index + 1:02d}"}.get(
+        layout, subject_id(layout, index))
 
 
 def render_clip(face: FaceIdentity, clip: ClipSpec, settings: SynthSettings) -> tuple[list[np.ndarray], dict]:
@@ -178,6 +237,12 @@ def frame_path(root: Path, layout: str, clip: ClipSpec, number: int) -> Path:
     sid = subject_id(layout, clip.subject)
     if layout == "casme2":
         return root / f"sub{sid}" / clip.name / f"reg_img{number}.jpg"
+    if layout == "smic":
+        return root / "HS" / sid / "micro" / clip.emotion / clip.name / f"reg_image{number:06d}.bmp"
+    if layout == "casme3":
+        return root / sid / recording(clip) / "color" / f"{number}.jpg"
+    if layout == "mmew":
+        return root / "Micro_Expression" / clip.emotion / clip.name / f"{number}.jpg"
     pad = 4 + (clip.seed[2] % 2)  # SAMM's zero padding varies per clip
     return root / sid / clip.name / f"{sid}_{number:0{pad}d}.jpg"
 
@@ -185,8 +250,8 @@ def frame_path(root: Path, layout: str, clip: ClipSpec, number: int) -> Path:
 def write_database(out: str | Path, settings: SynthSettings | None = None) -> Path:
     """Generate the database under ``out`` and return the path of its coding spreadsheet."""
     settings = settings or SynthSettings()
-    if settings.layout not in ("casme2", "samm"):
-        raise ValueError(f"unknown layout {settings.layout!r}; expected 'casme2' or 'samm'")
+    if settings.layout not in LAYOUT_EMOTIONS:
+        raise ValueError(f"unknown layout {settings.layout!r}; expected one of {sorted(LAYOUT_EMOTIONS)}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     clips = plan_clips(settings)
@@ -195,14 +260,17 @@ def write_database(out: str | Path, settings: SynthSettings | None = None) -> Pa
     for clip in clips:
         frames, motion = render_clip(faces[clip.subject], clip, settings)
         quality = int(np.random.default_rng([*clip.seed, 3]).integers(*settings.jpeg_quality))
-        for t, frame in enumerate(frames):
+        # SMIC-HS clips are cut from onset to offset; the others keep frames around the expression.
+        span = range(clip.onset, clip.offset + 1) if settings.layout == "smic" else range(len(frames))
+        for t in span:
             path = frame_path(root, settings.layout, clip, clip.first_frame + t)
             path.parent.mkdir(parents=True, exist_ok=True)
-            image = frame if settings.layout == "casme2" else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            image = cv2.cvtColor(frames[t], cv2.COLOR_BGR2GRAY) if settings.layout == "samm" else frames[t]
+            cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix == ".jpg" else [])
         jit = motion["jitter"]
         truth.append({
-            "subject": subject_id(settings.layout, clip.subject), "clip": clip.name, "emotion": clip.emotion,
+            "subject": truth_subject(settings.layout, clip.subject), "clip": clip_id(settings.layout, clip),
+            "emotion": clip.emotion,
             "action_units": clip.aus, "atypical": clip.atypical,
             "amplitude_px": round(clip.amplitude_px * faces[clip.subject].face_width / 128.0, 4),
             "onset": clip.first_frame + clip.onset, "apex": clip.first_frame + clip.apex,
@@ -213,9 +281,11 @@ def write_database(out: str | Path, settings: SynthSettings | None = None) -> Pa
         })
     pd.DataFrame(truth).to_csv(root / GROUND_TRUTH, index=False)
     (root / "synth_settings.json").write_text(json.dumps(asdict(settings), indent=2))
-    if settings.layout == "casme2":
-        return write_casme2_coding(root, clips)
-    return write_samm_coding(root, clips)
+    writers = {"casme2": write_casme2_coding, "samm": write_samm_coding, "casme3": write_casme3_coding,
+               "mmew": write_mmew_coding}
+    if settings.layout == "smic":
+        return root / "HS"  # SMIC-HS has no spreadsheet: the folders are the annotation
+    return writers[settings.layout](root, clips)
 
 
 def write_casme2_coding(root: Path, clips: list[ClipSpec]) -> Path:
@@ -263,5 +333,40 @@ def write_samm_coding(root: Path, clips: list[ClipSpec]) -> Path:
         ws.append([subject_id("samm", c.subject), c.name, int(c.name.split("_")[1]), onset, apex, offset,
                    offset - onset + 1, "Micro - 1/2", c.aus, c.emotion, 7, None])
     path = root / SAMM_CODING
+    wb.save(path)
+    return path
+
+
+def write_casme3_coding(root: Path, clips: list[ClipSpec]) -> Path:
+    """The part A label table: sheet ``label`` with CAS(ME)^3's headers (two empty sheets beside it)."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "label"
+    ws.append(["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"])
+    for c in clips:
+        ws.append([subject_id("casme3", c.subject), recording(c), c.first_frame + c.onset, c.first_frame + c.apex,
+                   c.first_frame + c.offset, c.aus, "VII", c.emotion])
+    wb.create_sheet("Sheet1")
+    wb.create_sheet("Sheet3")
+    path = root / CASME3_CODING
+    wb.save(path)
+    return path
+
+
+def write_mmew_coding(root: Path, clips: list[ClipSpec]) -> Path:
+    """The MMEW micro-expression table with its headers (numeric subject ids)."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Sheet1"
+    ws.append(["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion",
+               "remarks"])
+    for c in clips:
+        ws.append([c.subject + 1, c.name, c.first_frame + c.onset, c.first_frame + c.apex, c.first_frame + c.offset,
+                   c.aus, c.emotion, None])
+    path = root / MMEW_CODING
     wb.save(path)
     return path

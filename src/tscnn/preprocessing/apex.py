@@ -1,0 +1,53 @@
+"""Apex spotting for clips whose apex is not annotated (SMIC-HS) or is invalid.
+
+A micro-expression moves the face away from its onset state and back to it at the offset, so the
+apex is taken as the frame that has moved most from both ends of the clip. Each frame is reduced
+to grey at ``SPOT_WIDTH`` pixels; DIS optical flow is computed from the first and from the last
+frame to it; the median flow vector (global head motion) is removed; the mean remaining flow
+magnitudes from both ends are summed, smoothed over 3 frames, and the arg-max is the apex.
+``benchmarks/apex_spotting.py`` measures its error against annotated (rendered) apexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SPOT_WIDTH = 128  # frames are compared at this width, the preparation's working size
+
+
+def _grey(path: Path | str, clip: str) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        from tscnn.datasets.base import DatasetError  # here, not at the top: base imports this module lazily
+
+        raise DatasetError(f"clip {clip}: cannot read image {path} (missing, empty or corrupt)")
+    h, w = image.shape
+    return cv2.resize(image, (SPOT_WIDTH, max(1, round(h * SPOT_WIDTH / w))), interpolation=cv2.INTER_AREA)
+
+
+def local_motion(reference: np.ndarray, frame: np.ndarray, dis: cv2.DISOpticalFlow) -> float:
+    """Mean flow magnitude from ``reference`` to ``frame`` after removing the median (global) motion."""
+    flow = dis.calc(reference, frame, None)
+    flow -= np.median(flow.reshape(-1, 2), axis=0)
+    return float(np.linalg.norm(flow, axis=2).mean())
+
+
+def motion_curve(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Per frame: local motion from the first plus from the last frame, smoothed over 3 frames."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    curve = np.array([local_motion(frames[0], f, dis) + local_motion(frames[-1], f, dis) for f in frames])
+    if len(curve) >= 3:
+        curve = np.convolve(np.pad(curve, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    return curve
+
+
+def spot_apex(paths: Sequence[Path | str], clip: str = "") -> int:
+    """Index (into ``paths``, ordered onset..offset) of the spotted apex frame."""
+    if len(paths) < 3:
+        return len(paths) // 2
+    curve = motion_curve([_grey(p, clip) for p in paths])
+    return int(np.argmax(curve[1:-1])) + 1  # the ends are the reference frames themselves
