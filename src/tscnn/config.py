@@ -56,6 +56,7 @@ class Config:
     preset: str = "paper"
     seeds: tuple[int, ...] = (0,)
     threads: int = 0  # 0 = torch's default
+    device: str = "cpu"  # cpu, cuda or auto (CUDA when available); nothing needs a GPU
     bf16: bool = True  # bf16 autocast on CPUs that support it (the recipe's numbers are unchanged)
     channels_last: bool = True
     extra: dict = field(default_factory=dict)

@@ -81,6 +81,7 @@ class TSCNN(nn.Module):
         dense1: int = 256,
         dense2: int = 256,
         dropout: float = 0.5,
+        channels: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         streams = tuple(s for s in STREAMS if s in set(streams))
@@ -89,7 +90,8 @@ class TSCNN(nn.Module):
         self.streams = streams
         self.blocks = blocks
         self.share_trunk = share_trunk
-        self.input_convs = nn.ModuleDict({s: conv5x5(stream_channels(s, blocks), 64) for s in streams})
+        channels = {s: stream_channels(s, blocks) for s in streams} | dict(channels or {})
+        self.input_convs = nn.ModuleDict({s: conv5x5(channels[s], 64) for s in streams})
         if share_trunk:
             self.trunk = Trunk()
         else:

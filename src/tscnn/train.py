@@ -40,18 +40,34 @@ def bf16_supported() -> bool:
         return False
 
 
-def build_model(config: Config, num_classes: int) -> TSCNN:
-    """The network of ``config`` (all streams start from random weights; FER2013 pre-training is open work)."""
-    return TSCNN(num_classes, config.streams, config.blocks, config.share_trunk, config.dense1, config.dense2,
-                 config.dropout)
+def resolve_device(name: str) -> torch.device:
+    """``auto`` = CUDA when available, else CPU; results never depend on having a GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def build_model(config: Config, num_classes: int, channels: dict[str, int] | None = None) -> TSCNN:
+    """The network of ``config``; ``channels`` overrides a stream's input channels (e.g. 3 flow maps).
+    With ``config.pretrained`` the static stream's input convolution and the shared trunk start from
+    ``tscnn pretrain`` weights."""
+    model = TSCNN(num_classes, config.streams, config.blocks, config.share_trunk, config.dense1, config.dense2,
+                  config.dropout, channels=channels)
+    if config.pretrained:
+        from tscnn.pretrain import load_pretrained
+
+        load_pretrained(model, config.pretrained)
+    return model
 
 
 def to_batch(arrays: dict[str, np.ndarray], index: np.ndarray, streams: tuple[str, ...],
-             channels_last: bool) -> dict[str, torch.Tensor]:
+             channels_last: bool, device: torch.device | None = None) -> dict[str, torch.Tensor]:
     """Float32 tensors of rows ``index`` of flattened (samples, C, n, n) stream arrays."""
     batch = {}
     for s in streams:
         tensor = torch.from_numpy(arrays[s][index].astype(np.float32))
+        if device is not None:
+            tensor = tensor.to(device, non_blocking=True)
         batch[s] = tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
     return batch
 
@@ -70,18 +86,19 @@ class Trainer:
         self.config = config
         self.num_classes = num_classes
         self.seed = seed
-        self.autocast = config.bf16 and bf16_supported()
+        self.device = resolve_device(config.device)
+        self.autocast = config.bf16 and (self.device.type == "cuda" or bf16_supported())
 
     def predict_proba(self, model: TSCNN, arrays: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         """Softmax probabilities of the original variant of ``rows``."""
         data = flatten_variants(arrays, rows, variants=False)
         model.eval()
         out = []
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             for start in range(0, len(rows), 256):
                 index = np.arange(start, min(start + 256, len(rows)))
-                logits = model(to_batch(data, index, model.streams, self.config.channels_last))
-                out.append(torch.softmax(logits.float(), dim=1).numpy())
+                logits = model(to_batch(data, index, model.streams, self.config.channels_last, self.device))
+                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
 
     def loss_and_accuracy(self, model: TSCNN, arrays: dict[str, np.ndarray], rows: np.ndarray,
@@ -101,14 +118,14 @@ class Trainer:
         cfg = self.config
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        model = build_model(cfg, self.num_classes)
+        model = build_model(cfg, self.num_classes, {s: a.shape[2] for s, a in arrays.items()}).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                     weight_decay=cfg.weight_decay)
         data = flatten_variants(arrays, train, variants=True)
         variants = next(iter(arrays.values())).shape[1]
-        targets = torch.from_numpy(np.repeat(labels[train], variants)).long()
+        targets = torch.from_numpy(np.repeat(labels[train], variants)).long().to(self.device)
         result = TrainResult(model)
         best_score, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
         bar = tqdm(range(1, cfg.max_epochs + 1), desc=desc, unit="epoch", leave=False, disable=not progress)
@@ -119,10 +136,10 @@ class Trainer:
             total, seen = 0.0, 0
             for b in range(0, len(order), cfg.batch_size):
                 index = order[b:b + cfg.batch_size]
-                batch = to_batch(data, index, model.streams, cfg.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+                batch = to_batch(data, index, model.streams, cfg.channels_last, self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                     logits = model(batch)
-                loss = F.cross_entropy(logits.float(), targets[index])
+                loss = F.cross_entropy(logits.float(), targets[torch.from_numpy(index).to(self.device)])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
