@@ -23,6 +23,15 @@ def real_annotations() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fer_head() -> Path:
+    """The real header and first 31 rows of fer2013.csv."""
+    path = REAL / "fer2013-head31.csv"
+    if not path.is_file():
+        pytest.skip("../shared/real/fer2013-head31.csv is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """A 6-subject synthetic CASME II database (about 60 clips)."""
     root = tmp_path_factory.mktemp("synth-casme2")

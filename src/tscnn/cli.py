@@ -1,4 +1,4 @@
-"""The ``tscnn`` command: synth, demo, run, datasets describe."""
+"""The ``tscnn`` command: synth, demo, run, pretrain, datasets describe."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         streams=tuple(args.streams.split(",")) if args.streams else None, blocks=args.blocks, flow=args.flow,
         seeds=tuple(args.seeds) if args.seeds else None, selection=args.selection, max_epochs=args.max_epochs,
         lr=args.lr, batch_size=args.batch_size, patience=args.patience,
-        share_trunk=False if args.unshared else None, threads=args.threads,
+        share_trunk=False if args.unshared else None, threads=args.threads, pretrained=args.pretrained,
+        device=args.device,
     )
     out = Path(args.out or f"results/{config.dataset}-{'-'.join(config.streams)}-k{config.blocks}")
     database = load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
@@ -61,6 +62,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_args = argparse.Namespace(**{**vars(build_parser().parse_args(["run", "--root", str(data)])), **{
         "preset": "demo", "out": args.out, "cache": args.cache, "seeds": args.seeds}})
     return cmd_run(run_args)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from tscnn.config import from_preset
+    from tscnn.pretrain import WEIGHTS, pretrain
+
+    if args.fer:
+        from tscnn.datasets.fer2013 import read_fer2013
+
+        data = read_fer2013(args.fer, max_rows=args.max_rows)
+    else:
+        from tscnn.synth.macro import macro_expression_set
+
+        print("no --fer given: pre-training on the synthetic macro-expression set (exercises the path; "
+              "use FER2013 for real pre-training)")
+        data = macro_expression_set(subjects=args.synthetic_subjects, seed=args.seed)
+    config = from_preset(args.preset, max_epochs=args.max_epochs, patience=args.patience, lr=args.lr,
+                         batch_size=args.batch_size, threads=args.threads, device=args.device, seeds=(args.seed,))
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    summary = pretrain(data, config, args.out)
+    print(f"{summary['source']}: {summary['train_rows']} Training / {summary['val_rows']} PublicTest rows; "
+          f"epoch {summary['chosen_epoch']} kept, PublicTest accuracy {summary['val_accuracy']:.3f} "
+          f"(majority class {summary['chance_accuracy']:.3f}); {summary['seconds']:.0f} s")
+    print(f"weights: {Path(args.out) / WEIGHTS}  (use: tscnn run ... --pretrained {Path(args.out) / WEIGHTS})")
+    return 0
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
@@ -101,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--unshared", action="store_true", help="one trunk per stream (ablation)")
+    p.add_argument("--pretrained", help="weights from `tscnn pretrain` for the static stream and the trunk")
+    p.add_argument("--device", help="cpu (default), cuda or auto")
     p.add_argument("--threads", type=int)
     p.add_argument("--out", type=Path)
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
@@ -114,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("pretrain", help="pre-train the static stream and trunk on FER2013 (or a synthetic set)")
+    p.add_argument("--fer", help="fer2013.csv or icml_face_data.csv; without it, synthetic macro-expressions")
+    p.add_argument("--out", type=Path, default=Path("results/pretrain"))
+    p.add_argument("--preset", default="paper", choices=["paper", "demo"])
+    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-rows", type=int, help="read only the first rows of the FER2013 file")
+    p.add_argument("--synthetic-subjects", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu (default), cuda or auto")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("datasets", help="inspect a database")
     dsub = p.add_subparsers(dest="action", required=True)

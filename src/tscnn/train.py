@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -110,10 +111,13 @@ class Trainer:
         return loss, float((proba.argmax(1) == y).mean())
 
     def fit(self, arrays: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray, val: np.ndarray,
-            test: np.ndarray | None = None, desc: str = "train", progress: bool = True) -> TrainResult:
+            test: np.ndarray | None = None, desc: str = "train", progress: bool = True,
+            checkpoint: Path | None = None) -> TrainResult:
         """Train on ``train`` rows (all variants); choose the epoch by ``config.selection``.
 
-        ``test`` is looked at only by the explicitly leaky selection (``test_leaky``).
+        ``test`` is looked at only by the explicitly leaky selection (``test_leaky``). With
+        ``checkpoint``, the whole training state is saved there after every epoch and a run that
+        finds one resumes from it (long runs such as pre-training lose at most one epoch).
         """
         cfg = self.config
         torch.manual_seed(self.seed)
@@ -128,7 +132,20 @@ class Trainer:
         targets = torch.from_numpy(np.repeat(labels[train], variants)).long().to(self.device)
         result = TrainResult(model)
         best_score, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
-        bar = tqdm(range(1, cfg.max_epochs + 1), desc=desc, unit="epoch", leave=False, disable=not progress)
+        first_epoch = 1
+        if checkpoint is not None and Path(checkpoint).exists():
+            saved = torch.load(checkpoint, map_location=self.device, weights_only=False)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            rng.bit_generator.state = saved["numpy_rng"]
+            torch.set_rng_state(saved["torch_rng"])
+            result.history, result.chosen_epoch = saved["history"], saved["chosen_epoch"]
+            best_score, best_state, stale = saved["best_score"], saved["best_state"], saved["stale"]
+            first_epoch = len(result.history) + 1
+            if saved.get("stopped"):
+                first_epoch = cfg.max_epochs + 1
+        bar = tqdm(range(first_epoch, cfg.max_epochs + 1), desc=desc, unit="epoch", leave=False,
+                   disable=not progress)
         for epoch in bar:
             start = time.perf_counter()
             model.train()
@@ -154,14 +171,23 @@ class Trainer:
             result.history.append(record)
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith(("loss", "accuracy"))})
             score = self.selection_score(record)
-            if score is None:
-                continue
-            if score < best_score - 1e-6:
-                best_score, best_state, stale, result.chosen_epoch = score, copy.deepcopy(model.state_dict()), 0, epoch
-            else:
-                stale += 1
-                if cfg.selection == "val_loss" and stale >= cfg.patience:
-                    break
+            stop = False
+            if score is not None:
+                if score < best_score - 1e-6:
+                    best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
+                    result.chosen_epoch = epoch
+                else:
+                    stale += 1
+                    stop = cfg.selection == "val_loss" and stale >= cfg.patience
+            if checkpoint is not None:
+                tmp = Path(checkpoint).with_suffix(".tmp")
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                            "history": result.history, "chosen_epoch": result.chosen_epoch, "best_score": best_score,
+                            "best_state": best_state, "stale": stale, "stopped": stop}, tmp)
+                tmp.replace(checkpoint)
+            if stop:
+                break
         if cfg.selection == "fixed" or result.chosen_epoch == 0:
             result.chosen_epoch = len(result.history)
         else:
