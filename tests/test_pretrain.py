@@ -35,7 +35,8 @@ def test_icml_variant_with_leading_space_headers(fer_head, tmp_path):
 
 def test_fer2013_bad_rows_name_file_and_row(tmp_path):
     good = " ".join(["7"] * 2304)
-    (tmp_path / "short.csv").write_text(f"emotion,pixels,Usage\n0,{good},Training\n3,{' '.join(['1'] * 2303)},Training\n")
+    short = " ".join(["1"] * 2303)
+    (tmp_path / "short.csv").write_text(f"emotion,pixels,Usage\n0,{good},Training\n3,{short},Training\n")
     with pytest.raises(DatasetError, match=r"short.csv row 3: expected 2304 pixel values in 0..255, got 2303"):
         read_fer2013(tmp_path / "short.csv")
     (tmp_path / "label.csv").write_text(f"emotion,pixels,Usage\n9,{good},Training\n")
