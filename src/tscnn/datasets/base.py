@@ -143,6 +143,8 @@ def is_face_crop(frames: dict[int, Path]) -> bool:
 
 def frame_number(value: object, what: str, source: str, subject: str, clip: str) -> int:
     """A spreadsheet cell as a frame number, or an error naming the file, the row and the clip."""
+    if value is None or (isinstance(value, float) and value != value):
+        raise DatasetError(f"{source}: clip {subject}/{clip}: {what} is empty")
     try:
         return int(float(str(value).strip()))
     except ValueError:
