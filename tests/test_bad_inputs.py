@@ -115,3 +115,17 @@ def test_mmew_unknown_emotion(tmp_path):
     with pytest.raises(DatasetError, match=r"MMEW_Micro_Exp.csv row 3: clip S02/S02-01-001: unknown emotion "
                                            r"'boredom'"):
         read_mmew(tmp_path, check_frames=False)
+
+
+def test_no_face_found_names_file_and_clip(casme2_copy, tmp_path):
+    import cv2
+    import numpy as np
+
+    db = read_casme2(casme2_copy)
+    rows = db.table.iloc[:1].copy()
+    rows["cropped"] = False  # as for RAW frames: the face must be detected
+    shape = cv2.imread(rows.iloc[0].onset_path).shape
+    cv2.imwrite(rows.iloc[0].onset_path, np.full(shape, 128, np.uint8))  # a flat frame: no face in it
+    with pytest.raises(DatasetError, match=rf"clip casme2:{rows.iloc[0].subject}/.*: no face found in "
+                                           rf"{rows.iloc[0].onset_path}"):
+        prepare(rows, Config().prep(), tmp_path / "cache", progress=False)
