@@ -8,7 +8,7 @@ across databases (``sub01``, ``s1``, ``006``) so composite protocols can group b
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +97,14 @@ def class_set(sets: dict[str, dict[str, str]], classes: str, what: str) -> tuple
         raise ValueError(f"unknown {what} class set {classes!r}; expected one of {sorted(sets)}")
     mapping = sets[classes]
     return mapping, tuple(dict.fromkeys(mapping.values()))
+
+
+def class_of(emotion: str, known: Collection[str], mapping: dict[str, str], where: str) -> str | None:
+    """The class of an annotated emotion under a class set: None when the set leaves it out, an error
+    naming ``where`` (file, row, clip) when the database has no such emotion at all."""
+    if emotion not in known:
+        raise DatasetError(f"{where}: unknown emotion {emotion!r}")
+    return mapping.get(emotion)
 
 
 def clip_row(dataset: str, subject: str, clip: str, emotion: str, label: int, onset: int, apex: int, offset: int,

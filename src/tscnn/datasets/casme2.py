@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_set, find_file
+from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_of, class_set, find_file
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     # The paper's 5 classes (CASME II order of its confusion matrix).
@@ -69,11 +69,9 @@ def read_casme2(root: str | Path, coding: str | Path | None = None, classes: str
         subject = f"sub{int(float(rec['Subject'])):02d}"
         clip = str(rec["Filename"]).strip()
         emotion = str(rec["Estimated Emotion"]).strip().lower()
-        if emotion not in CLASS_SETS["all"]:
-            raise DatasetError(f"{source}: clip {subject}/{clip}: unknown emotion {rec['Estimated Emotion']!r}")
-        if emotion not in mapping or (classes == "megc2019" and f"{subject}/{clip}" in MEGC2019_EXCLUDED):
+        label_name = class_of(emotion, CLASS_SETS["all"], mapping, f"{source}: clip {subject}/{clip}")
+        if label_name is None or (classes == "megc2019" and f"{subject}/{clip}" in MEGC2019_EXCLUDED):
             continue
-        label_name = mapping[emotion]
         rows.append(annotated_clip("casme2", subject, clip, label_name, class_names.index(label_name),
                                    rec["OnsetFrame"], rec["ApexFrame"], rec["OffsetFrame"],
                                    str(rec.get("Action Units", "")), base / subject / clip if check_frames else None,

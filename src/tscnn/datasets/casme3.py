@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_set, find_file
+from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_of, class_set, find_file
 
 EMOTIONS = ("anger", "disgust", "fear", "happy", "sad", "surprise", "others")
 NEGATIVE = ("anger", "disgust", "fear", "sad")
@@ -71,11 +71,10 @@ def read_casme3(root: str | Path, coding: str | Path | None = None, classes: str
         clip = f"{filename.lower()}_{str(onset).strip()}"
         raw = str(rec["emotion"]).strip()
         emotion = raw.lower()
-        if emotion not in EMOTIONS:
-            raise DatasetError(f"{source}: clip {subject}/{clip}: unknown emotion {raw!r}")
+        label = class_of(emotion, EMOTIONS, mapping, f"{source}: clip {subject}/{clip}")
         if emotion != raw:
             quirks.append(f"{source} clip {subject}/{clip}: emotion {raw!r} read as {emotion!r}")
-        if emotion not in mapping:
+        if label is None:
             continue
         if str(offset).strip() in ("0", "0.0"):
             a, o = int(float(apex)), int(float(onset))
@@ -83,7 +82,6 @@ def read_casme3(root: str | Path, coding: str | Path | None = None, classes: str
             quirks.append(f"{source} clip {subject}/{clip}: offset 0 (not annotated) -> apex + (apex - onset) = "
                           f"{offset}")
         folder = video_dir(base, subject, filename, quirks, f"{source} clip {subject}/{clip}") if check_frames else None
-        label = mapping[emotion]
         rows.append(annotated_clip("casme3", subject, clip, label, class_names.index(label), onset, apex, offset,
                                    str(rec.get("AU", "")), folder, source, quirks, apex_fallback=apex_fallback))
     return Database("casme3", root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks)

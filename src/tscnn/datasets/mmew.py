@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_set, find_file
+from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_of, class_set, find_file
 
 EMOTIONS = ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "others")
 NEGATIVE = ("disgust", "fear", "sadness", "anger")
@@ -60,13 +60,10 @@ def read_mmew(root: str | Path, coding: str | Path | None = None, classes: str =
         source = f"{coding_path.name} row {i + 2}"
         subject = f"S{int(float(rec['Subject'])):02d}"
         clip = str(rec["Filename"]).strip()
-        raw = str(rec["Estimated Emotion"]).strip()
-        emotion = raw.lower()
-        if emotion not in EMOTIONS:
-            raise DatasetError(f"{source}: clip {subject}/{clip}: unknown emotion {raw!r}")
-        if emotion not in mapping:
+        emotion = str(rec["Estimated Emotion"]).strip().lower()
+        label = class_of(emotion, EMOTIONS, mapping, f"{source}: clip {subject}/{clip}")
+        if label is None:
             continue
-        label = mapping[emotion]
         rows.append(annotated_clip("mmew", subject, clip, label, class_names.index(label), rec["OnsetFrame"],
                                    rec["ApexFrame"], rec["OffsetFrame"], str(rec.get("Action Units", "")),
                                    base / emotion / clip if check_frames else None, source, quirks,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_set, find_file
+from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_of, class_set, find_file
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     "5class": {e: e for e in ("Anger", "Contempt", "Happiness", "Surprise", "Other")},
@@ -47,12 +47,10 @@ def read_samm(root: str | Path, coding: str | Path | None = None, classes: str =
         source = f"{coding_path.name} row {i + HEADER_ROW + 2}"
         subject = f"{int(float(rec['Subject'])):03d}"
         clip = str(rec["Filename"]).strip()
-        emotion = str(rec["Estimated Emotion"]).strip()
-        if emotion not in CLASS_SETS["all"]:
-            raise DatasetError(f"{source}: clip {subject}/{clip}: unknown emotion {emotion!r}")
-        if emotion not in mapping:
+        label = class_of(str(rec["Estimated Emotion"]).strip(), CLASS_SETS["all"], mapping,
+                         f"{source}: clip {subject}/{clip}")
+        if label is None:
             continue
-        label = mapping[emotion]
         rows.append(annotated_clip("samm", subject, clip, label, class_names.index(label), rec["Onset Frame"],
                                    rec["Apex Frame"], rec["Offset Frame"], str(rec.get("Action Units", "")),
                                    root / subject / clip if check_frames else None, source, quirks,

@@ -288,22 +288,34 @@ def write_database(out: str | Path, settings: SynthSettings | None = None) -> Pa
     return writers[settings.layout](root, clips)
 
 
-def write_casme2_coding(root: Path, clips: list[ClipSpec]) -> Path:
-    """The coding file with CASME II's exact header row (two blank columns, text subject ids)."""
+def write_sheet(path: Path, title: str, rows: list[list], extra_sheets: tuple[str, ...] = ()) -> Path:
+    """Write ``rows`` (preamble, header and data) as the first sheet of a new workbook."""
     from openpyxl import Workbook
 
     wb = Workbook()
     ws = wb.active
-    ws.title = "Sheet1"
-    ws.append(["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
-               "Estimated Emotion"])
-    for c in clips:
-        aus = int(c.aus) if c.aus.isdigit() else c.aus  # the real file stores single AUs as numbers
-        ws.append([subject_id("casme2", c.subject), c.name, None, c.first_frame + c.onset,
-                   c.first_frame + c.apex, c.first_frame + c.offset, None, aus, c.emotion])
-    path = root / CASME2_CODING
+    ws.title = title
+    for row in rows:
+        ws.append(row)
+    for name in extra_sheets:
+        wb.create_sheet(name)
     wb.save(path)
     return path
+
+
+def phases(c: ClipSpec) -> tuple[int, int, int]:
+    """Onset, apex and offset as the database numbers its frames."""
+    return c.first_frame + c.onset, c.first_frame + c.apex, c.first_frame + c.offset
+
+
+def write_casme2_coding(root: Path, clips: list[ClipSpec]) -> Path:
+    """The coding file with CASME II's exact header row (two blank columns, text subject ids)."""
+    header = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
+              "Estimated Emotion"]
+    # The real file stores single AUs as numbers.
+    rows = [[subject_id("casme2", c.subject), c.name, None, *phases(c), None,
+             int(c.aus) if c.aus.isdigit() else c.aus, c.emotion] for c in clips]
+    return write_sheet(root / CASME2_CODING, "Sheet1", [header, *rows])
 
 
 SAMM_PREAMBLE = [
@@ -320,53 +332,21 @@ SAMM_HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Fr
 
 def write_samm_coding(root: Path, clips: list[ClipSpec]) -> Path:
     """The coding file with SAMM's 13 preamble rows and its header on row 14."""
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "MICRO_ONLY"
-    for line in SAMM_PREAMBLE:
-        ws.append([line])
-    ws.append(SAMM_HEADER)
-    for c in clips:
-        onset, apex, offset = (c.first_frame + x for x in (c.onset, c.apex, c.offset))
-        ws.append([subject_id("samm", c.subject), c.name, int(c.name.split("_")[1]), onset, apex, offset,
-                   offset - onset + 1, "Micro - 1/2", c.aus, c.emotion, 7, None])
-    path = root / SAMM_CODING
-    wb.save(path)
-    return path
+    rows = [[subject_id("samm", c.subject), c.name, int(c.name.split("_")[1]), *phases(c),
+             phases(c)[2] - phases(c)[0] + 1, "Micro - 1/2", c.aus, c.emotion, 7, None] for c in clips]
+    return write_sheet(root / SAMM_CODING, "MICRO_ONLY", [[line] for line in SAMM_PREAMBLE] + [SAMM_HEADER, *rows])
 
 
 def write_casme3_coding(root: Path, clips: list[ClipSpec]) -> Path:
     """The part A label table: sheet ``label`` with CAS(ME)^3's headers (two empty sheets beside it)."""
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "label"
-    ws.append(["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"])
-    for c in clips:
-        ws.append([subject_id("casme3", c.subject), recording(c), c.first_frame + c.onset, c.first_frame + c.apex,
-                   c.first_frame + c.offset, c.aus, "VII", c.emotion])
-    wb.create_sheet("Sheet1")
-    wb.create_sheet("Sheet3")
-    path = root / CASME3_CODING
-    wb.save(path)
-    return path
+    header = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
+    rows = [[subject_id("casme3", c.subject), recording(c), *phases(c), c.aus, "VII", c.emotion] for c in clips]
+    return write_sheet(root / CASME3_CODING, "label", [header, *rows], extra_sheets=("Sheet1", "Sheet3"))
 
 
 def write_mmew_coding(root: Path, clips: list[ClipSpec]) -> Path:
     """The MMEW micro-expression table with its headers (numeric subject ids)."""
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Sheet1"
-    ws.append(["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion",
-               "remarks"])
-    for c in clips:
-        ws.append([c.subject + 1, c.name, c.first_frame + c.onset, c.first_frame + c.apex, c.first_frame + c.offset,
-                   c.aus, c.emotion, None])
-    path = root / MMEW_CODING
-    wb.save(path)
-    return path
+    header = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion",
+              "remarks"]
+    rows = [[c.subject + 1, c.name, *phases(c), c.aus, c.emotion, None] for c in clips]
+    return write_sheet(root / MMEW_CODING, "Sheet1", [header, *rows])
