@@ -39,6 +39,8 @@ class Database:
         lines = [f"{self.name}: {len(t)} clips, {t.subject.nunique()} subjects, root {self.root}", "clips per class:"]
         for name in self.classes:
             lines.append(f"  {name:<12} {(t.emotion == name).sum()}")
+        if t.dataset.nunique() > 1:
+            lines.append("clips per database: " + ", ".join(f"{d}:{n}" for d, n in t.groupby("dataset").size().items()))
         lines.append("clips per subject: " + ", ".join(f"{s}:{n}" for s, n in t.groupby("subject").size().items()))
         lines.append(f"quirks ({len(self.quirks)}):" if self.quirks else "quirks: none")
         lines += [f"  - {q}" for q in self.quirks]
