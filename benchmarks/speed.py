@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from tscnn.config import Config
 from tscnn.datasets import read_casme2
 from tscnn.model import TSCNN, stream_channels
+from tscnn.predict import predict_clip as predict_new_clip
+from tscnn.predict import save_model
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs, prepare_clip
 from tscnn.synth import SynthSettings, write_database
 from tscnn.train import bf16_supported
@@ -90,6 +92,14 @@ def main() -> None:
                 model({s: torch.from_numpy(streams[s].astype(np.float32)) for s in config.streams})
 
         results["inference_ms_per_clip_with_tvl1_prep"] = 1000 * time_it(predict_clip, 5)
+        # `tscnn predict` end to end: read the clip, (detect the face), spot the apex, TV-L1, network.
+        model_file = save_model(Path(tmp) / "model.pt", TSCNN(5), config, tuple("abcde"), {})
+        results["predict_ms_synthetic_frame_folder_spotted"] = 1000 * time_it(
+            lambda: predict_new_clip(model_file, row.frames_dir, cropped=True), 3)
+        video = Path(__file__).resolve().parents[2] / "shared" / "real" / "faces" / "single_face.mp4"
+        if video.is_file():
+            results["predict_ms_real_video_72_frames_face_detected_spotted"] = 1000 * time_it(
+                lambda: predict_new_clip(model_file, video), 3)
     width = max(map(len, results))
     for key, value in results.items():
         print(f"{key:<{width}}  {value:.1f}" if isinstance(value, float) else f"{key:<{width}}  {value}")

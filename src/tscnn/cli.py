@@ -1,4 +1,4 @@
-"""The ``tscnn`` command: synth, demo, run, pretrain, datasets describe."""
+"""The ``tscnn`` command: synth, demo, run, train, predict, pretrain, datasets describe."""
 
 from __future__ import annotations
 
@@ -23,13 +23,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace):
+    """The run's Config from the command line (a preset plus the options given)."""
     from tscnn.config import from_preset
-    from tscnn.datasets import default_classes, load_database
-    from tscnn.experiment import run_experiment
-    from tscnn.report import metrics_table, write_report
+    from tscnn.datasets import default_classes
 
-    config = from_preset(
+    return from_preset(
         args.preset, dataset=args.dataset, root=str(args.root), coding=args.coding,
         classes=args.classes or default_classes(args.dataset), apex_fallback=args.apex_fallback,
         streams=tuple(args.streams.split(",")) if args.streams else None, blocks=args.blocks, flow=args.flow,
@@ -38,6 +37,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         share_trunk=False if args.unshared else None, threads=args.threads, pretrained=args.pretrained,
         device=args.device,
     )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tscnn.datasets import load_database
+    from tscnn.experiment import run_experiment
+    from tscnn.report import metrics_table, write_report
+
+    config = config_from_args(args)
     out = Path(args.out or f"results/{config.dataset}-{'-'.join(config.streams)}-k{config.blocks}")
     database = load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
     start = time.perf_counter()
@@ -48,6 +55,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = write_report(result, config, database.table)
     print(metrics_table(result.metrics))
     print(f"{time.perf_counter() - start:.0f} s; report: {report}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from tscnn.experiment import train_final_model
+
+    config = config_from_args(args)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    path = train_final_model(config, args.out or f"models/{config.dataset}-{'-'.join(config.streams)}", args.cache)
+    print(f"model: {path}  (use: tscnn predict {path} VIDEO_OR_FRAME_FOLDER)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tscnn.predict import predict_clip
+
+    result = predict_clip(args.model, args.source, args.onset, args.apex, args.offset, args.cropped)
+    if args.json:
+        print(result.to_json())
+    else:
+        print(f"{result.source}: {result.predicted}  (onset {result.onset}, apex {result.apex} by {result.apex_rule}, "
+              f"offset {result.offset})")
+        for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<12} {p:.3f}")
     return 0
 
 
@@ -101,18 +135,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tscnn", description="Three-stream CNN micro-expression recognition.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("synth", help="write a synthetic ME database in a real on-disk layout")
-    p.add_argument("out", type=Path)
-    p.add_argument("--subjects", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=list(LAYOUTS), default="casme2")
-    p.set_defaults(func=cmd_synth)
-
-    p = sub.add_parser("run", help="train and evaluate TSCNN leave-one-subject-out on a database")
+def add_experiment_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `train`: the data and every setting of the Config."""
     p.add_argument("--dataset", default="casme2", choices=DATASETS)
     p.add_argument("--root", required=True, help="the database folder, as distributed (megc2019: a folder holding "
                    "the three, or casme2=PATH,samm=PATH,smic=PATH)")
@@ -135,8 +159,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     p.add_argument("--out", type=Path)
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tscnn", description="Three-stream CNN micro-expression recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic ME database in a real on-disk layout")
+    p.add_argument("out", type=Path)
+    p.add_argument("--subjects", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=list(LAYOUTS), default="casme2")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("run", help="train and evaluate TSCNN leave-one-subject-out on a database")
+    add_experiment_arguments(p)
     p.add_argument("--max-new-folds", type=int, help="stop after this many newly trained folds (resume later)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("train", help="train one model on every subject of a database, for `tscnn predict`")
+    add_experiment_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="classify a new clip (video file or frame folder)")
+    p.add_argument("model", help="model.pt from `tscnn train`")
+    p.add_argument("source", help="a video file or a folder of frames")
+    p.add_argument("--onset", type=int, help="onset frame number (folder) or index (video); default: the first")
+    p.add_argument("--apex", type=int, help="apex frame; default: the spotter's choice")
+    p.add_argument("--offset", type=int, help="offset frame; default: the last")
+    p.add_argument("--cropped", action="store_true", help="frames are already face crops (skip detection)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="the main job: synthetic database -> TSCNN LOSO -> report")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)

@@ -161,3 +161,30 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         "per_seed": per_seed, "quirks": db.quirks,
         **({"per_dataset_mean_std_over_seeds": per_dataset} if per_dataset else {}),
     }
+
+
+def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | None = None,
+                      database: Database | None = None, progress: bool = True) -> Path:
+    """One model on every subject of the database, for prediction on new clips (``tscnn predict``).
+
+    Early stopping uses held-out subjects as in LOSO (``val_fraction``); there is no test subject,
+    so this model has no evaluation figure of its own: LOSO (``tscnn run``) measures the recipe.
+    """
+    from tscnn.predict import save_model
+    from tscnn.protocols import validation_subjects
+
+    db = database or load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+    prepared = prepare(db.table, config.prep(), cache_dir, progress=progress)
+    subjects = prepared.table["subject"].astype(str).to_numpy()
+    val_subjects = validation_subjects(sorted(set(subjects)), config.val_fraction,
+                                       np.random.default_rng([config.seeds[0], 17]))
+    val = np.flatnonzero(np.isin(subjects, val_subjects))
+    train = np.flatnonzero(~np.isin(subjects, val_subjects))
+    arrays = {s: prepared.arrays[s] for s in config.streams}
+    labels = prepared.table["label"].to_numpy()
+    trainer = Trainer(config, len(db.classes), seed=config.seeds[0])
+    result = trainer.fit(arrays, labels, train, val, desc="final model", progress=progress)
+    meta = {"database": db.name, "clips": int(len(db.table)), "train_subjects": sorted(set(subjects[train])),
+            "val_subjects": val_subjects, "chosen_epoch": result.chosen_epoch, "code_version": code_version(),
+            "history": result.history}
+    return save_model(Path(out) / "model.pt", result.model, config, db.classes, meta)

@@ -49,5 +49,15 @@ def spot_apex(paths: Sequence[Path | str], clip: str = "") -> int:
     """Index (into ``paths``, ordered onset..offset) of the spotted apex frame."""
     if len(paths) < 3:
         return len(paths) // 2
-    curve = motion_curve([_grey(p, clip) for p in paths])
+    return spot_apex_frames([_grey(p, clip) for p in paths])
+
+
+def spot_apex_frames(frames: Sequence[np.ndarray]) -> int:
+    """Index of the apex among grey frames ordered onset..offset (resized to ``SPOT_WIDTH`` here)."""
+    if len(frames) < 3:
+        return len(frames) // 2
+    h, w = frames[0].shape[:2]
+    size = (SPOT_WIDTH, max(1, round(h * SPOT_WIDTH / w)))
+    small = [f if f.shape[1] == SPOT_WIDTH else cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+    curve = motion_curve(small)
     return int(np.argmax(curve[1:-1])) + 1  # the ends are the reference frames themselves

@@ -62,13 +62,19 @@ def clip_inputs(row: pd.Series | dict, settings: PrepSettings) -> tuple[np.ndarr
     """Key frame crop (work_size^2, uint8) and the two raw flow fields of one clip."""
     name = f"{row['dataset']}:{row['subject']}/{row['clip']}"
     onset, key, offset = (read_grey(row[c], name) for c in ("onset_path", "apex_path", "offset_path"))
+    return frames_to_inputs(onset, key, offset, bool(row["cropped"]), settings, name, row["onset_path"])
+
+
+def frames_to_inputs(onset: np.ndarray, key: np.ndarray, offset: np.ndarray, cropped: bool, settings: PrepSettings,
+                     name: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grey onset, key and offset frames -> key crop and the two flow fields (one face box per clip)."""
     if not (onset.shape == key.shape == offset.shape):
         raise DatasetError(f"clip {name}: frames differ in size {onset.shape}, {key.shape}, {offset.shape}")
-    if not row["cropped"]:
+    if not cropped:
         try:
             box = detect_face(onset)
         except NoFaceError:
-            raise DatasetError(f"clip {name}: no face found in {row['onset_path']}") from None
+            raise DatasetError(f"clip {name}: no face found in {where}") from None
         onset, key, offset = (crop(f, box) for f in (onset, key, offset))
     size = (settings.work_size, settings.work_size)
     onset, key, offset = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in (onset, key, offset))
