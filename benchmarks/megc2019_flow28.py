@@ -23,8 +23,12 @@ Augmentation of normalised maps: a horizontal flip mirrors the maps and turns u 
 exact min-max-normalised image of -u); rotations move the maps but cannot turn the vectors, since
 u and v were normalised separately.
 
-Usage: python benchmarks/megc2019_flow28.py [--setting paper|demo|quick] [--seeds 0 1 2 3 4] [--device auto]
-       [--jobs N] [--data DIR] [--out benchmarks/megc2019_flow28-<setting>.json]
+``--model linear`` runs the linear floor instead (``tscnn.baselines.linear_loso`` on the native
+28x28x3 pixels, fitted per fold on the training subjects; deterministic, so one run), which checks
+this script's protocol and metrics against the floor quoted in the data folder's README.
+
+Usage: python benchmarks/megc2019_flow28.py [--model tscnn-dt|linear] [--setting paper|demo|quick]
+       [--seeds 0 1 2 3 4] [--device auto] [--jobs N] [--data DIR] [--out benchmarks/megc2019_flow28-<setting>.json]
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tscnn.baselines import linear_loso
 from tscnn.config import Config, from_preset
 from tscnn.metrics import evaluate_predictions, mean_std
 from tscnn.preprocessing.streams import AUGMENTATIONS, transform_image
@@ -109,7 +114,7 @@ def summarise(predictions: pd.DataFrame) -> dict:
 
 
 def print_table(summary: dict, setting: str, seeds: list[int]) -> None:
-    print(f"\nTSCNN DT stream, LOSO (40 subjects), setting '{setting}', seeds {seeds}; pooled over folds")
+    print(f"\nLOSO (40 subjects), {setting}, seeds {seeds}; pooled over folds")
     print(f"{'':<52}{'UF1':>16}{'UAR':>16}")
     for name, label in (("whole", "this run: whole (309 clips)"), ("casme2", "this run: CASME II part (145)"),
                         ("smic", "this run: SMIC part (164)")):
@@ -122,9 +127,24 @@ def print_table(summary: dict, setting: str, seeds: list[int]) -> None:
         print(f"  {label:<50}{uf1:>16.3f}{uar_text:>16}")
 
 
+def run_linear_floor(data: Path, out: Path) -> int:
+    """The linear floor on the native pixels, in this script's protocol."""
+    start = time.perf_counter()
+    table = pd.read_csv(data / "index.csv")
+    pixels = np.stack([cv2.imread(str(data / f), cv2.IMREAD_COLOR).reshape(-1) for f in table.flow]).astype(np.float32)
+    predictions = linear_loso(pixels, table).assign(seed=0)
+    summary = summarise(predictions)
+    out.write_text(json.dumps({"model": "linear", "seconds": time.perf_counter() - start, **summary}, indent=2,
+                              default=str))
+    print_table(summary["mean_std_over_seeds"], "linear floor (C = 0.01, balanced)", [0])
+    print(f"{time.perf_counter() - start:.0f} s; wrote {out}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--model", choices=["tscnn-dt", "linear"], default="tscnn-dt")
     parser.add_argument("--setting", choices=["paper", "demo", "quick"], default="paper")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -136,6 +156,8 @@ def main() -> int:
         print(f"megc2019-flow28 benchmark: no data at {args.data} (expects ../shared/real/megc2019-flow28 beside "
               "the repository, or --data DIR); nothing was run.")
         return 0
+    if args.model == "linear":
+        return run_linear_floor(args.data, args.out or Path("benchmarks/megc2019_flow28-linear.json"))
     preset = "demo" if args.setting == "quick" else args.setting
     config = replace(from_preset(preset, dataset="megc2019-flow28", classes="3class", streams=("dt",)),
                      device=args.device, threads=args.threads, seeds=tuple(args.seeds),

@@ -16,26 +16,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
+from tscnn.baselines import linear_loso
 from tscnn.config import Config
 from tscnn.datasets import read_casme2
 from tscnn.metrics import pooled_metrics
 from tscnn.preprocessing.prepare import prepare
 from tscnn.synth import SynthSettings, write_database
 from tscnn.synth.database import CASME2_CODING
-
-
-def loso_linear(features: np.ndarray, labels: np.ndarray, subjects: np.ndarray, classes: int) -> dict:
-    predictions = np.zeros_like(labels)
-    for subject in np.unique(subjects):
-        test = subjects == subject
-        scaler = StandardScaler().fit(features[~test])
-        model = LogisticRegression(C=0.01, max_iter=3000, class_weight="balanced")
-        model.fit(scaler.transform(features[~test]), labels[~test])
-        predictions[test] = model.predict(scaler.transform(features[test]))
-    return pooled_metrics(labels, predictions, classes)
 
 
 def main() -> None:
@@ -63,7 +51,8 @@ def main() -> None:
     results = {"database": str(data), "clips": n, "subjects": int(len(set(subjects))), "classes": list(db.classes)}
     print(f"{'features':<26}{'UF1':>8}{'UAR':>8}{'acc':>8}")
     for name, x in features.items():
-        m = loso_linear(x.astype(np.float32), labels, subjects, len(db.classes))
+        pred = linear_loso(x.astype(np.float32), db.table)
+        m = pooled_metrics(pred.label, pred.pred, len(db.classes))
         results[name] = {k: m[k] for k in ("uf1", "uar", "accuracy")}
         print(f"{name:<26}{m['uf1']:>8.3f}{m['uar']:>8.3f}{m['accuracy']:>8.3f}")
     args.out.write_text(json.dumps(results, indent=2))
