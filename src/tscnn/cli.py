@@ -1,4 +1,4 @@
-"""The ``tscnn`` command: synth, demo, run, train, predict, pretrain, datasets describe."""
+"""The ``tscnn`` command: synth, demo, run, table, train, predict, pretrain, datasets describe."""
 
 from __future__ import annotations
 
@@ -68,6 +68,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(config.threads)
     path = train_final_model(config, args.out or f"models/{config.dataset}-{'-'.join(config.streams)}", args.cache)
     print(f"model: {path}  (use: tscnn predict {path} VIDEO_OR_FRAME_FOLDER)")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from tscnn.datasets import load_database
+    from tscnn.tables import run_table
+
+    config = config_from_args(args)
+    database = load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+    path = run_table(args.table, config, args.out or f"results/table-{args.table}-{config.dataset}", args.cache,
+                     database=database)
+    print(path.read_text())
     return 0
 
 
@@ -180,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model on every subject of a database, for `tscnn predict`")
     add_experiment_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("table", help="the paper's Table 3 (blocks) or Table 4 (streams), run with LOSO")
+    p.add_argument("table", choices=["blocks", "streams"])
+    add_experiment_arguments(p)
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("predict", help="classify a new clip (video file or frame folder)")
     p.add_argument("model", help="model.pt from `tscnn train`")
