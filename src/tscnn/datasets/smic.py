@@ -18,8 +18,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, class_set, clip_row, is_face_crop, list_frames
-from tscnn.datasets.base import resolve_apex as apply_apex_rule
+from tscnn.datasets.base import (
+    TABLE_COLUMNS,
+    Database,
+    DatasetError,
+    class_set,
+    clip_row,
+    is_face_crop,
+    list_frames,
+    resolve_apex,
+)
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     "3class": {"negative": "negative", "positive": "positive", "surprise": "surprise"},
@@ -64,7 +72,7 @@ def read_smic(root: str | Path, coding: str | Path | None = None, classes: str =
                 if not frames:
                     raise DatasetError(f"{source}: clip {subject}/{clip}: no frames found in {clip_dir}")
                 onset, offset = min(frames), max(frames)
-                apex, rule, quirk = apply_apex_rule(onset, None, offset, f"SMIC-HS clip {subject}/{clip}", frames,
+                apex, rule, quirk = resolve_apex(onset, None, offset, f"SMIC-HS clip {subject}/{clip}", frames,
                                                     apex_fallback)
                 quirks.append(quirk)
                 label = mapping[emotion]
