@@ -93,6 +93,15 @@ def resolve_apex(onset: int, apex: object, offset: int, source: str, frames: dic
     return middle, "middle", f"{source}: {why} -> middle frame {middle}"
 
 
+def checked_sheet(sheet: pd.DataFrame, required: Sequence[str], path: Path, what: str) -> pd.DataFrame:
+    """An annotation table with its required headers (else an error naming the file and what is
+    missing), rows without subject or clip name dropped."""
+    missing = [c for c in required if c not in sheet.columns]
+    if missing:
+        raise DatasetError(f"{path}: not a {what}, missing columns {missing} (found {list(sheet.columns)})")
+    return sheet.dropna(subset=["Subject", "Filename"])
+
+
 def class_set(sets: dict[str, dict[str, str]], classes: str, what: str) -> tuple[dict[str, str], tuple[str, ...]]:
     """The emotion -> class mapping of a named class set and its class names in label order."""
     if classes not in sets:

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_of, class_set, find_file
+from tscnn.datasets.base import (
+    TABLE_COLUMNS,
+    Database,
+    DatasetError,
+    annotated_clip,
+    checked_sheet,
+    class_of,
+    class_set,
+    find_file,
+)
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     # The paper's 5 classes (CASME II order of its confusion matrix).
@@ -32,11 +41,7 @@ REQUIRED = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Es
 def read_coding(path: Path) -> pd.DataFrame:
     """The coding sheet as text-typed columns, with a clear error when a required header is missing."""
     sheet = pd.read_excel(path, sheet_name=0, engine="calamine", dtype=str)
-    missing = [c for c in REQUIRED if c not in sheet.columns]
-    if missing:
-        raise DatasetError(f"{path}: not a CASME II coding sheet, missing columns {missing} "
-                           f"(found {list(sheet.columns)})")
-    return sheet.dropna(subset=["Subject", "Filename"])
+    return checked_sheet(sheet, REQUIRED, path, "CASME II coding sheet")
 
 
 def frames_root(root: Path) -> tuple[Path, str | None, bool]:

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_of, class_set, find_file
+from tscnn.datasets.base import (
+    TABLE_COLUMNS,
+    Database,
+    DatasetError,
+    annotated_clip,
+    checked_sheet,
+    class_of,
+    class_set,
+    find_file,
+)
 
 EMOTIONS = ("anger", "disgust", "fear", "happy", "sad", "surprise", "others")
 NEGATIVE = ("anger", "disgust", "fear", "sad")
@@ -30,11 +39,8 @@ REQUIRED = ["Subject", "Filename", "Onset", "Apex", "Offset", "emotion"]
 
 def read_label_sheet(path: Path) -> pd.DataFrame:
     sheets = pd.read_excel(path, sheet_name=None, engine="calamine", dtype=str)
-    sheet = sheets.get("label", next(iter(sheets.values())))
-    missing = [c for c in REQUIRED if c not in sheet.columns]
-    if missing:
-        raise DatasetError(f"{path}: not a CAS(ME)^3 part A label sheet, missing columns {missing}")
-    return sheet.dropna(subset=["Subject", "Filename"])
+    return checked_sheet(sheets.get("label", next(iter(sheets.values()))), REQUIRED, path,
+                         "CAS(ME)^3 part A label sheet")
 
 
 def frames_root(root: Path) -> Path:

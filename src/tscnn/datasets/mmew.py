@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_of, class_set, find_file
+from tscnn.datasets.base import (
+    TABLE_COLUMNS,
+    Database,
+    DatasetError,
+    annotated_clip,
+    checked_sheet,
+    class_of,
+    class_set,
+    find_file,
+)
 
 EMOTIONS = ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "others")
 NEGATIVE = ("disgust", "fear", "sadness", "anger")
@@ -34,10 +43,7 @@ def read_coding(path: Path) -> pd.DataFrame:
     else:
         sheet = pd.read_excel(path, sheet_name=0, engine="calamine", dtype=str)
     sheet.columns = [str(c).strip() for c in sheet.columns]
-    missing = [c for c in REQUIRED if c not in sheet.columns]
-    if missing:
-        raise DatasetError(f"{path}: not an MMEW coding table, missing columns {missing}")
-    return sheet.dropna(subset=["Subject", "Filename"])
+    return checked_sheet(sheet, REQUIRED, path, "MMEW coding table")
 
 
 def frames_root(root: Path) -> Path:

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, annotated_clip, class_of, class_set, find_file
+from tscnn.datasets.base import (
+    TABLE_COLUMNS,
+    Database,
+    annotated_clip,
+    checked_sheet,
+    class_of,
+    class_set,
+    find_file,
+)
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     "5class": {e: e for e in ("Anger", "Contempt", "Happiness", "Surprise", "Other")},
@@ -29,11 +37,7 @@ HEADER_ROW = 13  # 0-based: 13 preamble rows
 
 def read_coding(path: Path) -> pd.DataFrame:
     sheet = pd.read_excel(path, sheet_name=0, engine="calamine", header=HEADER_ROW, dtype=str)
-    missing = [c for c in REQUIRED if c not in sheet.columns]
-    if missing:
-        raise DatasetError(f"{path}: not a SAMM coding sheet (header expected on row {HEADER_ROW + 1}), "
-                           f"missing columns {missing}")
-    return sheet.dropna(subset=["Subject", "Filename"])
+    return checked_sheet(sheet, REQUIRED, path, f"SAMM coding sheet (header expected on row {HEADER_ROW + 1})")
 
 
 def read_samm(root: str | Path, coding: str | Path | None = None, classes: str = "5class",
