@@ -62,6 +62,11 @@ def list_frames(clip_dir: Path, prefix: str | None = None) -> dict[int, Path]:
 APEX_FALLBACKS = ("spotter", "middle")
 
 
+def is_blank(value: object) -> bool:
+    """An empty spreadsheet cell, as pandas gives it (None or NaN)."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def resolve_apex(onset: int, apex: object, offset: int, source: str, frames: dict[int, Path] | None = None,
                  fallback: str = "spotter") -> tuple[int, str, str | None]:
     """Apply the documented apex rule: the annotated apex when it is a frame number inside
@@ -72,7 +77,7 @@ def resolve_apex(onset: int, apex: object, offset: int, source: str, frames: dic
     if fallback not in APEX_FALLBACKS:
         raise ValueError(f"unknown apex fallback {fallback!r}; expected one of {APEX_FALLBACKS}")
     why = None
-    if apex is None or (isinstance(apex, float) and apex != apex):
+    if is_blank(apex):
         why = "no apex annotated"
     else:
         try:
@@ -162,7 +167,7 @@ def is_face_crop(frames: dict[int, Path]) -> bool:
 
 def frame_number(value: object, what: str, source: str, subject: str, clip: str) -> int:
     """A spreadsheet cell as a frame number, or an error naming the file, the row and the clip."""
-    if value is None or (isinstance(value, float) and value != value):
+    if is_blank(value):
         raise DatasetError(f"{source}: clip {subject}/{clip}: {what} is empty")
     try:
         return int(float(str(value).strip()))

@@ -24,6 +24,7 @@ from tscnn.datasets.base import (
     class_of,
     class_set,
     find_file,
+    frame_number,
 )
 
 EMOTIONS = ("anger", "disgust", "fear", "happy", "sad", "surprise", "others")
@@ -83,7 +84,7 @@ def read_casme3(root: str | Path, coding: str | Path | None = None, classes: str
         if label is None:
             continue
         if str(offset).strip() in ("0", "0.0"):
-            a, o = int(float(apex)), int(float(onset))
+            a, o = (frame_number(v, what, source, subject, clip) for v, what in ((apex, "apex"), (onset, "onset")))
             offset = a + (a - o)
             quirks.append(f"{source} clip {subject}/{clip}: offset 0 (not annotated) -> apex + (apex - onset) = "
                           f"{offset}")
