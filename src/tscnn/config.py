@@ -83,10 +83,14 @@ class Config:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> Config:
-        data = json.loads(Path(path).read_text())
+    def from_dict(cls, data: dict) -> Config:
+        """A Config from stored settings; keys this version does not know are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 PRESETS: dict[str, dict] = {

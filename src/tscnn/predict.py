@@ -9,7 +9,7 @@ augmentation) and fed to a model saved by ``tscnn train``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -20,9 +20,10 @@ from tscnn.config import Config
 from tscnn.datasets.base import DatasetError, list_frames
 from tscnn.model import TSCNN
 from tscnn.preprocessing.apex import spot_apex_frames
-from tscnn.preprocessing.face import NoFaceError, crop, detect_face
-from tscnn.preprocessing.prepare import frames_to_inputs
+from tscnn.preprocessing.face import crop
+from tscnn.preprocessing.prepare import face_box, frames_to_inputs
 from tscnn.preprocessing.streams import make_streams
+from tscnn.train import build_model
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -43,9 +44,9 @@ def load_model(path: str | Path) -> tuple[TSCNN, Config, tuple[str, ...]]:
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist (make one with `tscnn train`)")
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    config = Config(**{k: v for k, v in saved["config"].items() if k in Config.__dataclass_fields__})
-    model = TSCNN(len(saved["classes"]), config.streams, config.blocks, config.share_trunk, config.dense1,
-                  config.dense2, config.dropout, channels=saved["channels"])
+    config = Config.from_dict(saved["config"])
+    # Every weight comes from the file, so pre-trained weights named in the config are not read again.
+    model = build_model(replace(config, pretrained=""), len(saved["classes"]), saved["channels"])
     model.load_state_dict(saved["state_dict"])
     return model.eval(), config, tuple(saved["classes"])
 
@@ -108,10 +109,7 @@ def predict_clip(model_path: str | Path, source: str | Path, onset: int | None =
                            f"(frames {numbers[0]}..{numbers[-1]}) or are out of order")
     span = images[first:last + 1]
     if not cropped:
-        try:
-            box = detect_face(span[0])
-        except NoFaceError:
-            raise DatasetError(f"{source}: no face found on the onset frame {numbers[first]}") from None
+        box = face_box(span[0], f"{source}: no face found on the onset frame {numbers[first]}")
         span = [crop(f, box) for f in span]
     if apex is None:
         key, rule = first + spot_apex_frames(span), "spotter"

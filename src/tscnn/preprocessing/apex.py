@@ -16,17 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tscnn.preprocessing.prepare import read_grey
+
 SPOT_WIDTH = 128  # frames are compared at this width, the preparation's working size
-
-
-def _grey(path: Path | str, clip: str) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        from tscnn.datasets.base import DatasetError  # here, not at the top: base imports this module lazily
-
-        raise DatasetError(f"clip {clip}: cannot read image {path} (missing, empty or corrupt)")
-    h, w = image.shape
-    return cv2.resize(image, (SPOT_WIDTH, max(1, round(h * SPOT_WIDTH / w))), interpolation=cv2.INTER_AREA)
 
 
 def local_motion(reference: np.ndarray, frame: np.ndarray, dis: cv2.DISOpticalFlow) -> float:
@@ -49,7 +41,7 @@ def spot_apex(paths: Sequence[Path | str], clip: str = "") -> int:
     """Index (into ``paths``, ordered onset..offset) of the spotted apex frame."""
     if len(paths) < 3:
         return len(paths) // 2
-    return spot_apex_frames([_grey(p, clip) for p in paths])
+    return spot_apex_frames([read_grey(str(p), clip) for p in paths])
 
 
 def spot_apex_frames(frames: Sequence[np.ndarray]) -> int:

@@ -65,16 +65,21 @@ def clip_inputs(row: pd.Series | dict, settings: PrepSettings) -> tuple[np.ndarr
     return frames_to_inputs(onset, key, offset, bool(row["cropped"]), settings, name, row["onset_path"])
 
 
+def face_box(grey: np.ndarray, error: str) -> tuple[int, int, int, int]:
+    """The face box of a frame, or a DatasetError with the given message (naming the clip and file)."""
+    try:
+        return detect_face(grey)
+    except NoFaceError:
+        raise DatasetError(error) from None
+
+
 def frames_to_inputs(onset: np.ndarray, key: np.ndarray, offset: np.ndarray, cropped: bool, settings: PrepSettings,
                      name: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grey onset, key and offset frames -> key crop and the two flow fields (one face box per clip)."""
     if not (onset.shape == key.shape == offset.shape):
         raise DatasetError(f"clip {name}: frames differ in size {onset.shape}, {key.shape}, {offset.shape}")
     if not cropped:
-        try:
-            box = detect_face(onset)
-        except NoFaceError:
-            raise DatasetError(f"clip {name}: no face found in {where}") from None
+        box = face_box(onset, f"clip {name}: no face found in {where}")
         onset, key, offset = (crop(f, box) for f in (onset, key, offset))
     size = (settings.work_size, settings.work_size)
     onset, key, offset = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in (onset, key, offset))
