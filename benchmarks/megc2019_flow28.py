@@ -49,7 +49,7 @@ import torch
 
 from tscnn.baselines import linear_loso
 from tscnn.config import Config, from_preset
-from tscnn.metrics import evaluate_predictions, mean_std
+from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.preprocessing.streams import AUGMENTATIONS, transform_image
 from tscnn.protocols import loso_folds
 from tscnn.train import Trainer
@@ -105,11 +105,8 @@ def run_seed(config: Config, table: pd.DataFrame, arrays: np.ndarray, seed: int)
 
 def summarise(predictions: pd.DataFrame) -> dict:
     per_seed = {int(s): evaluate_predictions(p, len(CLASSES)) for s, p in predictions.groupby("seed")}
-    summary = {}
-    for name in ("whole", "casme2", "smic"):
-        values = [m if name == "whole" else m["per_dataset"][name] for m in per_seed.values()]
-        summary[name] = {k: dict(zip(("mean", "std"), mean_std([v[k] for v in values]), strict=True))
-                         for k in ("uf1", "uar", "accuracy")}
+    summary = {name: over_seeds([m if name == "whole" else m["per_dataset"][name] for m in per_seed.values()])
+               for name in ("whole", "casme2", "smic")}
     return {"per_seed": per_seed, "mean_std_over_seeds": summary}
 
 

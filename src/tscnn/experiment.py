@@ -20,7 +20,7 @@ import torch
 from tscnn import __version__
 from tscnn.config import Config
 from tscnn.datasets import Database, load_database
-from tscnn.metrics import evaluate_predictions, mean_std
+from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.preprocessing.prepare import Prepared, prepare
 from tscnn.protocols import loso_folds
 from tscnn.train import Trainer
@@ -146,18 +146,14 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
 def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_classes: int) -> dict:
     """Metrics per seed (pooled over folds) and their mean +- std over seeds."""
     per_seed = {int(seed): evaluate_predictions(part, num_classes) for seed, part in predictions.groupby("seed")}
-    summary = {key: mean_std([m[key] for m in per_seed.values()]) for key in ("accuracy", "uf1", "uar")}
-    per_dataset = {}
-    for name in sorted(next(iter(per_seed.values())).get("per_dataset", {})):
-        per_dataset[name] = {key: dict(zip(("mean", "std"), mean_std([m["per_dataset"][name][key]
-                                                                     for m in per_seed.values()]), strict=True))
-                             for key in ("accuracy", "uf1", "uar")}
+    per_dataset = {name: over_seeds([m["per_dataset"][name] for m in per_seed.values()])
+                   for name in sorted(next(iter(per_seed.values())).get("per_dataset", {}))}
     return {
         "dataset": db.name, "classes": list(db.classes), "clips": int(len(db.table)),
         "subjects": int(db.table.subject.nunique()), "protocol": "leave-one-subject-out",
         "selection": config.selection, "leaky": config.leaky,
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds",
-        "mean_std_over_seeds": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
+        "mean_std_over_seeds": over_seeds(list(per_seed.values())),
         "per_seed": per_seed, "quirks": db.quirks,
         **({"per_dataset_mean_std_over_seeds": per_dataset} if per_dataset else {}),
     }

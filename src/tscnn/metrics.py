@@ -39,3 +39,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and (population) standard deviation over seeds."""
     array = np.asarray(values, float)
     return float(array.mean()), float(array.std())
+
+
+def over_seeds(metrics: list[dict], keys: tuple[str, ...] = ("accuracy", "uf1", "uar")) -> dict[str, dict[str, float]]:
+    """{metric: {"mean", "std"}} over the per-seed metric dicts (each pooled over folds)."""
+    return {k: dict(zip(("mean", "std"), mean_std([m[k] for m in metrics]), strict=True)) for k in keys}
