@@ -40,13 +40,12 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tscnn.datasets import load_database
-    from tscnn.experiment import run_experiment
+    from tscnn.experiment import config_database, run_experiment
     from tscnn.report import metrics_table, write_report
 
     config = config_from_args(args)
     out = Path(args.out or f"results/{config.dataset}-{'-'.join(config.streams)}-k{config.blocks}")
-    database = load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+    database = config_database(config)
     start = time.perf_counter()
     result = run_experiment(config, out, args.cache, database=database, max_new_folds=args.max_new_folds)
     if not result.complete:
@@ -72,11 +71,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from tscnn.datasets import load_database
+    from tscnn.experiment import config_database
     from tscnn.tables import run_table
 
     config = config_from_args(args)
-    database = load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+    database = config_database(config)
     path = run_table(args.table, config, args.out or f"results/table-{args.table}-{config.dataset}", args.cache,
                      database=database)
     print(path.read_text())

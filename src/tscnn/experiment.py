@@ -49,6 +49,11 @@ def code_version() -> str:
     return f"{__version__}" + (f"+g{commit}" if commit else "") + ("-dirty" if dirty else "")
 
 
+def config_database(config: Config) -> Database:
+    """The database a Config names, read with its class set and apex rule."""
+    return load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+
+
 def check_or_store_config(config: Config, out: Path) -> None:
     """Store the config in a new results folder; refuse to resume one made with other settings."""
     path = out / "config.json"
@@ -110,7 +115,7 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
     if config.threads:
         torch.set_num_threads(config.threads)
     check_or_store_config(config, out)
-    db = database or load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+    db = database or config_database(config)
     prepared = prepare(db.table, config.prep(), cache_dir, progress=progress)
     labels = prepared.table["label"].to_numpy()
     num_classes = len(db.classes)
@@ -169,7 +174,7 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     from tscnn.predict import save_model
     from tscnn.protocols import validation_subjects
 
-    db = database or load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+    db = database or config_database(config)
     prepared = prepare(db.table, config.prep(), cache_dir, progress=progress)
     subjects = prepared.table["subject"].astype(str).to_numpy()
     val_subjects = validation_subjects(sorted(set(subjects)), config.val_fraction,
