@@ -58,13 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from tscnn.experiment import train_final_model
 
     config = config_from_args(args)
-    if config.threads:
-        torch.set_num_threads(config.threads)
     path = train_final_model(config, args.out or f"models/{config.dataset}-{'-'.join(config.streams)}", args.cache)
     print(f"model: {path}  (use: tscnn predict {path} VIDEO_OR_FRAME_FOLDER)")
     return 0
@@ -125,10 +121,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         data = macro_expression_set(subjects=args.synthetic_subjects, seed=args.seed)
     config = from_preset(args.preset, max_epochs=args.max_epochs, patience=args.patience, lr=args.lr,
                          batch_size=args.batch_size, threads=args.threads, device=args.device, seeds=(args.seed,))
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
     summary = pretrain(data, config, args.out)
     print(f"{summary['source']}: {summary['train_rows']} Training / {summary['val_rows']} PublicTest rows; "
           f"epoch {summary['chosen_epoch']} kept, PublicTest accuracy {summary['val_accuracy']:.3f} "

@@ -174,6 +174,8 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     from tscnn.predict import save_model
     from tscnn.protocols import validation_subjects
 
+    if config.threads:
+        torch.set_num_threads(config.threads)
     db = database or config_database(config)
     prepared = prepare(db.table, config.prep(), cache_dir, progress=progress)
     subjects = prepared.table["subject"].astype(str).to_numpy()

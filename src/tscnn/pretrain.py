@@ -31,6 +31,8 @@ def pretrain(data: FaceImages, config: Config, out: str | Path, progress: bool =
     static-stream input convolution and trunk to ``out/pretrained.pt``. Resumes an interrupted run."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     config = replace(config, streams=("ss",), share_trunk=True, pretrained="", augment=False)
     train, val = data.split("Training"), data.split("PublicTest")
     if not len(train) or not len(val):
