@@ -185,9 +185,9 @@ def recording(clip: ClipSpec) -> str:
 def clip_id(layout: str, clip: ClipSpec) -> str:
     """The clip id the project's reader gives this clip."""
     if layout == "casme3":
-        return f"{recording(clip)}_{clip.first_frame + clip.onset}"
+        return f"{recording(clip)}_{phases(clip)[0]}"
     if layout == "smic":
-        return "s" + f"{clip.subject + 1:02d}" + clip.name[len(subject_id('smic', clip.subject)):]
+        return truth_subject(layout, clip.subject) + clip.name[len(subject_id(layout, clip.subject)):]
     return clip.name
 
 
@@ -273,8 +273,7 @@ def write_database(out: str | Path, settings: SynthSettings | None = None) -> Pa
             "emotion": clip.emotion,
             "action_units": clip.aus, "atypical": clip.atypical,
             "amplitude_px": round(clip.amplitude_px * faces[clip.subject].face_width / 128.0, 4),
-            "onset": clip.first_frame + clip.onset, "apex": clip.first_frame + clip.apex,
-            "offset": clip.first_frame + clip.offset,
+            **dict(zip(("onset", "apex", "offset"), phases(clip), strict=True)),
             "jitter_apex_minus_onset_x": round(float(jit[clip.apex, 0] - jit[clip.onset, 0]), 4),
             "jitter_apex_minus_onset_y": round(float(jit[clip.apex, 1] - jit[clip.onset, 1]), 4),
             "face_width_px": round(faces[clip.subject].face_width, 2),
