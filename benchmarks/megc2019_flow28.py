@@ -49,8 +49,9 @@ import torch
 
 from tscnn.baselines import linear_loso
 from tscnn.config import Config, from_preset
+from tscnn.datasets.flowfolder import read_flowfolder
 from tscnn.metrics import evaluate_predictions, over_seeds
-from tscnn.preprocessing.streams import AUGMENTATIONS, transform_image
+from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.protocols import loso_folds
 from tscnn.train import Trainer
 
@@ -70,21 +71,10 @@ REFERENCES = [
 
 
 def load_flow_maps(data: Path, size: int = 48) -> tuple[pd.DataFrame, np.ndarray]:
-    """The index table and (clips, variants, 3, size, size) float16 maps (u, v, strain in 0..1)."""
-    table = pd.read_csv(data / "index.csv")
-    arrays = np.zeros((len(table), len(AUGMENTATIONS), 3, size, size), np.float16)
-    for i, rec in enumerate(table.itertuples()):
-        path = data / rec.flow
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"{path}: clip {rec.subject}/{rec.clip}: cannot read the flow image")
-        maps = cv2.resize(bgr[..., ::-1].astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_LINEAR)
-        for v, (flip, angle) in enumerate(AUGMENTATIONS):
-            moved = np.stack([transform_image(maps[..., c], flip, angle) for c in range(3)])
-            if flip:
-                moved[0] = 1.0 - moved[0]  # u of the mirrored face is -u: 1 - u after min-max normalisation
-            arrays[i, v] = moved
-    return table, arrays
+    """The clip table and (clips, variants, 3, size, size) float16 maps (u, v, strain in 0..1), read by
+    the library's flow-folder reader (``tscnn.datasets.flowfolder``) and ``prepare`` (no cache)."""
+    table = read_flowfolder(data).table
+    return table, prepare(table, PrepSettings(size=size), progress=False, streams=("uvs",)).arrays["uvs"]
 
 
 def run_seed(config: Config, table: pd.DataFrame, arrays: np.ndarray, seed: int) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from tscnn.config import Config
 from tscnn.datasets import read_casme2
-from tscnn.model import TSCNN, stream_channels
+from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.predict import predict_clip as predict_new_clip
 from tscnn.predict import save_model
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs, prepare_clip

@@ -3,7 +3,7 @@ from itertools import combinations
 import pytest
 import torch
 
-from tscnn.model import STREAMS, TSCNN, stream_channels
+from tscnn.models.tscnn import STREAMS, TSCNN, stream_channels
 
 SUBSETS = [c for r in (1, 2, 3) for c in combinations(STREAMS, r)]
 

@@ -5,13 +5,49 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
+
+from tscnn import __version__
+from tscnn.config import Config
 
 DEFAULT_DATA = Path("data/synthetic-casme2")
 DEFAULT_CACHE = Path("data/cache")
-DATASETS = ["casme2", "samm", "smic", "casme3", "mmew", "megc2019"]
-LAYOUTS = ["casme2", "samm", "smic", "casme3", "mmew"]
 APEX_HELP = "apex of clips with none annotated or an invalid one: the spotter (default) or the middle frame"
+EXAMPLES = """examples:
+  tscnn demo                                                   # the main job on the synthetic database
+  tscnn run --root /data/CASME2                                # TSCNN, the paper's recipe, LOSO
+  tscnn run --root /data/CASME2 --streams dt --seeds 0 1 2     # one cell of the paper's Table 4
+  tscnn run --dataset flowfolder --root megc2019-flow28 --model tscnn --preset tscnn-plus --streams uvs
+  tscnn run --dataset flowfolder --root megc2019-flow28 --model ststnet --protocol cross \\
+            --train-datasets casme2 --test-datasets smic
+  tscnn table streams --root /data/CASME2 --seeds 0 1 2        # the paper's Table 4
+  tscnn predict models/casme2/model.pt clip.mp4
+"""
+
+
+def _choices() -> dict[str, list[str]]:
+    """The names each option accepts, from the one place that defines them."""
+    from tscnn.config import AUGMENT_MODES, OPTIMIZERS, PRESETS, PROTOCOLS, SCHEDULES, SELECTIONS
+    from tscnn.datasets import READERS
+    from tscnn.datasets.base import APEX_FALLBACKS
+    from tscnn.models import MODELS
+    from tscnn.preprocessing.flow import FLOW_METHODS
+
+    return {"model": sorted(MODELS), "dataset": sorted(READERS), "preset": sorted(PRESETS),
+            "flow": list(FLOW_METHODS), "selection": list(SELECTIONS), "optimizer": list(OPTIMIZERS),
+            "schedule": list(SCHEDULES), "augment_mode": list(AUGMENT_MODES), "protocol": list(PROTOCOLS),
+            "apex_fallback": list(APEX_FALLBACKS)}
+
+
+CHOICES = _choices()
+CONFIG_FIELDS = [f for f in fields(Config) if f.name != "extra"]
+
+
+def _layouts() -> list[str]:
+    from tscnn.synth.database import LAYOUT_EMOTIONS
+
+    return sorted(LAYOUT_EMOTIONS)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -24,56 +60,48 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The run's Config from the command line (a preset plus the options given)."""
-    from tscnn.config import from_preset
+    """The run's Config: the model's (or the named) preset plus every Config field given on the command line."""
     from tscnn.datasets import default_classes
+    from tscnn.experiment import config_for
 
-    return from_preset(
-        args.preset, dataset=args.dataset, root=str(args.root), coding=args.coding,
-        classes=args.classes or default_classes(args.dataset), apex_fallback=args.apex_fallback,
-        streams=tuple(args.streams.split(",")) if args.streams else None, blocks=args.blocks, flow=args.flow,
-        seeds=tuple(args.seeds) if args.seeds else None, selection=args.selection, max_epochs=args.max_epochs,
-        lr=args.lr, batch_size=args.batch_size, patience=args.patience,
-        share_trunk=False if args.unshared else None, threads=args.threads, pretrained=args.pretrained,
-        device=args.device,
-    )
+    given = {f.name: getattr(args, f.name) for f in CONFIG_FIELDS if getattr(args, f.name, None) is not None}
+    for name, value in given.items():
+        if isinstance(value, list):  # list options: space- and/or comma-separated items
+            given[name] = tuple(item for part in value for item in part)
+    given["root"] = str(args.root)
+    given.setdefault("classes", default_classes(given.get("dataset", "casme2")))
+    return config_for(given.pop("model", "tscnn"), given.pop("preset", None), **given)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tscnn.experiment import config_database, run_experiment
-    from tscnn.report import metrics_table, write_report
+    from tscnn.experiment import run_and_report
+    from tscnn.report import metrics_table
 
-    config = config_from_args(args)
-    out = Path(args.out or f"results/{config.dataset}-{'-'.join(config.streams)}-k{config.blocks}")
-    database = config_database(config)
     start = time.perf_counter()
-    result = run_experiment(config, out, args.cache, database=database, max_new_folds=args.max_new_folds)
+    result, report = run_and_report(config_from_args(args), args.out, args.cache, args.max_new_folds,
+                                    args.resume_any_code)
     if not result.complete:
-        print(f"stopped after {args.max_new_folds} new folds; run the same command again to resume ({out})")
+        print(f"stopped after {args.max_new_folds} new folds; run the same command again to resume ({result.out})")
         return 0
-    report = write_report(result, config, database.table)
     print(metrics_table(result.metrics))
     print(f"{time.perf_counter() - start:.0f} s; report: {report}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tscnn.experiment import train_final_model
+    from tscnn.experiment import default_out, train_final_model
 
     config = config_from_args(args)
-    path = train_final_model(config, args.out or f"models/{config.dataset}-{'-'.join(config.streams)}", args.cache)
+    path = train_final_model(config, args.out or default_out(config, "models"), args.cache)
     print(f"model: {path}  (use: tscnn predict {path} VIDEO_OR_FRAME_FOLDER)")
     return 0
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from tscnn.experiment import config_database
     from tscnn.tables import run_table
 
     config = config_from_args(args)
-    database = config_database(config)
-    path = run_table(args.table, config, args.out or f"results/table-{args.table}-{config.dataset}", args.cache,
-                     database=database)
+    path = run_table(args.table, config, args.out or f"results/table-{args.table}-{config.dataset}", args.cache)
     print(path.read_text())
     return 0
 
@@ -93,16 +121,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tscnn.synth import SynthSettings, write_database
-    from tscnn.synth.database import CASME2_CODING
+    from tscnn.experiment import demo_config, ensure_demo_data, run_and_report
+    from tscnn.report import metrics_table
 
-    data = Path(args.data)
-    if not (data / CASME2_CODING).exists():
-        print(f"generating the default synthetic database in {data} ...")
-        write_database(data, SynthSettings(seed=args.data_seed))
-    run_args = argparse.Namespace(**{**vars(build_parser().parse_args(["run", "--root", str(data)])), **{
-        "preset": "demo", "out": args.out, "cache": args.cache, "seeds": args.seeds}})
-    return cmd_run(run_args)
+    start = time.perf_counter()
+    ensure_demo_data(args.data, args.data_seed)
+    result, report = run_and_report(demo_config(args.data, tuple(args.seeds), args.data_seed), args.out, args.cache)
+    print(metrics_table(result.metrics))
+    print(f"{time.perf_counter() - start:.0f} s; report: {report}")
+    return 0
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -139,40 +166,62 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def add_experiment_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by `run` and `train`: the data and every setting of the Config."""
-    p.add_argument("--dataset", default="casme2", choices=DATASETS)
-    p.add_argument("--root", required=True, help="the database folder, as distributed (megc2019: a folder holding "
-                   "the three, or casme2=PATH,samm=PATH,smic=PATH)")
-    p.add_argument("--coding", help="annotation spreadsheet (found in the root when omitted)")
-    p.add_argument("--classes", help="class set (default: the database's, e.g. 5class for CASME II)")
-    p.add_argument("--apex-fallback", choices=["spotter", "middle"], help=APEX_HELP)
-    p.add_argument("--preset", default="paper", choices=["paper", "demo"])
-    p.add_argument("--streams", help="comma-separated subset of ss,ls,dt (default: all three)")
-    p.add_argument("--blocks", type=int, help="k of the k x k local-spatial grid (default 3)")
-    p.add_argument("--flow", choices=["tvl1", "dis", "farneback"])
-    p.add_argument("--seeds", type=int, nargs="+")
-    p.add_argument("--selection", choices=["val_loss", "fixed", "test_leaky"])
-    p.add_argument("--max-epochs", type=int)
-    p.add_argument("--patience", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--unshared", action="store_true", help="one trunk per stream (ablation)")
-    p.add_argument("--pretrained", help="weights from `tscnn pretrain` for the static stream and the trunk")
-    p.add_argument("--device", help="cpu (default), cuda or auto")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--out", type=Path)
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    """Every Config field as ``--field-name`` (help from ``tscnn.config.FIELD_HELP``; a field not given takes
+    the preset's value), plus where to write and cache."""
+    from tscnn.config import FIELD_HELP, Config
+
+    defaults = Config()
+    for f in CONFIG_FIELDS:
+        default = getattr(defaults, f.name)
+        option = "--" + f.name.replace("_", "-")
+        help_text = f"{FIELD_HELP.get(f.name, '')} (default: {_shown(default)})"
+        if f.name == "root":
+            p.add_argument(option, required=True, help=FIELD_HELP["root"] + " (megc2019: a folder holding the "
+                           "three, or casme2=PATH,samm=PATH,smic=PATH; flowfolder: the folder with index.csv)")
+        elif isinstance(default, bool):
+            p.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif isinstance(default, tuple):
+            kind = int if f.name == "seeds" else str
+            p.add_argument(option, nargs="+", type=_list_of(kind), default=None, help=help_text + "; "
+                           "space- or comma-separated")
+        else:
+            kind = type(default) if default is not None and not isinstance(default, str) else str
+            p.add_argument(option, type=kind, default=None, help=help_text,
+                           choices=CHOICES.get(f.name))
+    p.add_argument("--unshared", dest="share_trunk", action="store_false", default=None,
+                   help="alias of --no-share-trunk")
+    p.add_argument("--out", type=Path, help="results folder (default: results/<dataset>-<model>-<streams>)")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"prepared-input cache (default: {DEFAULT_CACHE})")
+    p.add_argument("--resume-any-code", action="store_true",
+                   help="resume a results folder made by another code version (if the change cannot alter results)")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _list_of(kind: type):
+    """argparse type for one item of a list option that may also be comma-separated."""
+    def parse(text: str) -> list:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tscnn", description="Three-stream CNN micro-expression recognition.")
+    parser = argparse.ArgumentParser(prog="tscnn", description="Three-stream CNN micro-expression recognition.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tscnn {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write a synthetic ME database in a real on-disk layout")
     p.add_argument("out", type=Path)
     p.add_argument("--subjects", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=list(LAYOUTS), default="casme2")
+    p.add_argument("--layout", choices=_layouts(), default="casme2", help="on-disk layout (default: casme2)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("run", help="train and evaluate TSCNN leave-one-subject-out on a database")
@@ -210,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="pre-train the static stream and trunk on FER2013 (or a synthetic set)")
     p.add_argument("--fer", help="fer2013.csv or icml_face_data.csv; without it, synthetic macro-expressions")
     p.add_argument("--out", type=Path, default=Path("results/pretrain"))
-    p.add_argument("--preset", default="paper", choices=["paper", "demo"])
+    p.add_argument("--preset", default="paper", choices=CHOICES["preset"])
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--patience", type=int)
     p.add_argument("--lr", type=float)
@@ -225,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="inspect a database")
     dsub = p.add_subparsers(dest="action", required=True)
     d = dsub.add_parser("describe", help="clips per class and subject, and every quirk found")
-    d.add_argument("dataset", choices=DATASETS)
+    d.add_argument("dataset", choices=CHOICES["dataset"])
     d.add_argument("root")
     d.add_argument("--coding")
     d.add_argument("--classes", help="class set (default: the database's)")
@@ -236,10 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a bad input or setting ends in one line naming what is wrong and exit code 2
+    (``--debug`` shows the traceback instead)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
+        if args.debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -6,6 +6,8 @@ interrupted run resumes from the last finished fold and gives the same pooled pr
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import platform
 import subprocess
@@ -18,11 +20,12 @@ import pandas as pd
 import torch
 
 from tscnn import __version__
-from tscnn.config import Config
+from tscnn.config import Config, from_preset
 from tscnn.datasets import Database, load_database
 from tscnn.metrics import evaluate_predictions, over_seeds
-from tscnn.preprocessing.prepare import Prepared, prepare
-from tscnn.protocols import loso_folds
+from tscnn.models import get_model
+from tscnn.preprocessing.prepare import STREAM_NAMES, Prepared, prepare
+from tscnn.protocols import Fold, cross_dataset_fold, loso_folds
 from tscnn.train import Trainer
 
 
@@ -54,50 +57,111 @@ def config_database(config: Config) -> Database:
     return load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
 
 
-def check_or_store_config(config: Config, out: Path) -> None:
-    """Store the config in a new results folder; refuse to resume one made with other settings."""
-    path = out / "config.json"
+def config_for(model: str = "tscnn", preset: str | None = None, **overrides) -> Config:
+    """A Config for a registered model: its own recipe preset unless one is named, its input streams and
+    size unless given (``None`` overrides are ignored)."""
+    spec = get_model(model)
+    defaults = {"streams": spec.streams, **({"size": spec.size} if spec.size else {})}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return from_preset(preset or spec.preset, model=model, **{**defaults, **given})
+
+
+def table_fingerprint(table: pd.DataFrame) -> str:
+    """A hash of what decides a run's data: clip ids, labels, phases and source files (names, sizes, times)."""
+    columns = [c for c in ("dataset", "subject", "clip", "label", "emotion", "onset", "apex", "offset", "onset_path",
+                           "apex_path", "offset_path", "flow_path") if c in table]
+    digest = hashlib.sha1(table[columns].astype(str).to_csv(index=False).encode())
+    for column in ("onset_path", "apex_path", "offset_path", "flow_path"):
+        for path in table[column] if column in table else []:
+            stat = Path(path).stat() if path and Path(path).exists() else None
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode() if stat else b"-;")
+    return digest.hexdigest()[:16]
+
+
+def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_code_change: bool = False) -> None:
+    """Store the config and the data fingerprint in a new results folder; refuse to resume one made with
+    other settings, another clip table, or (unless allowed) another code version."""
+    path, stamp = out / "config.json", out / "fingerprint.json"
+    current = {"table": table_fingerprint(table), "clips": int(len(table)), "code_version": code_version()}
     if path.exists():
         stored = json.loads(path.read_text())
-        if stored != json.loads(json.dumps(config.to_dict())):
-            changed = sorted(k for k in stored if stored.get(k) != json.loads(json.dumps(config.to_dict())).get(k))
+        wanted = json.loads(json.dumps(config.to_dict()))
+        if stored != wanted:
+            changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ValueError(f"{out} holds a run with other settings ({', '.join(changed)}); "
                              "use another --out or delete it to start over")
-        return
+        if stamp.exists():
+            before = json.loads(stamp.read_text())
+            if before["table"] != current["table"]:
+                raise ValueError(f"{out} holds folds of another clip table ({before['clips']} clips then, "
+                                 f"{current['clips']} now, or the same clips with other labels, phases or frames): "
+                                 "its folds would be stale; use another --out or delete it to start over")
+            if before["code_version"] != current["code_version"] and not allow_code_change:
+                raise ValueError(f"{out} was made by code {before['code_version']}, this is {current['code_version']}; "
+                                 "use another --out, delete it, or allow resuming across code versions "
+                                 "(--resume-any-code) if the change cannot alter results")
+            return
     out.mkdir(parents=True, exist_ok=True)
     config.save(path)
+    stamp.write_text(json.dumps(current, indent=2))
 
 
-def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes: int, fold, seed: int,
+def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
+    """The folds of the Config's protocol: one per subject (LOSO), or one cross-database fold."""
+    if config.protocol == "cross":
+        return [cross_dataset_fold(table, config.train_datasets, config.test_datasets, config.val_fraction, seed)]
+    return loso_folds(table, config.val_fraction, seed)
+
+
+def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes: int, fold: Fold, seed: int,
              fold_index: int, progress: bool) -> dict:
-    """Train and test one fold; returns a JSON-ready record of its predictions and training history."""
+    """Train (or fit) and test one fold; a JSON-ready record of its predictions, the leaky shadow and history."""
+    spec = get_model(config.model)
     arrays = {s: prepared.arrays[s] for s in config.streams}
-    trainer = Trainer(config, num_classes, seed=seed * 1000 + fold_index)
     start = time.perf_counter()
-    result = trainer.fit(arrays, labels, fold.train, fold.val, fold.test, desc=f"fold {fold.test_subject}",
-                         progress=progress)
-    proba = trainer.predict_proba(result.model, arrays, fold.test)
+    if spec.kind == "features":
+        features = spec.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
+        fit_rows = np.concatenate([fold.train, fold.val])  # no epochs to choose: every training subject fits
+        classifier = spec.classifier()
+        with contextlib.suppress(ValueError):
+            classifier.set_params(**{k: seed for k in classifier.get_params() if k.endswith("random_state")})
+        classifier.fit(features[fit_rows], labels[fit_rows])
+        pred = classifier.predict(features[fold.test])
+        proba = np.eye(num_classes)[pred]
+        history, chosen, leaky_epoch, leaky_proba = [], 0, 0, proba
+    else:
+        trainer = Trainer(config, num_classes, seed=seed * 1000 + fold_index)
+        result = trainer.fit(arrays, labels, fold.train, fold.val, fold.test, desc=f"fold {fold.test_subject}",
+                             progress=progress)
+        proba = trainer.predict_proba(result.model, arrays, fold.test)
+        history, chosen, leaky_epoch, leaky_proba = (result.history, result.chosen_epoch, result.leaky_epoch,
+                                                     result.leaky_proba)
     table = prepared.table
     return {
         "test_subject": fold.test_subject,
         "val_subjects": sorted(set(table.subject.iloc[fold.val])),
         "n_train_clips": int(len(fold.train)),
-        "chosen_epoch": result.chosen_epoch,
+        "chosen_epoch": chosen,
+        "leaky_epoch": leaky_epoch,
         "seconds": time.perf_counter() - start,
-        "history": result.history,
+        "code_version": code_version(),
+        "history": history,
         "rows": fold.test.tolist(),
         "proba": np.round(proba, 6).tolist(),
+        "leaky_proba": np.round(leaky_proba, 6).tolist(),
     }
 
 
-def fold_predictions(record: dict, table: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Per-clip prediction rows of a finished fold."""
+def fold_predictions(record: dict, table: pd.DataFrame, seed: int, classes: tuple[str, ...]) -> pd.DataFrame:
+    """Per-clip prediction rows of a finished fold: the honest prediction, its class probabilities, and
+    the leaky shadow's prediction (the epoch with the best test accuracy)."""
     rows = table.iloc[record["rows"]]
     proba = np.asarray(record["proba"])
     out = rows[["dataset", "subject", "clip", "emotion", "label"]].copy()
     out["pred"] = proba.argmax(1)
-    for c in range(proba.shape[1]):
-        out[f"p{c}"] = proba[:, c]
+    out["leaky_pred"] = np.asarray(record["leaky_proba"]).argmax(1)
+    for c, name in enumerate(classes):
+        out[f"p_{name}"] = proba[:, c]
     out["seed"] = seed
     out["fold"] = record["test_subject"]
     return out
@@ -105,8 +169,8 @@ def fold_predictions(record: dict, table: pd.DataFrame, seed: int) -> pd.DataFra
 
 def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None = None,
                    database: Database | None = None, progress: bool = True,
-                   max_new_folds: int | None = None) -> ExperimentResult:
-    """Run (or resume) LOSO over every seed of ``config``; write predictions and metrics under ``out``.
+                   max_new_folds: int | None = None, allow_code_change: bool = False) -> ExperimentResult:
+    """Run (or resume) the Config's protocol over every seed; write predictions and metrics under ``out``.
 
     ``max_new_folds`` stops after that many newly trained folds (work in chunks; tests use it to
     simulate an interruption).
@@ -114,14 +178,15 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
     out = Path(out)
     if config.threads:
         torch.set_num_threads(config.threads)
-    check_or_store_config(config, out)
+    get_model(config.model)
     db = database or config_database(config)
-    prepared = prepare(db.table, config.prep(), cache_dir, progress=progress)
+    check_or_store_run(config, out, db.table, allow_code_change)
+    prepared = prepare(db.table, config.prep(), cache_dir, progress=progress, streams=config.streams)
     labels = prepared.table["label"].to_numpy()
     num_classes = len(db.classes)
     new_folds, complete, all_predictions = 0, True, []
     for seed in config.seeds:
-        folds = loso_folds(prepared.table, config.val_fraction, seed)
+        folds = make_folds(config, prepared.table, seed)
         fold_dir = out / f"seed_{seed}" / "folds"
         fold_dir.mkdir(parents=True, exist_ok=True)
         for index, fold in enumerate(folds):
@@ -135,7 +200,7 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
                 tmp.write_text(json.dumps(record))
                 tmp.replace(path)
                 new_folds += 1
-            all_predictions.append(fold_predictions(json.loads(path.read_text()), prepared.table, seed))
+            all_predictions.append(fold_predictions(json.loads(path.read_text()), prepared.table, seed, db.classes))
     predictions = pd.concat(all_predictions, ignore_index=True) if all_predictions else pd.DataFrame()
     metrics = summarise(predictions, config, db, num_classes) if complete else {}
     if complete:
@@ -143,25 +208,136 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (out / "run_info.json").write_text(json.dumps({
             "code_version": code_version(), "torch": torch.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "threads": torch.get_num_threads(), "seeds": list(config.seeds),
+            "machine": platform.machine(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
+            "bf16": Trainer(config, num_classes, 0).autocast, "device": config.device, "seeds": list(config.seeds),
         }, indent=2))
     return ExperimentResult(out, predictions, metrics, complete)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (what machine the timings and bf16 figures come from)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def seed_ensemble(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One prediction per clip from the class probabilities averaged over the seeds."""
+    proba_columns = [c for c in predictions if c.startswith("p_")]
+    keys = ["dataset", "subject", "clip"]
+    mean = predictions.groupby(keys, sort=False)[proba_columns].mean()
+    first = predictions.groupby(keys, sort=False)[["label"]].first()
+    ensemble = first.join(mean).reset_index()
+    ensemble["pred"] = ensemble[proba_columns].to_numpy().argmax(1)
+    return ensemble
+
+
 def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_classes: int) -> dict:
-    """Metrics per seed (pooled over folds) and their mean +- std over seeds."""
+    """Metrics per seed (pooled over folds), their mean +- std over seeds, the seed ensemble, and the
+    leaky shadow (what choosing each fold's epoch on the test subject would have claimed)."""
     per_seed = {int(seed): evaluate_predictions(part, num_classes) for seed, part in predictions.groupby("seed")}
-    per_dataset = {name: over_seeds([m["per_dataset"][name] for m in per_seed.values()])
-                   for name in sorted(next(iter(per_seed.values())).get("per_dataset", {}))}
+    leaky = {int(seed): evaluate_predictions(part.assign(pred=part.leaky_pred), num_classes)
+             for seed, part in predictions.groupby("seed")}
+    names = sorted(next(iter(per_seed.values())).get("per_dataset", {}))
+    per_dataset = {name: over_seeds([m["per_dataset"][name] for m in per_seed.values()]) for name in names}
+    leaky_per_dataset = {name: over_seeds([m["per_dataset"][name] for m in leaky.values()]) for name in names}
     return {
         "dataset": db.name, "classes": list(db.classes), "clips": int(len(db.table)),
-        "subjects": int(db.table.subject.nunique()), "protocol": "leave-one-subject-out",
+        "subjects": int(db.table.subject.nunique()), "model": config.model,
+        "protocol": "leave-one-subject-out" if config.protocol == "loso" else
+        f"cross-database: train {'+'.join(config.train_datasets)}, test {'+'.join(config.test_datasets)}",
         "selection": config.selection, "leaky": config.leaky,
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds",
         "mean_std_over_seeds": over_seeds(list(per_seed.values())),
         "per_seed": per_seed, "quirks": db.quirks,
         **({"per_dataset_mean_std_over_seeds": per_dataset} if per_dataset else {}),
+        "seed_ensemble": evaluate_predictions(seed_ensemble(predictions), num_classes),
+        "leaky_shadow": {
+            "what": "the same training runs, each fold's epoch chosen by its best test-subject accuracy "
+                    "(the common leaky practice); reported to measure the inflation, never used",
+            "mean_std_over_seeds": over_seeds(list(leaky.values())),
+            **({"per_dataset_mean_std_over_seeds": leaky_per_dataset} if leaky_per_dataset else {}),
+        },
     }
+
+
+def default_out(config: Config, kind: str = "results") -> Path:
+    """Where a run writes unless told: ``results/<dataset>-<model>-<streams>[-k<blocks>]-<preset>``."""
+    parts = [config.dataset, config.model, "-".join(config.streams)]
+    if "ls" in config.streams:
+        parts.append(f"k{config.blocks}")
+    if config.protocol == "cross":
+        parts.append(f"{'+'.join(config.train_datasets)}-to-{'+'.join(config.test_datasets)}")
+    return Path(kind) / "-".join([*parts, config.preset])
+
+
+def run_and_report(config: Config, out: str | Path | None = None, cache_dir: str | Path | None = None,
+                   max_new_folds: int | None = None, allow_code_change: bool = False,
+                   progress: bool = True) -> tuple[ExperimentResult, Path | None]:
+    """What ``tscnn run`` does: check the Config, run (or resume) it, and write the report when complete."""
+    from tscnn.report import write_report
+
+    check_config(config)
+    database = config_database(config)
+    result = run_experiment(config, out or default_out(config), cache_dir, database=database, progress=progress,
+                            max_new_folds=max_new_folds, allow_code_change=allow_code_change)
+    report = write_report(result, config, database.table) if result.complete else None
+    return result, report
+
+
+DEMO_DATA_STAMP = "tscnn-synth.json"
+
+
+def ensure_demo_data(data: str | Path, data_seed: int = 0) -> Path:
+    """The demo's synthetic database: generated when absent; an error when the folder holds another seed's."""
+    from tscnn.synth import SynthSettings, write_database
+    from tscnn.synth.database import CASME2_CODING
+
+    data = Path(data)
+    stamp = data / DEMO_DATA_STAMP
+    if (data / CASME2_CODING).exists():
+        seed = json.loads(stamp.read_text()).get("seed") if stamp.exists() else 0
+        if seed != data_seed:
+            raise ValueError(f"{data} holds the synthetic database of seed {seed}, not {data_seed}: "
+                             "use another --data folder or delete it")
+        return data
+    print(f"generating the default synthetic database in {data} ...")
+    write_database(data, SynthSettings(seed=data_seed))
+    stamp.write_text(json.dumps({"seed": data_seed}))
+    return data
+
+
+def demo_config(data: str | Path, seeds: tuple[int, ...] = (0,), data_seed: int = 0) -> Config:
+    """The main job's settings: TSCNN, all three streams, the ``demo`` preset, on the synthetic CASME II layout."""
+    return config_for("tscnn", "demo", dataset="casme2", root=str(data), classes="5class", seeds=seeds,
+                      data_seed=data_seed)
+
+
+def check_config(config: Config) -> None:
+    """Every setting checked before any work (and before a results folder is made): the model and its
+    streams, the device, and a block grid the face can hold."""
+    spec = get_model(config.model)
+    if not config.streams:
+        raise ValueError("no input stream given: name at least one of ss, ls, dt, uvs")
+    unknown = [s for s in config.streams if s not in STREAM_NAMES]
+    if unknown:
+        raise ValueError(f"unknown stream {', '.join(map(repr, unknown))}; expected some of {', '.join(STREAM_NAMES)} "
+                         "(lower case)")
+    if config.model != "tscnn" and tuple(config.streams) != spec.streams:
+        raise ValueError(f"model {config.model} reads the stream(s) {', '.join(spec.streams)}, "
+                         f"not {', '.join(config.streams)}")
+    if config.device not in ("cpu", "auto") and not (config.device.startswith("cuda") and torch.cuda.is_available()):
+        raise ValueError(f"device {config.device!r} is not available here (cpu, auto, or cuda on a machine with "
+                         "a CUDA GPU)")
+    if config.blocks > config.work_size // 8:
+        raise ValueError(f"blocks (k = {config.blocks}) must leave face blocks of at least 8 px: at most "
+                         f"{config.work_size // 8} for a {config.work_size}-px face crop")
+    if config.size < 8 or config.size > config.work_size:
+        raise ValueError(f"size {config.size} must be between 8 and work_size ({config.work_size})")
 
 
 def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | None = None,

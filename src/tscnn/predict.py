@@ -18,7 +18,7 @@ import torch
 
 from tscnn.config import Config
 from tscnn.datasets.base import DatasetError, list_frames
-from tscnn.model import TSCNN
+from tscnn.models.tscnn import TSCNN
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.face import crop
 from tscnn.preprocessing.prepare import face_box, frames_to_inputs

@@ -20,7 +20,7 @@ import torch
 
 from tscnn.config import Config
 from tscnn.datasets.fer2013 import FaceImages
-from tscnn.model import TSCNN
+from tscnn.models.tscnn import TSCNN
 from tscnn.train import Trainer
 
 WEIGHTS = "pretrained.pt"

@@ -1,7 +1,8 @@
-"""Evaluation protocols: leave-one-subject-out folds with a subject-disjoint validation split.
+"""Evaluation protocols: leave-one-subject-out folds, and cross-database folds, each with a
+subject-disjoint validation split drawn from the training subjects.
 
-Nothing of the test subject is used for training, validation, early stopping or normalisation:
-``loso_folds`` guarantees it and ``check_fold`` asserts it.
+Nothing of the test subjects is used for training, validation, early stopping or normalisation:
+``loso_folds`` and ``cross_dataset_fold`` guarantee it and ``check_fold`` asserts it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Fold:
-    """Row indices of one fold; ``test_subject`` is held out entirely."""
+    """Row indices of one fold; ``test_subject`` names the fold (LOSO: the held-out subject) and
+    ``test_subjects`` lists every held-out subject (LOSO: that one)."""
 
     test_subject: str
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    test_subjects: tuple[str, ...] = ()
+
+    def held_out(self) -> set[str]:
+        return set(self.test_subjects) or {self.test_subject}
 
 
 def validation_subjects(subjects: list[str], fraction: float, rng: np.random.Generator) -> list[str]:
@@ -48,12 +54,35 @@ def loso_folds(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0,
     return folds
 
 
+def cross_dataset_fold(table: pd.DataFrame, train_datasets: tuple[str, ...], test_datasets: tuple[str, ...],
+                       val_fraction: float = 0.2, seed: int = 0) -> Fold:
+    """Train on every clip of ``train_datasets`` (validation subjects drawn from them), test on every clip
+    of ``test_datasets``: the domain gap a recipe fitted to one database's subjects shows on another."""
+    datasets = table["dataset"].astype(str).to_numpy()
+    known = sorted(set(datasets))
+    for name in (*train_datasets, *test_datasets):
+        if name not in known:
+            raise ValueError(f"cross-database protocol: no clips of database {name!r} (the table has {known})")
+    groups = table["subject"].astype(str).to_numpy()
+    training = np.isin(datasets, train_datasets)
+    subjects = sorted(set(groups[training]))
+    name = f"{'+'.join(train_datasets)}-to-{'+'.join(test_datasets)}"
+    rng = np.random.default_rng([seed, sum(map(ord, name))])
+    val_subjects = validation_subjects(subjects, val_fraction, rng)
+    test = np.flatnonzero(np.isin(datasets, test_datasets))
+    val = np.flatnonzero(training & np.isin(groups, val_subjects))
+    train = np.flatnonzero(training & ~np.isin(groups, val_subjects))
+    fold = Fold(name, train, val, test, tuple(sorted(set(groups[test]))))
+    check_fold(fold, groups)
+    return fold
+
+
 def check_fold(fold: Fold, groups: np.ndarray) -> None:
-    """Raise if the test subject leaks into training or validation, or subjects are shared."""
+    """Raise if a test subject leaks into training or validation, or subjects are shared."""
     train, val, test = (set(groups[idx]) for idx in (fold.train, fold.val, fold.test))
-    if test != {fold.test_subject}:
+    if test != fold.held_out():
         raise AssertionError(f"fold {fold.test_subject}: test set holds subjects {sorted(test)}")
-    if fold.test_subject in train | val:
+    if fold.held_out() & (train | val):
         raise AssertionError(f"fold {fold.test_subject}: test subject appears in training or validation")
     if train & val:
         raise AssertionError(f"fold {fold.test_subject}: subjects {sorted(train & val)} in both train and val")

@@ -1,11 +1,20 @@
-"""The training recipe of the paper (section 3.2), for one fold.
+"""The training recipe for one fold: the paper's (section 3.2) by default, every deviation a Config field.
 
-SGD with Nesterov momentum (0.9), learning rate 1e-3, weight decay 1e-5, mini-batch 128, up to 200
-epochs, cross-entropy loss, dropout on dense layers (in the model). One epoch is one pass over the
-x10-augmented training set (every clip in all its variants, shuffled), as the paper expands its
-data ten-fold. Early stopping watches the loss of validation *subjects* drawn from the training
+The paper: SGD with Nesterov momentum (0.9), learning rate 1e-3, weight decay 1e-5, mini-batch 128,
+up to 200 epochs, cross-entropy loss, dropout on dense layers (in the model). One epoch is one pass
+over the x10-augmented training set (every clip in all its variants, shuffled), as the paper expands
+its data ten-fold. Early stopping watches the loss of validation *subjects* drawn from the training
 subjects; the weights of the best validation epoch are kept. Validation and test use the original
 (un-augmented) variant.
+
+Options (see ``tscnn.config``): Adam / AdamW, a cosine learning-rate decay, a class-balanced loss,
+one random augmentation variant per clip per epoch instead of all ten, and a fixed epoch budget
+whose last ``average_last`` epochs' weights are averaged.
+
+The leaky shadow: when test rows are given, every epoch's model is also run on them and the
+predictions of the epoch with the best test accuracy are kept *beside* the honest ones
+(``TrainResult.leaky_proba``). Nothing of the test subject reaches training or the honest choice;
+the shadow only measures what choosing the epoch on the test subject would have claimed.
 """
 
 from __future__ import annotations
@@ -18,19 +27,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from tscnn.config import Config
-from tscnn.model import TSCNN
+from tscnn.models import get_model
 
 
 @dataclass
 class TrainResult:
-    """The trained model, its per-epoch history and the epoch whose weights it holds."""
+    """The trained model, its per-epoch history, the epoch whose weights it holds, and the leaky shadow."""
 
-    model: TSCNN
+    model: nn.Module
     history: list[dict] = field(default_factory=list)
     chosen_epoch: int = 0
+    leaky_epoch: int = 0
+    leaky_proba: np.ndarray | None = None
 
 
 def bf16_supported() -> bool:
@@ -48,12 +60,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: Config, num_classes: int, channels: dict[str, int] | None = None) -> TSCNN:
-    """The network of ``config``; ``channels`` overrides a stream's input channels (e.g. 3 flow maps).
-    With ``config.pretrained`` the static stream's input convolution and the shared trunk start from
+def build_model(config: Config, num_classes: int, channels: dict[str, int] | None = None) -> nn.Module:
+    """The network of ``config.model``; ``channels`` gives each stream's input channels in the data.
+    With ``config.pretrained`` TSCNN's static stream input convolution and shared trunk start from
     ``tscnn pretrain`` weights."""
-    model = TSCNN(num_classes, config.streams, config.blocks, config.share_trunk, config.dense1, config.dense2,
-                  config.dropout, channels=channels)
+    spec = get_model(config.model)
+    if spec.kind != "network":
+        raise ValueError(f"model {config.model!r} is a features model; it is fitted, not trained by the Trainer")
+    model = spec.build(config, num_classes, channels)
     if config.pretrained:
         from tscnn.pretrain import load_pretrained
 
@@ -80,6 +94,37 @@ def flatten_variants(arrays: dict[str, np.ndarray], rows: np.ndarray, variants: 
     return {s: a[rows, 0] for s, a in arrays.items()}
 
 
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Inverse class frequency of ``labels`` (n / (K * n_k)), 0 for a class absent from them; the
+    training rows' own labels only, so nothing of the test subject is used."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+@dataclass
+class _State:
+    """Everything that changes during training (what a checkpoint holds)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    rng: np.random.Generator
+    history: list[dict] = field(default_factory=list)
+    chosen_epoch: int = 0
+    best_score: float = float("inf")
+    best_state: dict | None = None
+    stale: int = 0
+    stopped: bool = False
+    averaged: dict | None = None  # running sum of the weights of the averaged epochs
+    averaged_count: int = 0
+    leaky_accuracy: float = -1.0
+    leaky_epoch: int = 0
+    leaky_proba: np.ndarray | None = None
+
+
 class Trainer:
     """Trains one model on given rows of prepared arrays; deterministic for a seed."""
 
@@ -88,9 +133,11 @@ class Trainer:
         self.num_classes = num_classes
         self.seed = seed
         self.device = resolve_device(config.device)
-        self.autocast = config.bf16 and (self.device.type == "cuda" or bf16_supported())
+        self.autocast = (config.bf16 and get_model(config.model).bf16
+                         and (self.device.type == "cuda" or bf16_supported()))
 
-    def predict_proba(self, model: TSCNN, arrays: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    # -- evaluation ---------------------------------------------------------------------------------
+    def predict_proba(self, model: nn.Module, arrays: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         """Softmax probabilities of the original variant of ``rows``."""
         data = flatten_variants(arrays, rows, variants=False)
         model.eval()
@@ -102,97 +149,170 @@ class Trainer:
                 out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
 
-    def loss_and_accuracy(self, model: TSCNN, arrays: dict[str, np.ndarray], rows: np.ndarray,
+    def loss_and_accuracy(self, model: nn.Module, arrays: dict[str, np.ndarray], rows: np.ndarray,
                           labels: np.ndarray) -> tuple[float, float]:
         """Mean cross-entropy and accuracy on the original variant of ``rows``."""
+        loss, accuracy, _ = self._scored(model, arrays, rows, labels)
+        return loss, accuracy
+
+    def _scored(self, model: nn.Module, arrays: dict[str, np.ndarray], rows: np.ndarray,
+                labels: np.ndarray) -> tuple[float, float, np.ndarray]:
         proba = self.predict_proba(model, arrays, rows)
         y = labels[rows]
         loss = float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
-        return loss, float((proba.argmax(1) == y).mean())
+        return loss, float((proba.argmax(1) == y).mean()), proba
 
+    # -- training -----------------------------------------------------------------------------------
     def fit(self, arrays: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray, val: np.ndarray,
             test: np.ndarray | None = None, desc: str = "train", progress: bool = True,
             checkpoint: Path | None = None) -> TrainResult:
-        """Train on ``train`` rows (all variants); choose the epoch by ``config.selection``.
+        """Train on ``train`` rows; choose the epoch by ``config.selection``.
 
-        ``test`` is looked at only by the explicitly leaky selection (``test_leaky``). With
+        ``test`` feeds only the leaky shadow (and the explicitly leaky selection ``test_leaky``). With
         ``checkpoint``, the whole training state is saved there after every epoch and a run that
         finds one resumes from it (long runs such as pre-training lose at most one epoch).
         """
         cfg = self.config
+        if cfg.selection == "val_loss" and not len(val):
+            raise ValueError("selection 'val_loss' needs validation subjects, but there are none: set "
+                             "val_fraction > 0 with at least two training subjects, or use selection 'fixed'")
+        state = self._new_state(arrays)
+        if checkpoint is not None and Path(checkpoint).exists():
+            self._restore(state, checkpoint)
+        weights = torch.from_numpy(class_weights(labels[train], self.num_classes)).to(self.device) \
+            if cfg.class_balanced else None
+        bar = tqdm(range(len(state.history) + 1, cfg.max_epochs + 1), desc=desc, unit="epoch", leave=False,
+                   disable=not progress or state.stopped)
+        for epoch in bar:
+            if state.stopped:
+                break
+            start = time.perf_counter()
+            train_loss, seen = self._train_epoch(state, arrays, labels, train, weights)
+            record = {"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start,
+                      "samples": seen, "lr": state.optimizer.param_groups[0]["lr"]}
+            if state.scheduler is not None:
+                state.scheduler.step()
+            self._evaluate(state, record, arrays, labels, val, test)
+            state.history.append(record)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()
+                             if k.endswith(("loss", "accuracy")) and not k.startswith("test")})
+            self._select(state, record)
+            self._accumulate_average(state, epoch)
+            if checkpoint is not None:
+                self._save(state, checkpoint)
+        return self._finish(state, arrays, train)
+
+    def _new_state(self, arrays: dict[str, np.ndarray]) -> _State:
+        cfg = self.config
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         model = build_model(cfg, self.num_classes, {s: a.shape[2] for s, a in arrays.items()}).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                                    weight_decay=cfg.weight_decay)
-        data = flatten_variants(arrays, train, variants=True)
-        variants = next(iter(arrays.values())).shape[1]
-        targets = torch.from_numpy(np.repeat(labels[train], variants)).long().to(self.device)
-        result = TrainResult(model)
-        best_score, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
-        first_epoch = 1
-        if checkpoint is not None and Path(checkpoint).exists():
-            saved = torch.load(checkpoint, map_location=self.device, weights_only=False)
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            rng.bit_generator.state = saved["numpy_rng"]
-            torch.set_rng_state(saved["torch_rng"])
-            result.history, result.chosen_epoch = saved["history"], saved["chosen_epoch"]
-            best_score, best_state, stale = saved["best_score"], saved["best_state"], saved["stale"]
-            first_epoch = len(result.history) + 1
-            if saved.get("stopped"):
-                first_epoch = cfg.max_epochs + 1
-        bar = tqdm(range(first_epoch, cfg.max_epochs + 1), desc=desc, unit="epoch", leave=False,
-                   disable=not progress)
-        for epoch in bar:
-            start = time.perf_counter()
-            model.train()
-            order = rng.permutation(len(targets))
-            total, seen = 0.0, 0
-            for b in range(0, len(order), cfg.batch_size):
-                index = order[b:b + cfg.batch_size]
-                batch = to_batch(data, index, model.streams, cfg.channels_last, self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                    logits = model(batch)
-                loss = F.cross_entropy(logits.float(), targets[torch.from_numpy(index).to(self.device)])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(index)
-                seen += len(index)
-            record = {"epoch": epoch, "train_loss": total / seen, "seconds": time.perf_counter() - start,
-                      "samples": seen}
-            if len(val):
-                record["val_loss"], record["val_accuracy"] = self.loss_and_accuracy(model, arrays, val, labels)
-            if cfg.selection == "test_leaky" and test is not None:
-                record["test_loss"], record["test_accuracy"] = self.loss_and_accuracy(model, arrays, test, labels)
-            result.history.append(record)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith(("loss", "accuracy"))})
-            score = self.selection_score(record)
-            stop = False
-            if score is not None:
-                if score < best_score - 1e-6:
-                    best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
-                    result.chosen_epoch = epoch
-                else:
-                    stale += 1
-                    stop = cfg.selection == "val_loss" and stale >= cfg.patience
-            if checkpoint is not None:
-                tmp = Path(checkpoint).with_suffix(".tmp")
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                            "history": result.history, "chosen_epoch": result.chosen_epoch, "best_score": best_score,
-                            "best_state": best_state, "stale": stale, "stopped": stop}, tmp)
-                tmp.replace(checkpoint)
-            if stop:
-                break
-        if cfg.selection == "fixed" or result.chosen_epoch == 0:
-            result.chosen_epoch = len(result.history)
+        if cfg.optimizer == "sgd":
+            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                                        weight_decay=cfg.weight_decay)
         else:
-            model.load_state_dict(best_state)
-        return result
+            kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+            optimizer = kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.max_epochs) \
+            if cfg.schedule == "cosine" else None
+        return _State(model, optimizer, scheduler, np.random.default_rng(self.seed),
+                      best_state=copy.deepcopy(model.state_dict()))
+
+    def _epoch_samples(self, state: _State, arrays: dict[str, np.ndarray],
+                       train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(clip row, variant) of every sample of one epoch, shuffled."""
+        variants = next(iter(arrays.values())).shape[1]
+        if self.config.augment_mode == "sample":
+            rows, chosen = train, state.rng.integers(0, variants, size=len(train))
+        else:
+            rows, chosen = np.repeat(train, variants), np.tile(np.arange(variants), len(train))
+        order = state.rng.permutation(len(rows))
+        return rows[order], chosen[order]
+
+    def _train_epoch(self, state: _State, arrays: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray,
+                     weights: torch.Tensor | None) -> tuple[float, int]:
+        cfg, model = self.config, state.model
+        model.train()
+        rows, variants = self._epoch_samples(state, arrays, train)
+        total, seen = 0.0, 0
+        for b in range(0, len(rows), cfg.batch_size):
+            r, v = rows[b:b + cfg.batch_size], variants[b:b + cfg.batch_size]
+            batch = {s: arrays[s][r, v] for s in model.streams}
+            inputs = to_batch(batch, np.arange(len(r)), model.streams, cfg.channels_last, self.device)
+            target = torch.from_numpy(labels[r]).long().to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                logits = model(inputs)
+            loss = F.cross_entropy(logits.float(), target, weight=weights)
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            state.optimizer.step()
+            total += loss.item() * len(r)
+            seen += len(r)
+        return total / max(seen, 1), seen
+
+    def _evaluate(self, state: _State, record: dict, arrays: dict[str, np.ndarray], labels: np.ndarray,
+                  val: np.ndarray, test: np.ndarray | None) -> None:
+        if len(val):
+            record["val_loss"], record["val_accuracy"] = self.loss_and_accuracy(state.model, arrays, val, labels)
+        if test is not None and len(test):
+            record["test_loss"], record["test_accuracy"], proba = self._scored(state.model, arrays, test, labels)
+            if record["test_accuracy"] > state.leaky_accuracy:  # the leaky shadow; ties keep the earlier epoch
+                state.leaky_accuracy, state.leaky_epoch, state.leaky_proba = (record["test_accuracy"], record["epoch"],
+                                                                              proba)
+
+    def _select(self, state: _State, record: dict) -> None:
+        """Keep the best weights so far by the selection score; stop early on stale validation loss."""
+        score = self.selection_score(record)
+        if score is None:
+            return
+        if score < state.best_score - 1e-6:
+            state.best_score, state.best_state, state.stale = score, copy.deepcopy(state.model.state_dict()), 0
+            state.chosen_epoch = record["epoch"]
+        else:
+            state.stale += 1
+            state.stopped = self.config.selection == "val_loss" and state.stale >= self.config.patience
+
+    def _accumulate_average(self, state: _State, epoch: int) -> None:
+        """Sum the weights of the last ``average_last`` epochs (floating-point tensors only)."""
+        if not self.config.average_last or epoch <= self.config.max_epochs - self.config.average_last:
+            return
+        current = {k: v.detach().float().clone() for k, v in state.model.state_dict().items() if v.is_floating_point()}
+        if state.averaged is None:
+            state.averaged = current
+        else:
+            for k, v in current.items():
+                state.averaged[k] += v
+        state.averaged_count += 1
+
+    def _finish(self, state: _State, arrays: dict[str, np.ndarray], train: np.ndarray) -> TrainResult:
+        cfg, model = self.config, state.model
+        if cfg.selection == "fixed" or state.chosen_epoch == 0:
+            state.chosen_epoch = len(state.history)
+            if state.averaged is not None:
+                merged = model.state_dict()
+                for k, v in state.averaged.items():
+                    merged[k] = (v / state.averaged_count).to(merged[k].dtype)
+                model.load_state_dict(merged)
+                self._recompute_batchnorm(model, arrays, train)
+        else:
+            model.load_state_dict(state.best_state)
+        return TrainResult(model, state.history, state.chosen_epoch, state.leaky_epoch, state.leaky_proba)
+
+    def _recompute_batchnorm(self, model: nn.Module, arrays: dict[str, np.ndarray], train: np.ndarray) -> None:
+        """Averaged weights need batch-norm statistics of their own: one pass over the training clips."""
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+        model.train()
+        data = flatten_variants(arrays, train, variants=False)
+        with torch.no_grad():
+            for start in range(0, len(train), 256):
+                index = np.arange(start, min(start + 256, len(train)))
+                model(to_batch(data, index, model.streams, self.config.channels_last, self.device))
 
     def selection_score(self, record: dict) -> float | None:
         """Lower is better; None when this selection keeps the last epoch."""
@@ -201,3 +321,32 @@ class Trainer:
         if self.config.selection == "test_leaky":
             return -record["test_accuracy"] if "test_accuracy" in record else None
         return None
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _save(self, state: _State, checkpoint: Path) -> None:
+        tmp = Path(checkpoint).with_suffix(".tmp")
+        torch.save({"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+                    "scheduler": state.scheduler.state_dict() if state.scheduler else None,
+                    "numpy_rng": state.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                    "history": state.history, "chosen_epoch": state.chosen_epoch, "best_score": state.best_score,
+                    "best_state": state.best_state, "stale": state.stale, "stopped": state.stopped,
+                    "averaged": state.averaged, "averaged_count": state.averaged_count,
+                    "leaky": [state.leaky_accuracy, state.leaky_epoch,
+                              None if state.leaky_proba is None else state.leaky_proba.tolist()]}, tmp)
+        tmp.replace(checkpoint)
+
+    def _restore(self, state: _State, checkpoint: Path) -> None:
+        saved = torch.load(checkpoint, map_location=self.device, weights_only=False)
+        state.model.load_state_dict(saved["model"])
+        state.optimizer.load_state_dict(saved["optimizer"])
+        if state.scheduler is not None and saved.get("scheduler"):
+            state.scheduler.load_state_dict(saved["scheduler"])
+        state.rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        state.history, state.chosen_epoch = saved["history"], saved["chosen_epoch"]
+        state.best_score, state.best_state, state.stale = saved["best_score"], saved["best_state"], saved["stale"]
+        state.stopped = saved.get("stopped", False)
+        state.averaged, state.averaged_count = saved.get("averaged"), saved.get("averaged_count", 0)
+        accuracy, epoch, proba = saved.get("leaky", [-1.0, 0, None])
+        state.leaky_accuracy, state.leaky_epoch = accuracy, epoch
+        state.leaky_proba = None if proba is None else np.asarray(proba, np.float32)

@@ -1,7 +1,8 @@
 """Database readers. Each returns a :class:`~tscnn.datasets.base.Database` (clip table + classes + quirks).
 
 Every reader has the signature ``read_x(root, coding=None, classes=..., check_frames=True,
-apex_fallback="spotter")``; one module per database.
+apex_fallback="spotter")``; one module per database. ``flowfolder`` reads precomputed onset->apex
+u, v, strain images (the MEGC challenge format), which give only the "uvs" stream.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from tscnn.datasets.base import Database, DatasetError
 from tscnn.datasets.casme2 import read_casme2
 from tscnn.datasets.casme3 import read_casme3
+from tscnn.datasets.flowfolder import read_flowfolder, write_flow_folder
 from tscnn.datasets.megc2019 import read_megc2019
 from tscnn.datasets.mmew import read_mmew
 from tscnn.datasets.samm import read_samm
@@ -18,12 +20,12 @@ from tscnn.datasets.smic import read_smic
 
 READERS: dict[str, Callable[..., Database]] = {
     "casme2": read_casme2, "samm": read_samm, "smic": read_smic, "casme3": read_casme3, "mmew": read_mmew,
-    "megc2019": read_megc2019,
+    "megc2019": read_megc2019, "flowfolder": read_flowfolder,
 }
 # The class set used when none is named: the paper's 5 classes where the paper used the database,
 # the set the literature reports most often elsewhere.
 DEFAULT_CLASSES = {"casme2": "5class", "samm": "5class", "smic": "3class", "casme3": "3class", "mmew": "6class",
-                   "megc2019": "3class"}
+                   "megc2019": "3class", "flowfolder": "all"}
 
 
 def default_classes(name: str) -> str:
@@ -41,4 +43,5 @@ def load_database(name: str, root: str, coding: str | None = None, classes: str 
 
 
 __all__ = ["DEFAULT_CLASSES", "READERS", "Database", "DatasetError", "default_classes", "load_database",
-           "read_casme2", "read_casme3", "read_megc2019", "read_mmew", "read_samm", "read_smic"]
+           "read_casme2", "read_casme3", "read_flowfolder", "read_megc2019", "read_mmew", "read_samm", "read_smic",
+           "write_flow_folder"]

@@ -42,3 +42,21 @@ def minmax_normalise(values: np.ndarray) -> np.ndarray:
     if high - low <= 1e-12:
         return np.zeros_like(values)
     return (values - low) / (high - low)
+
+
+def optical_strain(flow: np.ndarray) -> np.ndarray:
+    """Optical strain magnitude of an (H, W, 2) flow field, (H, W) float32 (STSTNet's third channel).
+
+    Strain is the symmetric part of the flow's spatial gradient, so it measures how the face
+    deforms and ignores rigid motion (translation, small rotation) that head movement adds:
+    e_xx = du/dx, e_yy = dv/dy, e_xy = e_yx = 0.5 (du/dy + dv/dx), and the magnitude is
+    sqrt(e_xx^2 + e_yy^2 + 2 e_xy^2) (the Frobenius norm of the strain tensor). Derivatives are
+    ``np.gradient`` (central differences inside, one-sided at the borders), in pixel units.
+    """
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"optical strain needs an (H, W, 2) flow field, got shape {flow.shape}")
+    u, v = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
+    du_dy, du_dx = np.gradient(u)  # axis 0 is y (rows), axis 1 is x (columns)
+    dv_dy, dv_dx = np.gradient(v)
+    e_xy = 0.5 * (du_dy + dv_dx)
+    return np.sqrt(du_dx**2 + dv_dy**2 + 2.0 * e_xy**2).astype(np.float32)

@@ -2,15 +2,24 @@
 
 For each clip: read onset, apex (key) and offset frames in grey; crop the face (the frame itself
 for cropped databases, a Haar detection otherwise); resize to ``work_size``; compute flow
-onset->key and key->offset; build the SS, LS and DT streams for every augmentation variant.
-The cache file name holds a hash of the settings and of the three source files (path, size,
-mtime), so changed settings or frames are recomputed and nothing else is.
+onset->key and key->offset; build the SS, LS, DT and UVS streams for every augmentation variant.
+
+A table with a ``flow_path`` column (a flow folder, ``tscnn.datasets.flowfolder``) holds
+precomputed, normalised u, v, strain images instead of frames: those clips give only the "uvs"
+stream (``available_streams``), built by ``normalised_uvs_variants``.
+
+The cache folder ``prep-<key>`` hashes the settings and the source text of the modules that
+compute the tensors (``PREPARATION_MODULES``), so an edit to the preparation code never reuses old
+tensors; the file name hashes the clip's source files (path, size, mtime), so changed frames are
+recomputed and nothing else is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,11 +29,29 @@ import pandas as pd
 from tqdm import tqdm
 
 from tscnn.datasets.base import DatasetError
+from tscnn.datasets.flowfolder import read_flow_image
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
-from tscnn.preprocessing.streams import augmented_streams
+from tscnn.preprocessing.streams import augmented_streams, normalised_uvs_variants
 
-STREAM_NAMES = ("ss", "ls", "dt")
+STREAM_NAMES = ("ss", "ls", "dt", "uvs")
+FLOW_FOLDER_STREAMS = ("uvs",)
+"""The streams a flow-folder clip can give: its frames, and so SS, LS and DT, are not there."""
+PREPARATION_MODULES = ("tscnn.preprocessing.flow", "tscnn.preprocessing.streams", "tscnn.preprocessing.prepare",
+                       "tscnn.preprocessing.face", "tscnn.datasets.flowfolder")
+"""Modules whose source text is part of the cache key: they decide the prepared tensors."""
+
+
+def preparation_sources() -> dict[str, str]:
+    """Module name -> source text of ``PREPARATION_MODULES`` (read from disk at each call)."""
+    sources = {}
+    for name in PREPARATION_MODULES:
+        spec = importlib.util.find_spec(name)
+        text = spec.loader.get_source(name) if spec is not None and spec.loader is not None else None
+        if text is None:
+            raise RuntimeError(f"cannot read the source of {name}, needed for the preparation cache key")
+        sources[name] = text
+    return sources
 
 
 @dataclass(frozen=True)
@@ -38,12 +65,19 @@ class PrepSettings:
     augment: bool = True
 
     def key(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        """Hash of these settings and of the preparation code's source, so either change gives new tensors."""
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode())
+        for name, text in sorted(preparation_sources().items()):
+            digest.update(f"\0{name}\0{text}".encode())
+        return digest.hexdigest()[:10]
 
 
 @dataclass
 class Prepared:
-    """Stream tensors of a clip table: ``arrays[stream]`` is (clips, variants, C, n, n) float16."""
+    """Stream tensors of a clip table: ``arrays[stream]`` is (clips, variants, C, n, n) float16.
+
+    ``arrays`` holds the streams asked for, or all of ``available_streams(table)`` (only "uvs" for a
+    flow folder)."""
 
     table: pd.DataFrame
     arrays: dict[str, np.ndarray]
@@ -86,40 +120,87 @@ def frames_to_inputs(onset: np.ndarray, key: np.ndarray, offset: np.ndarray, cro
     return key, compute_flow(onset, key, settings.flow), compute_flow(key, offset, settings.flow)
 
 
+def flow_path_of(row: pd.Series | dict) -> str:
+    """The clip's flow image (a flow-folder row), or "" for a frames row."""
+    value = row.get("flow_path", "")
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
+def available_streams(table: pd.DataFrame) -> tuple[str, ...]:
+    """The streams ``prepare`` can build for every clip of ``table``: all of ``STREAM_NAMES`` for
+    frames, only ``FLOW_FOLDER_STREAMS`` when any clip comes from a flow folder."""
+    if "flow_path" in table.columns and any(flow_path_of(r) for r in table.to_dict("records")):
+        return FLOW_FOLDER_STREAMS
+    return STREAM_NAMES
+
+
+def check_streams(table: pd.DataFrame, streams: Sequence[str]) -> None:
+    """A clear error when ``streams`` asks for what the table cannot give (e.g. SS from a flow folder)."""
+    unknown = [s for s in streams if s not in STREAM_NAMES]
+    if unknown:
+        raise ValueError(f"unknown streams {unknown}; expected some of {STREAM_NAMES}")
+    available = available_streams(table)
+    missing = [s for s in streams if s not in available]
+    if missing:
+        flow_rows = table[[bool(flow_path_of(r)) for r in table.to_dict("records")]]
+        folders = ", ".join(sorted(set(flow_rows.frames_dir.astype(str)))) or "?"
+        raise DatasetError(f"the flow folder {folders} gives only the {', '.join(available)} stream; "
+                           f"asked for {', '.join(missing)}")
+
+
 def prepare_clip(row: pd.Series | dict, settings: PrepSettings) -> dict[str, np.ndarray]:
-    """Streams of one clip, (variants, C, n, n) float16 each."""
+    """Streams of one clip, (variants, C, n, n) float16 each (only "uvs" for a flow-folder clip)."""
+    flow_path = flow_path_of(row)
+    if flow_path:
+        maps = read_flow_image(flow_path, f"clip {row['dataset']}:{row['subject']}/{row['clip']}")
+        return {"uvs": normalised_uvs_variants(maps, settings.size, settings.augment).astype(np.float16)}
     key, flow1, flow2 = clip_inputs(row, settings)
     streams = augmented_streams(key, flow1, flow2, settings.size, settings.blocks, settings.augment)
     return {name: array.astype(np.float16) for name, array in streams.items()}
 
 
-def cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings) -> Path:
-    """Per-clip cache file: settings hash folder, source-file hash in the name."""
+def cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, key: str | None = None) -> Path:
+    """Per-clip cache file: settings-and-code hash folder (``key``, default ``settings.key()``),
+    source-file hash (the three frames, or the flow image) in the name."""
     digest = hashlib.sha1()
-    for column in ("onset_path", "apex_path", "offset_path"):
-        stat = Path(row[column]).stat()
-        digest.update(f"{row[column]}|{stat.st_size}|{stat.st_mtime_ns};".encode())
+    flow_path = flow_path_of(row)
+    for path in [flow_path] if flow_path else [row[c] for c in ("onset_path", "apex_path", "offset_path")]:
+        try:
+            stat = Path(path).stat()
+        except OSError:
+            raise DatasetError(f"clip {row['dataset']}:{row['subject']}/{row['clip']}: cannot read image {path} "
+                               "(missing)") from None
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns};".encode())
     safe = f"{row['dataset']}__{row['subject']}__{row['clip']}".replace("/", "_")
-    return cache_dir / f"prep-{settings.key()}" / f"{safe}__{digest.hexdigest()[:10]}.npz"
+    return cache_dir / f"prep-{key or settings.key()}" / f"{safe}__{digest.hexdigest()[:10]}.npz"
 
 
 def prepare(table: pd.DataFrame, settings: PrepSettings, cache_dir: str | Path | None = None,
-            progress: bool = True) -> Prepared:
-    """Stream tensors for every clip of ``table``, from the cache where possible."""
+            progress: bool = True, streams: Sequence[str] | None = None) -> Prepared:
+    """Stream tensors for every clip of ``table``, from the cache where possible.
+
+    ``streams`` names the streams wanted (an error says when the table cannot give one, e.g. SS of
+    a flow folder); None gives all of ``available_streams(table)``.
+    """
+    if streams is not None:
+        check_streams(table, streams)
+    names = tuple(dict.fromkeys(streams)) if streams is not None else available_streams(table)
     cache = Path(cache_dir) if cache_dir else None
+    key = settings.key() if cache else None
     per_clip: list[dict[str, np.ndarray]] = []
     for _, row in tqdm(table.iterrows(), total=len(table), desc="prepare", unit="clip", disable=not progress):
-        path = cache_path(cache, row, settings) if cache else None
+        path = cache_path(cache, row, settings, key) if cache else None
         if path is not None and path.exists():
             with np.load(path) as stored:
-                per_clip.append({name: stored[name] for name in STREAM_NAMES})
-            continue
-        streams = prepare_clip(row, settings)
+                if all(name in stored.files for name in names):
+                    per_clip.append({name: stored[name] for name in names})
+                    continue
+        clip_streams = prepare_clip(row, settings)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, **streams)
+            np.savez(tmp, **clip_streams)
             tmp.replace(path)
-        per_clip.append(streams)
-    arrays = {name: np.stack([c[name] for c in per_clip]) for name in STREAM_NAMES}
+        per_clip.append(clip_streams)
+    arrays = {name: np.stack([c[name] for c in per_clip]) for name in names}
     return Prepared(table.reset_index(drop=True), arrays, settings)

@@ -1,13 +1,21 @@
-"""The three TSCNN inputs and the x10 augmentation, applied consistently to images and flow.
+"""The three TSCNN inputs (plus the peers' u, v, strain input) and the x10 augmentation, applied
+consistently to images and flow.
 
 * SS: the key (apex) frame, grey, resized to n x n.
 * LS: the key frame cut by a k x k grid, block (r, c) resized to n x n and stacked as channel r*k + c.
 * DT: flows onset->key (X1, Y1) and key->offset (X2, Y2), each map min-max normalised on its own.
+* UVS: flow onset->key u, v and its optical strain magnitude, each map min-max normalised on its own:
+  the input of STSTNet / Off-ApexNet and the format the MEGC challenges distribute (at 28 x 28).
 
 Augmentation (paper section 3.2): the original, its horizontal flip, and rotations by +-5 and +-10
 degrees of both. Optical flow is a vector field: a flip mirrors the maps and negates X; a rotation
 rotates the maps and the (X, Y) vectors with them. Augmentation acts on the face crop and the raw
-flow, before blocks are cut and before min-max normalisation.
+flow, before blocks are cut and before strain and min-max normalisation.
+
+Flow that arrives already normalised (a flow folder: u, v, strain each min-max scaled per image)
+can only be augmented approximately: a horizontal flip mirrors the maps and turns u into 1 - u,
+the exact min-max image of -u; rotations move the maps but cannot turn the vectors, since u and v
+were normalised separately (their scales and offsets are lost).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tscnn.preprocessing.flow import minmax_normalise
+from tscnn.preprocessing.flow import minmax_normalise, optical_strain
 
 AUGMENTATIONS: tuple[tuple[bool, float], ...] = (
     (False, 0.0), (True, 0.0),
@@ -78,25 +86,56 @@ def resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
     return out * np.array([size / w, size / h], np.float32)
 
 
+def uvs_maps(flow: np.ndarray, size: int) -> np.ndarray:
+    """(3, n, n): u, v and optical strain of a raw flow field, each min-max normalised on its own.
+
+    The strain is taken at the flow's own resolution (derivatives of a downsized field are coarser)
+    and then area-resized; u and v are the flow resized to n x n.
+    """
+    uv = resize_flow(flow, size)
+    strain = cv2.resize(optical_strain(flow), (size, size), interpolation=cv2.INTER_AREA)
+    return np.stack([minmax_normalise(uv[..., 0]), minmax_normalise(uv[..., 1]), minmax_normalise(strain)])
+
+
 def make_streams(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: np.ndarray, size: int = 48,
                  blocks: int = 3) -> dict[str, np.ndarray]:
-    """SS (1, n, n), LS (k*k, n, n) in [0, 1], and DT (4, n, n) with each map min-max normalised."""
+    """SS (1, n, n), LS (k*k, n, n) in [0, 1], DT (4, n, n) and UVS (3, n, n), each flow map
+    min-max normalised on its own."""
     grey = key.astype(np.float32) / 255.0
     ss = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)[None]
     ls = local_blocks(grey, blocks, size)
     maps = [resize_flow(flow_onset_key, size), resize_flow(flow_key_offset, size)]
     dt = np.stack([minmax_normalise(m[..., c]) for m in maps for c in (0, 1)])
-    return {"ss": ss, "ls": ls, "dt": dt}
+    return {"ss": ss, "ls": ls, "dt": dt, "uvs": uvs_maps(flow_onset_key, size)}
 
 
 def augmented_streams(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: np.ndarray, size: int = 48,
                       blocks: int = 3, augment: bool = True) -> dict[str, np.ndarray]:
     """All augmentation variants of one clip's streams: each array is (A, C, n, n), A = 10 or 1."""
     variants = AUGMENTATIONS if augment else AUGMENTATIONS[:1]
-    out: dict[str, list[np.ndarray]] = {"ss": [], "ls": [], "dt": []}
+    out: dict[str, list[np.ndarray]] = {"ss": [], "ls": [], "dt": [], "uvs": []}
     for flip, angle in variants:
         streams = make_streams(transform_image(key, flip, angle), transform_flow(flow_onset_key, flip, angle),
                                transform_flow(flow_key_offset, flip, angle), size, blocks)
         for name, array in streams.items():
             out[name].append(array)
     return {name: np.stack(arrays) for name, arrays in out.items()}
+
+
+def normalised_uvs_variants(maps: np.ndarray, size: int = 48, augment: bool = True) -> np.ndarray:
+    """(A, 3, n, n) augmentation variants of already-normalised (H, W, 3) u, v, strain maps in [0, 1].
+
+    Used for flow folders, whose raw flow is lost: the maps are resized (bilinear), then moved like
+    an image; a flip also turns u into 1 - u (exact). Rotations cannot turn the vectors (see the
+    module docstring), so rotated variants are an approximation of the raw-flow augmentation.
+    """
+    if maps.ndim != 3 or maps.shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) u, v, strain maps, got shape {maps.shape}")
+    resized = cv2.resize(maps.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    variants = AUGMENTATIONS if augment else AUGMENTATIONS[:1]
+    out = np.zeros((len(variants), 3, size, size), np.float32)
+    for i, (flip, angle) in enumerate(variants):
+        out[i] = np.stack([transform_image(resized[..., c], flip, angle) for c in range(3)])
+        if flip:
+            out[i, 0] = 1.0 - out[i, 0]  # u of the mirrored face is -u: 1 - u after min-max normalisation
+    return out

@@ -24,22 +24,29 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from tscnn.models.registry import ModelSpec, register_model
+
 STREAMS: tuple[str, ...] = ("ss", "ls", "dt")
-"""Stream names in canonical order: static-spatial, local-spatial, dynamic-temporal."""
+"""The paper's streams in canonical order: static-spatial, local-spatial, dynamic-temporal."""
+INPUT_STREAMS: tuple[str, ...] = (*STREAMS, "uvs")
+"""Streams a TSCNN can read: the paper's three, and ``uvs`` (onset->apex u, v, optical strain: the
+dynamic-temporal stream in the format the MEGC challenges distribute, for flow-folder databases)."""
 
 INPUT_SIZE = 48
 INPUT_CENTRE = 0.5
 
 
 def stream_channels(stream: str, blocks: int = 3) -> int:
-    """Input channels of a stream: 1 grey key frame, k*k grey blocks, or 4 flow maps."""
+    """Input channels of a stream: 1 grey key frame, k*k grey blocks, 4 flow maps (DT), or u, v, strain."""
     if stream == "ss":
         return 1
     if stream == "ls":
         return blocks * blocks
     if stream == "dt":
         return 4
-    raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
+    if stream == "uvs":
+        return 3
+    raise ValueError(f"unknown stream {stream!r}; expected one of {INPUT_STREAMS}")
 
 
 def conv5x5(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -66,7 +73,15 @@ class Trunk(nn.Module):
         return self.layers(x)
 
 
-TRUNK_FEATURES = 128 * 6 * 6
+def trunk_side(input_size: int) -> int:
+    """Side of the trunk's output maps: three stride-2 pools with padding, 48 -> 24 -> 12 -> 6, 28 -> 14 -> 7 -> 4."""
+    side = input_size
+    for _ in range(3):
+        side = (side + 1) // 2
+    return side
+
+
+TRUNK_FEATURES = 128 * trunk_side(INPUT_SIZE) ** 2
 
 
 class TSCNN(nn.Module):
@@ -82,14 +97,20 @@ class TSCNN(nn.Module):
         dense2: int = 256,
         dropout: float = 0.5,
         channels: Mapping[str, int] | None = None,
+        input_size: int = INPUT_SIZE,
     ) -> None:
         super().__init__()
-        streams = tuple(s for s in STREAMS if s in set(streams))
+        unknown = sorted(set(streams) - set(INPUT_STREAMS))
+        if unknown:
+            raise ValueError(f"unknown stream(s) {unknown}; TSCNN reads some of {INPUT_STREAMS}")
+        streams = tuple(s for s in INPUT_STREAMS if s in set(streams))
         if not streams:
-            raise ValueError("TSCNN needs at least one stream out of ss, ls, dt")
+            raise ValueError("TSCNN needs at least one stream out of ss, ls, dt, uvs")
         self.streams = streams
         self.blocks = blocks
         self.share_trunk = share_trunk
+        self.input_size = input_size
+        features = 128 * trunk_side(input_size) ** 2
         channels = {s: stream_channels(s, blocks) for s in streams} | dict(channels or {})
         self.input_convs = nn.ModuleDict({s: conv5x5(channels[s], 64) for s in streams})
         if share_trunk:
@@ -98,7 +119,7 @@ class TSCNN(nn.Module):
             self.trunks = nn.ModuleDict({s: Trunk() for s in streams})
         self.dense1 = nn.ModuleDict(
             {
-                s: nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(TRUNK_FEATURES, dense1), nn.PReLU())
+                s: nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(features, dense1), nn.PReLU())
                 for s in streams
             }
         )
@@ -124,5 +145,17 @@ class TSCNN(nn.Module):
         return self.dense2(torch.cat([self.dense1[s](maps[s]) for s in self.streams], dim=1))
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Class logits; ``inputs`` maps stream name to an (N, C, 48, 48) tensor."""
+        """Class logits; ``inputs`` maps stream name to an (N, C, n, n) tensor, n = ``input_size``."""
         return self.classifier(self.super_features(inputs))
+
+
+def _build_tscnn(config, num_classes: int, channels: Mapping[str, int] | None = None) -> TSCNN:
+    return TSCNN(num_classes, config.streams, config.blocks, config.share_trunk, config.dense1, config.dense2,
+                 config.dropout, channels=channels, input_size=config.size)
+
+
+register_model(ModelSpec(
+    name="tscnn", kind="network", build=_build_tscnn, streams=STREAMS, preset="paper",
+    description="TSCNN: three-stream CNN (static-spatial, local-spatial, dynamic-temporal), shared trunk",
+    reference="the paper in seed/tscnn-paper.txt",
+))

@@ -1,0 +1,189 @@
+"""Real-data benchmark: TSCNN and its peers on a folder of onset->apex flows, one honest protocol.
+
+Data: a flow folder (``tscnn.datasets.flowfolder``: ``index.csv`` + 28x28 u, v, strain PNGs), by
+default the real ``../shared/real/megc2019-flow28`` (CASME II and SMIC-HS parts of the MEGC2019
+composite, 309 clips, 40 subjects). It is licensed data: it is read where it lies and nothing
+derived from it is kept but metrics. ``--synthetic`` runs the same table on a synthetic
+MEGC2019-layout composite (CASME II, SAMM and SMIC layouts made by ``tscnn.synth``, its flows
+computed by the project and exported to the same format), so the whole path runs without the data.
+
+Every row is an ordinary ``tscnn run`` (``tscnn.experiment.run_experiment``) in its own results
+folder under ``--out``: LOSO over every subject, and the cross-database protocol (train on one
+database's clips, epoch choice on its held-out subjects, test on another) for each pair of
+databases in the folder. Each finished fold is saved at once, so an interrupted benchmark started
+again continues where it stopped. Per row: UF1 and UAR pooled over folds for the whole set and for
+each database, mean +- std over the seeds, the seed ensemble (class probabilities averaged over
+seeds), and the leaky shadow (the same training runs with each fold's epoch chosen on the test
+subject: what the common leaky practice would have claimed), minutes per seed, and the machine.
+
+Usage: python benchmarks/flow_benchmark.py [--synthetic] [--rows tscnn-plus ststnet ...]
+       [--protocols loso cross] [--seeds 0 1 2 3 4] [--data DIR] [--out results/flow-benchmark]
+       [--json benchmarks/flow_benchmark-<data>.json] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from itertools import permutations
+from pathlib import Path
+
+import torch
+
+from tscnn.datasets import read_flowfolder
+from tscnn.experiment import config_for, cpu_name, run_experiment
+from tscnn.train import bf16_supported
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real" / "megc2019-flow28"
+SYNTHETIC_FRAMES = Path("data/synthetic-megc2019")
+SYNTHETIC_FLOWS = Path("data/synthetic-megc2019-flow28")
+
+# Each row: a model of the registry and the recipe preset it runs with (input streams and size are the
+# model's own; on a flow folder TSCNN reads the uvs maps with its dynamic-temporal stream).
+ROWS: dict[str, dict] = {
+    "tscnn-plus": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",)},
+    "tscnn-paper": {"model": "tscnn", "preset": "paper", "streams": ("uvs",)},
+    "ststnet": {"model": "ststnet"},
+    "offapexnet": {"model": "offapexnet"},
+    "hoof": {"model": "hoof"},
+    "linear": {"model": "linear"},
+}
+DEFAULT_ROWS = ("tscnn-plus", "ststnet", "offapexnet", "hoof", "linear")
+# Published points (pooled UF1 / UAR) for the full 442-clip composite and its parts (SPEC section 9).
+REFERENCES = {
+    "STSTNet (published, leaky era)": {"whole": (0.7353, 0.7605), "casme2": (0.8382, 0.8686), "smic": (0.6801, 0.7013)},
+    "STSTNet (leak-free re-run, MEB)": {"whole": (0.7127, None), "casme2": (0.7036, None), "smic": (0.7139, None)},
+    "Off-ApexNet (published, leaky era)": {"whole": (0.7196, 0.7096), "casme2": (0.8764, 0.8681),
+                                           "smic": (0.6817, 0.6695)},
+    "Off-ApexNet (leak-free re-run, MEB)": {"whole": (0.7032, None), "casme2": (0.7744, None), "smic": (0.6832, None)},
+}
+
+
+def make_synthetic_flows(frames: Path = SYNTHETIC_FRAMES, flows: Path = SYNTHETIC_FLOWS) -> Path:
+    """The synthetic MEGC2019-layout composite (16 CASME II, 8 SAMM, 10 SMIC subjects, seed 7), its flows
+    exported as a flow folder; made once, then reused."""
+    from tscnn.datasets import read_megc2019
+    from tscnn.datasets.flowfolder import write_flow_folder
+    from tscnn.synth import SynthSettings, write_database
+
+    if (flows / "index.csv").exists():
+        return flows
+    for folder, layout, subjects in (("CASME2_Cropped", "casme2", 16), ("SAMM", "samm", 8),
+                                     ("SMIC_all_cropped", "smic", 10)):
+        if not (frames / folder).exists():
+            write_database(frames / folder, SynthSettings(subjects=subjects, seed=7, layout=layout))
+    write_flow_folder(read_megc2019(frames, apex_fallback="middle"), flows, size=28, cache_dir="data/cache")
+    return flows
+
+
+def row_config(row: str, data: Path, seeds: tuple[int, ...], protocol: str, pair: tuple[str, str] | None,
+               threads: int):
+    settings = dict(ROWS[row])
+    config = config_for(settings.pop("model"), settings.pop("preset", None), dataset="flowfolder", root=str(data),
+                        classes="all", seeds=seeds, threads=threads, **settings)
+    if protocol == "cross":
+        if config.selection == "fixed" or config.val_fraction == 0:
+            config = replace(config, val_fraction=0.0)  # a fixed budget needs no validation subjects
+        config = replace(config, protocol="cross", train_datasets=(pair[0],), test_datasets=(pair[1],))
+    return config
+
+
+def summary_row(metrics: dict, seconds: float, seeds: int) -> dict:
+    ms = metrics["mean_std_over_seeds"]
+    cells = {"whole": {k: ms[k] for k in ("uf1", "uar")}}
+    for name, values in metrics.get("per_dataset_mean_std_over_seeds", {}).items():
+        cells[name] = {k: values[k] for k in ("uf1", "uar")}
+    leaky = metrics["leaky_shadow"]
+    leaky_cells = {"whole": {k: leaky["mean_std_over_seeds"][k] for k in ("uf1", "uar")}}
+    for name, values in leaky.get("per_dataset_mean_std_over_seeds", {}).items():
+        leaky_cells[name] = {k: values[k] for k in ("uf1", "uar")}
+    ensemble = metrics["seed_ensemble"]
+    ensemble_cells = {"whole": {k: ensemble[k] for k in ("uf1", "uar")}}
+    for name, values in ensemble.get("per_dataset", {}).items():
+        ensemble_cells[name] = {k: values[k] for k in ("uf1", "uar")}
+    return {"honest": cells, "seed_ensemble": ensemble_cells, "leaky_shadow": leaky_cells,
+            "minutes_per_seed": seconds / 60 / max(seeds, 1), "clips": metrics["clips"],
+            "subjects": metrics["subjects"], "protocol": metrics["protocol"]}
+
+
+def cell(values: dict | None, key: str) -> str:
+    if not values:
+        return "-"
+    v = values[key]
+    return f"{v['mean']:.3f} +- {v['std']:.3f}" if isinstance(v, dict) else f"{v:.3f}"
+
+
+def markdown(results: dict, datasets: list[str]) -> str:
+    """One table: rows = model x recipe x protocol; whole and per-database UF1 / UAR, honest, the seed
+    ensemble and the leaky shadow."""
+    head = ["row", "protocol", "whole UF1", "whole UAR", *[f"{d} UF1 / UAR" for d in datasets],
+            "seed ensemble UF1 / UAR", "leaky shadow UF1 / UAR", "min/seed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        h, e, lk = r["honest"], r["seed_ensemble"], r["leaky_shadow"]
+        per = [f"{cell(h.get(d), 'uf1')} / {cell(h.get(d), 'uar')}" if d in h else "-" for d in datasets]
+        lines.append("| " + " | ".join([
+            name, r["protocol_short"], cell(h["whole"], "uf1"), cell(h["whole"], "uar"), *per,
+            f"{cell(e['whole'], 'uf1')} / {cell(e['whole'], 'uar')}",
+            f"{cell(lk['whole'], 'uf1')} / {cell(lk['whole'], 'uar')}", f"{r['minutes_per_seed']:.1f}"]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, help="a flow folder (default: the real megc2019-flow28 beside the repo)")
+    parser.add_argument("--synthetic", action="store_true", help="the synthetic MEGC2019-layout composite instead")
+    parser.add_argument("--rows", nargs="+", default=list(DEFAULT_ROWS), choices=list(ROWS))
+    parser.add_argument("--protocols", nargs="+", default=["loso", "cross"], choices=["loso", "cross"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--out", type=Path, help="results folders (default: results/flow-benchmark-<data>)")
+    parser.add_argument("--json", type=Path, help="summary (default: benchmarks/flow_benchmark-<data>.json)")
+    args = parser.parse_args()
+    data = make_synthetic_flows() if args.synthetic else (args.data or REAL_DATA)
+    if not (data / "index.csv").is_file():
+        print(f"flow benchmark: no flow folder at {data} (expects ../shared/real/megc2019-flow28 beside the "
+              "repository, --data DIR, or --synthetic); nothing was run.")
+        return 0
+    tag = "synthetic" if args.synthetic else data.name
+    out = args.out or Path(f"results/flow-benchmark-{tag}")
+    summary_path = args.json or Path(f"benchmarks/flow_benchmark-{tag}.json")
+    db = read_flowfolder(data)
+    datasets = sorted(db.table.dataset.unique())
+    print(f"{data}: {len(db.table)} clips, {db.table.subject.nunique()} subjects, databases "
+          + ", ".join(f"{d} {n}" for d, n in db.table.groupby("dataset").size().items()))
+    results = json.loads(summary_path.read_text())["rows"] if summary_path.exists() else {}
+    jobs = [(row, "loso", None) for row in args.rows] if "loso" in args.protocols else []
+    if "cross" in args.protocols:
+        jobs += [(row, "cross", pair) for row in args.rows for pair in permutations(datasets, 2)]
+    for row, protocol, pair in jobs:
+        name = row if protocol == "loso" else f"{row} [{pair[0]} -> {pair[1]}]"
+        config = row_config(row, data, tuple(args.seeds), protocol, pair, args.threads)
+        folder = out / (row if protocol == "loso" else f"{row}-{pair[0]}-to-{pair[1]}")
+        start = time.perf_counter()
+        result = run_experiment(config, folder, "data/cache", database=db, progress=False, allow_code_change=True)
+        seconds = sum(json.loads(p.read_text())["seconds"] for p in folder.glob("seed_*/folds/*.json"))
+        results[name] = {**summary_row(result.metrics, seconds, len(args.seeds)), "row": row,
+                         "protocol_short": protocol if protocol == "loso" else f"{pair[0]} -> {pair[1]}",
+                         "config": config.to_dict()}
+        print(f"{name}: UF1 {cell(results[name]['honest']['whole'], 'uf1')}, leaky shadow "
+              f"{cell(results[name]['leaky_shadow']['whole'], 'uf1')} ({time.perf_counter() - start:.0f} s now)",
+              flush=True)
+        summary_path.write_text(json.dumps({
+            "data": str(data), "clips": int(len(db.table)), "subjects": int(db.table.subject.nunique()),
+            "databases": datasets, "seeds": args.seeds, "machine": {
+                "cpu": cpu_name(), "native_bf16": bf16_supported(), "threads": torch.get_num_threads(),
+                "torch": torch.__version__, "python": platform.python_version()},
+            "references": REFERENCES, "rows": results}, indent=2, default=str))
+    print()
+    print(markdown(results, datasets))
+    print(f"\nwrote {summary_path}; machine: {cpu_name()} (native bf16: {bf16_supported()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""One registry that names every model: TSCNN and the peers run beside it in the same protocol.
+
+A model is either a *network* (a ``torch.nn.Module`` trained by ``tscnn.train.Trainer``; its
+``forward`` takes ``{stream name: (N, C, n, n) tensor}`` and it has a ``streams`` attribute) or a
+*features* model (a fixed feature extractor plus a scikit-learn classifier, fitted per fold on the
+training subjects only). ``@register_model`` adds a spec; ``get_model(name)`` finds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the runner needs to know of a model.
+
+    * ``build(config, num_classes, channels)``: a network (kind ``network``), ``channels`` mapping each
+      input stream to its channel count in the prepared data.
+    * ``features(arrays) -> (clips, d)`` and ``classifier() -> sklearn estimator`` (kind ``features``):
+      ``arrays`` maps stream name to (clips, C, n, n) float arrays (the original variant).
+    * ``streams``: the prepared input streams it reads by default; ``size``: its input side in pixels
+      (None = the Config's); ``preset``: the training recipe it runs with unless one is named;
+      ``bf16``: whether bf16 autocast may be used for it (it slows tiny networks down).
+    """
+
+    name: str
+    kind: str
+    description: str
+    streams: tuple[str, ...]
+    size: int | None = None
+    preset: str = "paper"
+    build: Callable[..., Any] | None = None
+    features: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
+    classifier: Callable[[], Any] | None = None
+    reference: str = ""
+    bf16: bool = True  # bf16 autocast pays only for large convolutions; small networks run faster in fp32
+    extra: dict = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry (names are unique)."""
+    if spec.kind not in ("network", "features"):
+        raise ValueError(f"model {spec.name!r}: kind must be 'network' or 'features', got {spec.kind!r}")
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    MODELS[spec.name] = spec
+    return spec
+
+
+def get_model(name: str) -> ModelSpec:
+    """The spec of a registered model, or an error listing the known names."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    return MODELS[name]
