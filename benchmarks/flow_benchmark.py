@@ -139,6 +139,8 @@ def main() -> int:
     parser.add_argument("--synthetic", action="store_true", help="the synthetic MEGC2019-layout composite instead")
     parser.add_argument("--rows", nargs="+", default=list(DEFAULT_ROWS), choices=list(ROWS))
     parser.add_argument("--protocols", nargs="+", default=["loso", "cross"], choices=["loso", "cross"])
+    parser.add_argument("--pairs", nargs="+", metavar="TRAIN:TEST",
+                        help="cross-database pairs (default: every ordered pair of the folder's databases)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--out", type=Path, help="results folders (default: results/flow-benchmark-<data>)")
@@ -159,7 +161,8 @@ def main() -> int:
     results = json.loads(summary_path.read_text())["rows"] if summary_path.exists() else {}
     jobs = [(row, "loso", None) for row in args.rows] if "loso" in args.protocols else []
     if "cross" in args.protocols:
-        jobs += [(row, "cross", pair) for row in args.rows for pair in permutations(datasets, 2)]
+        pairs = [tuple(p.split(":")) for p in args.pairs] if args.pairs else list(permutations(datasets, 2))
+        jobs += [(row, "cross", pair) for row in args.rows for pair in pairs]
     for row, protocol, pair in jobs:
         name = row if protocol == "loso" else f"{row} [{pair[0]} -> {pair[1]}]"
         config = row_config(row, data, tuple(args.seeds), protocol, pair, args.threads)

@@ -1,6 +1,11 @@
-"""Speed on this machine: flow preparation per clip, training samples/s, inference latency per clip.
+"""Speed on this machine: where the time goes, flow preparation per clip, training samples/s, inference.
 
-Usage: python benchmarks/speed.py [--out benchmarks/speed.json]
+Where the time goes: FLOPs per training sample counted from the model (``torch.utils.flop_counter``),
+the achieved GFLOP/s of the bare network's training step against the peak measured in the same run
+(a large matrix product), in fp32 and bf16, and the bare network against the real training loop
+(``Trainer.fit``: data, augmentation variants, validation and the leaky shadow's test pass included).
+
+Usage: python benchmarks/speed.py [--out benchmarks/speed.json] [--quick]
 Prints a table and writes JSON. Frames come from a small synthetic database generated on the fly.
 """
 
@@ -19,6 +24,7 @@ import torch.nn.functional as F
 
 from tscnn.config import Config
 from tscnn.datasets import read_casme2
+from tscnn.experiment import cpu_name
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.predict import predict_clip as predict_new_clip
 from tscnn.predict import save_model
@@ -59,12 +65,72 @@ def training_rate(batch: int, channels_last: bool, bf16: bool, steps: int = 4) -
     return batch / time_it(step, steps)
 
 
+def matmul_peak_gflops(bf16: bool, n: int = 2048, repeat: int = 5) -> float:
+    """GFLOP/s of a large square matrix product: the practical peak of this CPU for dense arithmetic."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
+    return 2 * n ** 3 / time_it(lambda: a @ b, repeat) / 1e9
+
+
+def training_flops_per_sample(streams: tuple[str, ...] = ("ss", "ls", "dt"), size: int = 48) -> float:
+    """FLOPs of one training sample (forward + backward) of TSCNN, counted by PyTorch from the model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = TSCNN(5, streams, input_size=size)
+    x = {s: torch.rand(8, stream_channels(s), size, size) for s in streams}
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), torch.zeros(8, dtype=torch.long)).backward()
+    return counter.get_total_flops() / 8
+
+
+def loop_rate(bf16: bool, clips: int = 96, epochs: int = 2) -> float:
+    """Training samples/s of the real loop (Trainer.fit on prepared arrays of the three streams, x10 variants
+    expanded, batch 128, validation and the leaky shadow's test pass each epoch)."""
+    from tscnn.train import Trainer
+
+    rng = np.random.default_rng(0)
+    arrays = {s: rng.random((clips, 10, stream_channels(s), 48, 48)).astype(np.float16) for s in ("ss", "ls", "dt")}
+    labels = rng.integers(0, 5, clips)
+    config = Config(max_epochs=epochs, selection="fixed", val_fraction=0.0, bf16=bf16)
+    train, val, test = np.arange(0, clips - 16), np.arange(clips - 16, clips - 8), np.arange(clips - 8, clips)
+    start = time.perf_counter()
+    Trainer(config, 5, seed=0).fit(arrays, labels, train, val, test, progress=False)
+    return len(train) * 10 * epochs / (time.perf_counter() - start)
+
+
+def where_time_goes(results: dict) -> None:
+    flops = training_flops_per_sample()
+    results["cpu"] = cpu_name()
+    results["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    results["training_gflop_per_sample"] = flops / 1e9
+    for bf16 in (False, True):
+        if bf16 and not bf16_supported():
+            results["path_bf16"] = "not taken: this CPU has no native bf16 (autocast would be slower than fp32)"
+            continue
+        tag = "bf16" if bf16 else "fp32"
+        peak = matmul_peak_gflops(bf16)
+        bare = training_rate(128, True, bf16)
+        loop = loop_rate(bf16)
+        results[f"matmul_peak_gflops_{tag}"] = peak
+        results[f"bare_network_samples_per_s_{tag}"] = bare
+        results[f"bare_network_gflops_{tag}"] = bare * flops / 1e9
+        results[f"bare_network_share_of_peak_{tag}"] = bare * flops / 1e9 / peak
+        results[f"training_loop_samples_per_s_{tag}"] = loop
+        results[f"training_loop_vs_bare_{tag}"] = loop / bare
+    results["path_taken_by_training"] = "channels-last + bf16 autocast" if bf16_supported() else "channels-last fp32"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/speed.json"))
+    parser.add_argument("--quick", action="store_true", help="only where the time goes (no flow, no predict)")
     args = parser.parse_args()
     results: dict = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                      "torch": torch.__version__, "bf16_native": bf16_supported()}
+    where_time_goes(results)
+    if args.quick:
+        _print_and_write(results, args.out)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         write_database(tmp, SynthSettings(subjects=2, seed=11))
         rows = read_casme2(tmp).table.head(6)
@@ -100,11 +166,17 @@ def main() -> None:
         if video.is_file():
             results["predict_ms_real_video_72_frames_face_detected_spotted"] = 1000 * time_it(
                 lambda: predict_new_clip(model_file, video), 3)
+    _print_and_write(results, args.out)
+
+
+def _print_and_write(results: dict, out: Path) -> None:
     width = max(map(len, results))
     for key, value in results.items():
-        print(f"{key:<{width}}  {value:.1f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+        text = f"{value:.3f}" if isinstance(value, float) and abs(value) < 10 else (
+            f"{value:.1f}" if isinstance(value, float) else str(value))
+        print(f"{key:<{width}}  {text}")
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

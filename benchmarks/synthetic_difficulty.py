@@ -21,7 +21,7 @@ from tscnn.baselines import linear_loso
 from tscnn.config import Config
 from tscnn.datasets import read_casme2
 from tscnn.metrics import pooled_metrics
-from tscnn.preprocessing.prepare import prepare
+from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.synth import SynthSettings, write_database
 from tscnn.synth.database import CASME2_CODING
 
@@ -40,7 +40,7 @@ def main() -> None:
         write_database(data, SynthSettings(subjects=args.subjects, seed=args.seed))
         print(f"generated {data} in {time.perf_counter() - start:.1f} s")
     db = read_casme2(data)
-    prepared = prepare(db.table, Config().prep(), args.cache)
+    prepared = prepare(db.table, PrepSettings.from_config(Config()), args.cache)
     labels, subjects = db.table.label.to_numpy(), db.table.subject.to_numpy()
     n = len(labels)
     features = {

@@ -8,7 +8,7 @@ import pytest
 
 from tscnn.config import Config
 from tscnn.datasets import read_casme2
-from tscnn.preprocessing.prepare import prepare
+from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.synth import SynthSettings, write_database
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
@@ -55,4 +55,4 @@ def synth_db(synth_root):
 
 @pytest.fixture(scope="session")
 def synth_prepared(synth_db, tmp_path_factory):
-    return prepare(synth_db.table, Config().prep(), tmp_path_factory.mktemp("cache"), progress=False)
+    return prepare(synth_db.table, PrepSettings.from_config(Config()), tmp_path_factory.mktemp("cache"), progress=False)

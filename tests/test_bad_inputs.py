@@ -2,12 +2,25 @@
 
 import shutil
 
+import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
+from tscnn.cli import main
 from tscnn.config import Config
-from tscnn.datasets import DatasetError, read_casme2, read_mmew, read_smic
-from tscnn.preprocessing.prepare import prepare
+from tscnn.datasets import (
+    READERS,
+    DatasetError,
+    load_database,
+    read_casme2,
+    read_casme3,
+    read_flowfolder,
+    read_mmew,
+    read_samm,
+    read_smic,
+)
+from tscnn.datasets.fer2013 import read_fer2013
+from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.synth import SynthSettings, write_database
 
 
@@ -75,7 +88,7 @@ def test_corrupt_image_names_file_and_clip(casme2_copy, tmp_path):
         f.write(b"not a jpeg")
     with pytest.raises(DatasetError, match=rf"clip casme2:{row.subject}/{row['clip']}: cannot read image .*"
                                            rf"reg_img{row.apex}.jpg"):
-        prepare(db.table.iloc[:1], Config().prep(), tmp_path / "cache", progress=False)
+        prepare(db.table.iloc[:1], PrepSettings.from_config(Config()), tmp_path / "cache", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -128,4 +141,99 @@ def test_no_face_found_names_file_and_clip(casme2_copy, tmp_path):
     cv2.imwrite(rows.iloc[0].onset_path, np.full(shape, 128, np.uint8))  # a flat frame: no face in it
     with pytest.raises(DatasetError, match=rf"clip casme2:{rows.iloc[0].subject}/.*: no face found in "
                                            rf"{rows.iloc[0].onset_path}"):
-        prepare(rows, Config().prep(), tmp_path / "cache", progress=False)
+        prepare(rows, PrepSettings.from_config(Config()), tmp_path / "cache", progress=False)
+
+
+# Spreadsheets the library cannot read, and a missing --root: one line naming the file (issue 9).
+
+XLSX_READERS = {"casme2": read_casme2, "samm": read_samm, "casme3": read_casme3, "mmew": read_mmew}
+
+
+def real_xlsx(path):
+    """A small but real workbook (several rows, so that half of its bytes is a truncated zip archive)."""
+    pd.DataFrame({"Subject": ["01"] * 40, "Filename": [f"EP{i:02d}_01f" for i in range(40)],
+                  "OnsetFrame": range(40), "ApexFrame": range(40), "OffsetFrame": range(40),
+                  "Estimated Emotion": ["happiness"] * 40}).to_excel(path, index=False)
+    return path
+
+
+def one_line_error(call, *args, **kwargs) -> str:
+    with pytest.raises(DatasetError) as caught:
+        call(*args, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    return message
+
+
+@pytest.mark.parametrize("name", sorted(XLSX_READERS))
+def test_truncated_xlsx_names_the_file(name, tmp_path):
+    whole = real_xlsx(tmp_path / "whole.xlsx").read_bytes()
+    cut = tmp_path / "coding.xlsx"
+    cut.write_bytes(whole[:len(whole) // 2])
+    message = one_line_error(XLSX_READERS[name], tmp_path, coding=cut, check_frames=False)
+    assert message == f"{cut}: cannot read this spreadsheet (the workbook is truncated or damaged (its zip archive " \
+                      "is incomplete))"
+
+
+@pytest.mark.parametrize("name", sorted(XLSX_READERS))
+def test_text_renamed_xlsx_names_the_file(name, tmp_path):
+    fake = tmp_path / "coding.xlsx"
+    fake.write_text("Subject,Filename,OnsetFrame\n01,EP02_01f,46\n")
+    message = one_line_error(XLSX_READERS[name], tmp_path, coding=fake, check_frames=False)
+    assert message.startswith(f"{fake}: cannot read this spreadsheet (not an Excel workbook")
+
+
+def test_empty_xlsx_found_in_the_root_names_the_file(tmp_path):
+    (tmp_path / "CASME2-coding-2019.xlsx").write_bytes(b"")
+    message = one_line_error(read_casme2, tmp_path)
+    assert message == f"{tmp_path / 'CASME2-coding-2019.xlsx'}: cannot read this spreadsheet (the file is empty)"
+
+
+def test_cli_prints_one_line_for_a_truncated_xlsx(tmp_path, capsys):
+    whole = real_xlsx(tmp_path / "whole.xlsx").read_bytes()
+    cut = tmp_path / "cut.xlsx"
+    cut.write_bytes(whole[:len(whole) // 2])
+    assert main(["datasets", "describe", "casme2", str(tmp_path), "--coding", str(cut), "--annotations-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {cut}: cannot read this spreadsheet") and err.count("\n") == 1, err
+
+
+def test_non_csv_files_name_the_file(tmp_path):
+    binary = tmp_path / "MMEW_Micro_Exp.csv"
+    binary.write_bytes(real_xlsx(tmp_path / "x.xlsx").read_bytes())  # a workbook renamed .csv
+    assert one_line_error(read_mmew, tmp_path, check_frames=False).startswith(
+        f"{binary}: cannot read this CSV file (")
+    fer = tmp_path / "fer2013.csv"
+    fer.write_bytes(binary.read_bytes())
+    assert one_line_error(read_fer2013, fer).startswith(f"{fer}: cannot read this CSV file (")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('emotion,pixels,Usage\n0,"1 2 3,Training\n')  # an unclosed quote
+    assert one_line_error(read_fer2013, ragged).startswith(f"{ragged}: cannot read this CSV file (")
+
+
+def test_flow_folder_index_that_is_not_csv_names_the_file(tmp_path):
+    (tmp_path / "index.csv").write_bytes(bytes(range(256)) * 4)
+    assert one_line_error(read_flowfolder, tmp_path).startswith(f"{tmp_path / 'index.csv'}: cannot read this CSV")
+
+
+@pytest.mark.parametrize("name", sorted(READERS))
+def test_missing_root_is_reported_as_such(name, tmp_path):
+    missing = tmp_path / "no-such-folder"
+    message = one_line_error(load_database, name, str(missing))
+    assert message.endswith(f"database folder {missing} does not exist"), message
+    assert "coding" not in message and "index" not in message
+
+
+def test_root_that_is_a_file_is_reported_as_such(tmp_path):
+    not_a_folder = real_xlsx(tmp_path / "CASME2-coding-2019.xlsx")
+    assert one_line_error(read_casme2, not_a_folder) == f"CASME II database folder {not_a_folder} is not a folder"
+
+
+def test_non_numeric_subject_names_file_and_row(casme2_copy):
+    coding = next(casme2_copy.glob("*.xlsx"))
+    wb = load_workbook(coding)
+    wb.active.cell(row=2, column=1).value = "sub one"
+    wb.save(coding)
+    with pytest.raises(DatasetError, match=r"CASME2-coding-synthetic.xlsx row 2: clip EP\S+: subject 'sub one' is "
+                                           r"not a subject number"):
+        read_casme2(casme2_copy)

@@ -37,3 +37,75 @@ def test_sharing_switch():
 def test_empty_stream_set_is_rejected():
     with pytest.raises(ValueError, match="at least one stream"):
         TSCNN(5, ())
+
+
+def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def leaf_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules that compute (no containers), in the order they run."""
+    return [m for m in module.modules() if not list(m.children())]
+
+
+def test_trunk_layer_types_and_order():
+    """conv1 (per stream) - maxpool 5/2 - conv2 - conv3 - avgpool 3/2 - conv4 - conv5 - avgpool 3/2,
+    every convolution 5x5, stride 1, "same" padding and followed by PReLU; pools padded."""
+    model = TSCNN(5)
+    trunk = leaf_layers(model.trunk)
+    assert [type(m).__name__ for m in trunk] == [
+        "MaxPool2d", "Conv2d", "PReLU", "Conv2d", "PReLU", "AvgPool2d",
+        "Conv2d", "PReLU", "Conv2d", "PReLU", "AvgPool2d"]
+    maxpool, avgpools = trunk[0], [trunk[5], trunk[10]]
+    assert [pair(v) for v in (maxpool.kernel_size, maxpool.stride, maxpool.padding)] == [(5, 5), (2, 2), (2, 2)]
+    for pool in avgpools:
+        assert [pair(v) for v in (pool.kernel_size, pool.stride, pool.padding)] == [(3, 3), (2, 2), (1, 1)]
+        assert pool.count_include_pad is False  # border averages over real pixels only
+    for conv in [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]:
+        assert (conv.kernel_size, conv.stride, conv.padding) == ((5, 5), (1, 1), (2, 2))
+    for s, first in model.input_convs.items():
+        layers = leaf_layers(first)
+        assert [type(m).__name__ for m in layers] == ["Conv2d", "PReLU"], s
+        assert layers[0].out_channels == 64 and layers[1].num_parameters == 64
+    every = leaf_layers(model)
+    convs = [i for i, m in enumerate(every) if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 + 4  # three input convolutions and the shared trunk's four
+    for i in convs:
+        assert isinstance(every[i + 1], torch.nn.PReLU) and every[i + 1].num_parameters == every[i].out_channels
+
+
+@pytest.mark.parametrize(("size", "sides"), [(48, [48, 24, 12, 6]), (28, [28, 14, 7, 4])])
+def test_map_sizes_through_the_pools(size, sides):
+    model = TSCNN(5, input_size=size).eval()
+    seen = []
+    for layer in leaf_layers(model.trunk):
+        if isinstance(layer, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
+            layer.register_forward_hook(lambda _m, _i, out: seen.append(out.shape[-1]))
+    batch = {s: torch.rand(2, stream_channels(s), size, size) for s in STREAMS}
+    with torch.no_grad():
+        maps = model.trunk_features(batch)
+    assert [size, *seen] == sides  # the shared trunk runs once, on the streams stacked in one batch
+    assert all(m.shape == (2, 128, sides[-1], sides[-1]) for m in maps.values())
+
+
+@pytest.mark.parametrize(("streams", "size", "flat"), [
+    (STREAMS, 48, 128 * 6 * 6), (("ss",), 48, 128 * 6 * 6), (("dt", "ls"), 28, 128 * 4 * 4)])
+def test_dense_sizes_and_dropout(streams, size, flat):
+    """Dense 1: 256 per stream from the flattened 128 x 6 x 6 maps (4 x 4 at 28 px); Dense 2: 256
+    from the concatenated stream vectors; then the classifier. Dropout p = 0.5 before each."""
+    model = TSCNN(7, streams, input_size=size)
+    for s in model.streams:
+        layers = leaf_layers(model.dense1[s])
+        assert [type(m).__name__ for m in layers] == ["Flatten", "Dropout", "Linear", "PReLU"], s
+        assert (layers[2].in_features, layers[2].out_features) == (flat, 256)
+        assert layers[1].p == 0.5
+    dense2 = leaf_layers(model.dense2)
+    assert [type(m).__name__ for m in dense2] == ["Dropout", "Linear", "PReLU"]
+    assert (dense2[1].in_features, dense2[1].out_features) == (256 * len(streams), 256) and dense2[0].p == 0.5
+    classifier = leaf_layers(model.classifier)
+    assert [type(m).__name__ for m in classifier] == ["Dropout", "Linear"]
+    assert (classifier[1].in_features, classifier[1].out_features) == (256, 7) and classifier[0].p == 0.5
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(dropouts) == len(streams) + 2 and all(m.p == 0.5 for m in dropouts)
+    batch = {s: torch.rand(3, stream_channels(s), size, size) for s in streams}
+    assert model.eval()(batch).shape == (3, 7)

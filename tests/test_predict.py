@@ -65,3 +65,46 @@ def test_predict_errors_name_the_source(model_path, tmp_path):
         predict_clip(model_path, tmp_path / "notes.txt")
     with pytest.raises(FileNotFoundError, match="tscnn train"):
         predict_clip(Path(tmp_path / "none.pt"), flat)
+
+
+def test_model_card_round_trips_and_the_file_loads_safely(model_path, synth_db):
+    from tscnn.predict import format_model_card, load_saved_model
+
+    saved = torch.load(model_path, map_location="cpu", weights_only=True)  # tensors and plain data only
+    card = load_saved_model(model_path).card
+    assert card == saved["card"]
+    subjects = sorted(synth_db.table.subject.unique())[:3]
+    assert card["subject_ids"] == subjects and card["subjects"] == 3
+    assert (card["database"], card["model"], card["preset"]) == (synth_db.name, "tscnn", "demo")
+    assert card["classes"] == list(synth_db.classes) and card["date"] and card["code_version"]
+    text = format_model_card(card)
+    assert synth_db.name in text and ", ".join(subjects) in text and "demo" in text
+    row = synth_db.table.iloc[-1]
+    assert predict_clip(model_path, row.frames_dir, cropped=True).model_card == card
+
+
+def test_a_bad_model_file_gives_one_line_error(tmp_path):
+    random_bytes = tmp_path / "random.pt"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(4096))
+    text = tmp_path / "text.pt"
+    text.write_text("this is not a model\n")
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, plain)
+    for path, reason in ((random_bytes, "not a torch file"), (text, "not a torch file"),
+                         (plain, "missing state_dict, config, classes, channels")):
+        with pytest.raises(ValueError) as caught:
+            load_model(path)
+        assert str(caught.value) == f"{path}: not a tscnn model file ({reason})"
+
+
+def test_a_truncated_or_code_carrying_model_file_is_refused(model_path, tmp_path):
+    truncated = tmp_path / "truncated.pt"
+    data = Path(model_path).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=f"{truncated}: not a tscnn model file \\(damaged or truncated") as caught:
+        load_model(truncated)
+    assert "\n" not in str(caught.value)
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"state_dict": {}, "config": Path("x"), "classes": [], "channels": {}}, pickled)
+    with pytest.raises(ValueError, match="not a tscnn model file \\(it holds objects other than tensors"):
+        load_model(pickled)

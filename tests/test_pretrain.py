@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from tscnn.checkpoints import load_pretrained
 from tscnn.config import from_preset
 from tscnn.datasets import DatasetError
 from tscnn.datasets.fer2013 import read_fer2013
-from tscnn.pretrain import WEIGHTS, load_pretrained, pretrain
+from tscnn.pretrain import WEIGHTS, pretrain
 from tscnn.synth.macro import macro_expression_set
 from tscnn.train import Trainer, build_model
 

@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result, report = run_and_report(config_from_args(args), args.out, args.cache, args.max_new_folds,
-                                    args.resume_any_code)
+                                    args.resume_any_code, jobs=args.jobs)
     if not result.complete:
         print(f"stopped after {args.max_new_folds} new folds; run the same command again to resume ({result.out})")
         return 0
@@ -101,18 +101,20 @@ def cmd_table(args: argparse.Namespace) -> int:
     from tscnn.tables import run_table
 
     config = config_from_args(args)
-    path = run_table(args.table, config, args.out or f"results/table-{args.table}-{config.dataset}", args.cache)
+    path = run_table(args.table, config, args.out or f"results/table-{args.table}-{config.dataset}", args.cache,
+                     jobs=args.jobs)
     print(path.read_text())
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tscnn.predict import predict_clip
+    from tscnn.predict import format_model_card, predict_clip
 
     result = predict_clip(args.model, args.source, args.onset, args.apex, args.offset, args.cropped)
     if args.json:
         print(result.to_json())
     else:
+        print(format_model_card(result.model_card))
         print(f"{result.source}: {result.predicted}  (onset {result.onset}, apex {result.apex} by {result.apex_rule}, "
               f"offset {result.offset})")
         for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
@@ -192,6 +194,8 @@ def add_experiment_arguments(p: argparse.ArgumentParser) -> None:
                    help="alias of --no-share-trunk")
     p.add_argument("--out", type=Path, help="results folder (default: results/<dataset>-<model>-<streams>)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"prepared-input cache (default: {DEFAULT_CACHE})")
+    p.add_argument("--jobs", type=int, default=1, help="folds trained at once in worker processes, threads split "
+                   "between them (default: 1; results do not depend on it)")
     p.add_argument("--resume-any-code", action="store_true",
                    help="resume a results folder made by another code version (if the change cannot alter results)")
 

@@ -9,22 +9,26 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
+import os
 import platform
 import subprocess
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from tscnn import __version__
 from tscnn.config import Config, from_preset
 from tscnn.datasets import Database, load_database
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
-from tscnn.preprocessing.prepare import STREAM_NAMES, Prepared, prepare
+from tscnn.preprocessing.prepare import STREAM_NAMES, Prepared, PrepSettings, check_streams, prepare
 from tscnn.protocols import Fold, cross_dataset_fold, loso_folds
 from tscnn.train import Trainer
 
@@ -84,8 +88,9 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
     path, stamp = out / "config.json", out / "fingerprint.json"
     current = {"table": table_fingerprint(table), "clips": int(len(table)), "code_version": code_version()}
     if path.exists():
-        stored = json.loads(path.read_text())
-        wanted = json.loads(json.dumps(config.to_dict()))
+        # Seeds are not compared: each seed's folds live in their own folder, so a run may add seeds.
+        stored = {k: v for k, v in json.loads(path.read_text()).items() if k != "seeds"}
+        wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "seeds"}
         if stored != wanted:
             changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ValueError(f"{out} holds a run with other settings ({', '.join(changed)}); "
@@ -100,6 +105,7 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
                 raise ValueError(f"{out} was made by code {before['code_version']}, this is {current['code_version']}; "
                                  "use another --out, delete it, or allow resuming across code versions "
                                  "(--resume-any-code) if the change cannot alter results")
+            config.save(path)  # the seeds of the latest run
             return
     out.mkdir(parents=True, exist_ok=True)
     config.save(path)
@@ -152,6 +158,70 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     }
 
 
+@dataclass
+class FoldJob:
+    """One fold of one seed still to train, and where its record goes."""
+
+    seed: int
+    index: int
+    fold: Fold
+    path: Path
+
+
+def _save_record(path: Path, record: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(config: Config, prepared: Prepared, labels: np.ndarray, num_classes: int, threads: int) -> None:
+    """A worker process keeps the prepared data once, not once per fold."""
+    torch.set_num_threads(threads)
+    _WORKER.update(config=config, prepared=prepared, labels=labels, num_classes=num_classes)
+
+
+def _run_job(job: FoldJob) -> dict:
+    w = _WORKER
+    return run_fold(w["config"], w["prepared"], w["labels"], w["num_classes"], job.fold, job.seed, job.index, False)
+
+
+def run_fold_jobs(pending: list[FoldJob], config: Config, prepared: Prepared, labels: np.ndarray,
+                  num_classes: int, progress: bool, jobs: int = 1) -> list[str]:
+    """Train every pending fold (in ``jobs`` worker processes when > 1, threads split between them) and save
+    each record as soon as it is done. A fold that fails is tried once more; what still fails is returned
+    by name, never dropped silently. Each fold's result depends only on its seed and fold (and the thread
+    count), so the order and the number of workers do not change the predictions."""
+    if jobs <= 1 or len(pending) <= 1:
+        for job in pending:
+            _save_record(job.path, run_fold(config, prepared, labels, num_classes, job.fold, job.seed, job.index,
+                                            progress))
+        return []
+    threads = config.threads or max(1, (os.cpu_count() or 1) // jobs)
+    failed: list[str] = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(config, prepared, labels, num_classes, threads)) as pool:
+        attempts = {pool.submit(_run_job, job): (job, 1) for job in pending}
+        bar = tqdm(total=len(pending), desc=f"folds ({jobs} jobs)", unit="fold", disable=not progress)
+        while attempts:
+            done, _ = wait(attempts, return_when=FIRST_COMPLETED)
+            for future in done:
+                job, attempt = attempts.pop(future)
+                try:
+                    _save_record(job.path, future.result())
+                    bar.update()
+                except Exception as err:  # noqa: BLE001 - retried once, then reported by name
+                    if attempt == 1:
+                        attempts[pool.submit(_run_job, job)] = (job, 2)
+                    else:
+                        failed.append(f"fold {job.fold.test_subject} of seed {job.seed} failed twice: {err}")
+        bar.close()
+    return failed
+
+
 def fold_predictions(record: dict, table: pd.DataFrame, seed: int, classes: tuple[str, ...]) -> pd.DataFrame:
     """Per-clip prediction rows of a finished fold: the honest prediction, its class probabilities, and
     the leaky shadow's prediction (the epoch with the best test accuracy)."""
@@ -169,38 +239,41 @@ def fold_predictions(record: dict, table: pd.DataFrame, seed: int, classes: tupl
 
 def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None = None,
                    database: Database | None = None, progress: bool = True,
-                   max_new_folds: int | None = None, allow_code_change: bool = False) -> ExperimentResult:
+                   max_new_folds: int | None = None, allow_code_change: bool = False,
+                   jobs: int = 1) -> ExperimentResult:
     """Run (or resume) the Config's protocol over every seed; write predictions and metrics under ``out``.
 
     ``max_new_folds`` stops after that many newly trained folds (work in chunks; tests use it to
-    simulate an interruption).
+    simulate an interruption). ``jobs`` > 1 trains that many folds at once in worker processes.
     """
     out = Path(out)
     if config.threads:
         torch.set_num_threads(config.threads)
     get_model(config.model)
     db = database or config_database(config)
+    check_streams(db.table, config.streams)
     check_or_store_run(config, out, db.table, allow_code_change)
-    prepared = prepare(db.table, config.prep(), cache_dir, progress=progress, streams=config.streams)
+    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress, streams=config.streams)
     labels = prepared.table["label"].to_numpy()
     num_classes = len(db.classes)
-    new_folds, complete, all_predictions = 0, True, []
+    complete, pending, finished = True, [], []
     for seed in config.seeds:
         folds = make_folds(config, prepared.table, seed)
         fold_dir = out / f"seed_{seed}" / "folds"
         fold_dir.mkdir(parents=True, exist_ok=True)
         for index, fold in enumerate(folds):
             path = fold_dir / f"{fold.test_subject}.json"
+            finished.append((seed, path))
             if not path.exists():
-                if max_new_folds is not None and new_folds >= max_new_folds:
+                if max_new_folds is not None and len(pending) >= max_new_folds:
                     complete = False
                     break
-                record = run_fold(config, prepared, labels, num_classes, fold, seed, index, progress)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(record))
-                tmp.replace(path)
-                new_folds += 1
-            all_predictions.append(fold_predictions(json.loads(path.read_text()), prepared.table, seed, db.classes))
+                pending.append(FoldJob(seed, index, fold, path))
+    failed = run_fold_jobs(pending, config, prepared, labels, num_classes, progress, jobs)
+    if failed:
+        raise RuntimeError("; ".join(failed) + f" (every other fold is saved in {out}: run again to retry)")
+    all_predictions = [fold_predictions(json.loads(path.read_text()), prepared.table, seed, db.classes)
+                       for seed, path in finished if path.exists()]
     predictions = pd.concat(all_predictions, ignore_index=True) if all_predictions else pd.DataFrame()
     metrics = summarise(predictions, config, db, num_classes) if complete else {}
     if complete:
@@ -277,14 +350,14 @@ def default_out(config: Config, kind: str = "results") -> Path:
 
 def run_and_report(config: Config, out: str | Path | None = None, cache_dir: str | Path | None = None,
                    max_new_folds: int | None = None, allow_code_change: bool = False,
-                   progress: bool = True) -> tuple[ExperimentResult, Path | None]:
+                   progress: bool = True, jobs: int = 1) -> tuple[ExperimentResult, Path | None]:
     """What ``tscnn run`` does: check the Config, run (or resume) it, and write the report when complete."""
     from tscnn.report import write_report
 
     check_config(config)
     database = config_database(config)
     result = run_experiment(config, out or default_out(config), cache_dir, database=database, progress=progress,
-                            max_new_folds=max_new_folds, allow_code_change=allow_code_change)
+                            max_new_folds=max_new_folds, allow_code_change=allow_code_change, jobs=jobs)
     report = write_report(result, config, database.table) if result.complete else None
     return result, report
 
@@ -353,7 +426,7 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     if config.threads:
         torch.set_num_threads(config.threads)
     db = database or config_database(config)
-    prepared = prepare(db.table, config.prep(), cache_dir, progress=progress)
+    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress)
     subjects = prepared.table["subject"].astype(str).to_numpy()
     val_subjects = validation_subjects(sorted(set(subjects)), config.val_fraction,
                                        np.random.default_rng([config.seeds[0], 17]))

@@ -3,13 +3,16 @@
 The clip is read in grey; the face is found on its onset frame by OpenCV's Haar cascade (whose
 model ships inside the opencv wheel, so it works offline) and the same box crops every frame; the
 apex is the spotter's unless given; the streams are built exactly as for training (no
-augmentation) and fed to a model saved by ``tscnn train``.
+augmentation) and fed to a model saved by ``tscnn train``. A model file holds only tensors and plain data
+(weights, settings, class names, a model card saying what it was trained on) and is read with
+``weights_only=True``, so loading one runs no code from it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -21,34 +24,152 @@ from tscnn.datasets.base import DatasetError, list_frames
 from tscnn.models.tscnn import TSCNN
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.face import crop
-from tscnn.preprocessing.prepare import face_box, frames_to_inputs
+from tscnn.preprocessing.prepare import PrepSettings, face_box, frames_to_inputs
 from tscnn.preprocessing.streams import make_streams
 from tscnn.train import build_model
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
+MODEL_KEYS = ("state_dict", "config", "classes", "channels")
+
+
+def plain(value: object) -> object:
+    """``value`` as JSON-like plain data (dicts, lists, strings, numbers; numpy scalars and tuples converted),
+    which is all ``torch.load(weights_only=True)`` may read back besides tensors."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
+
+
+def make_model_card(config: Config, classes: tuple[str, ...], meta: dict) -> dict:
+    """What a model file should say about itself: the data it learnt from, its classes and recipe, when and
+    by which code, so a prediction can be judged without the training folder."""
+    from tscnn.experiment import code_version
+
+    subjects = sorted({str(s) for s in [*meta.get("train_subjects", []), *meta.get("val_subjects", [])]})
+    return plain({
+        "model": config.model, "database": meta.get("database", config.dataset), "classes": list(classes),
+        "subjects": len(subjects), "subject_ids": subjects, "clips": meta.get("clips"), "preset": config.preset,
+        "streams": list(config.streams), "chosen_epoch": meta.get("chosen_epoch"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code_version": meta.get("code_version") or code_version(),
+    })
+
+
+def format_model_card(card: dict) -> str:
+    """The model card as a few lines for the terminal (what ``tscnn predict`` prints above its answer)."""
+    if not card:
+        return "model card: none (a model file from before model cards)"
+    ids = card.get("subject_ids") or []
+    shown = ", ".join(ids[:12]) + (f", ... ({len(ids) - 12} more)" if len(ids) > 12 else "")
+    lines = [f"model: {card.get('model', '?')} (preset {card.get('preset', '?')}, streams "
+             f"{'+'.join(card.get('streams') or []) or '?'}), trained {card.get('date', '?')} by code "
+             f"{card.get('code_version', '?')}",
+             f"trained on: {card.get('database', '?')}, {card.get('clips', '?')} clips of {card.get('subjects', '?')} "
+             f"subjects" + (f" ({shown})" if shown else ""),
+             f"classes: {', '.join(card.get('classes') or [])}"]
+    return "\n".join(lines)
+
+
 def save_model(path: str | Path, model: TSCNN, config: Config, classes: tuple[str, ...], meta: dict) -> Path:
-    """A self-contained model file: weights, the settings that built its inputs, class names."""
+    """A self-contained model file: weights, the settings that built its inputs, class names and a model
+    card; only tensors and plain data, so it loads with ``weights_only=True`` (no code runs on loading)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     channels = {s: conv[0].in_channels for s, conv in model.input_convs.items()}
-    torch.save({"state_dict": model.to("cpu").state_dict(), "config": config.to_dict(), "classes": list(classes),
-                "channels": channels, "meta": meta}, path)
+    torch.save({"state_dict": model.to("cpu").state_dict(), "config": plain(config.to_dict()),
+                "classes": list(classes), "channels": plain(channels), "meta": plain(meta),
+                "card": make_model_card(config, classes, meta)}, path)
     return path
+
+
+def first_sentence(err: Exception) -> str:
+    """The start of an error message, on one line (torch's run over many lines)."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return text.split(". ")[0].rstrip(".")[:160]
+
+
+def not_a_model(path: Path, reason: str) -> ValueError:
+    return ValueError(f"{path}: not a tscnn model file ({reason})")
+
+
+def read_saved(path: Path) -> dict:
+    """The stored dict of a model file, or a one-line ValueError saying why the file is not one."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
+        with path.open("rb") as handle:
+            head = handle.read(4)
+        zipped = head == b"PK\x03\x04"  # torch.save's format; b"\x80" starts the legacy (pickle) one
+        if not zipped and not head.startswith(b"\x80"):
+            reason = "not a torch file"
+        elif "weights only load failed" in str(err).lower():
+            reason = "it holds objects other than tensors and plain data, refused as loading them could run code"
+        elif zipped:
+            reason = f"damaged or truncated torch file: {first_sentence(err)}"
+        else:
+            reason = "not a torch file"
+        raise not_a_model(path, reason) from None
+    if not isinstance(saved, dict):
+        raise not_a_model(path, f"it holds a {type(saved).__name__}, not a dict")
+    missing = [k for k in MODEL_KEYS if k not in saved]
+    if missing:
+        raise not_a_model(path, f"missing {', '.join(missing)}")
+    return saved
+
+
+@dataclass
+class SavedModel:
+    """A loaded model file: the network, the settings that built its inputs, class names and model card."""
+
+    model: TSCNN
+    config: Config
+    classes: tuple[str, ...]
+    card: dict
+
+    def predict(self, frames: list[np.ndarray], onset: int | None = None, apex: int | None = None,
+                offset: int | None = None, cropped: bool = False, source: str = "frames") -> Prediction:
+        """Class probabilities for a clip held in memory: grey frames (uint8 arrays; colour frames are
+        taken as BGR and turned grey), numbered 0..n-1 for ``onset``/``apex``/``offset``."""
+        images = []
+        for i, frame in enumerate(frames):
+            frame = np.asarray(frame)
+            if frame.ndim == 3 and frame.shape[2] == 3:
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            if frame.ndim != 2 or frame.dtype != np.uint8:
+                raise ValueError(f"{source}: frame {i} is not a grey uint8 image (shape {frame.shape}, "
+                                 f"dtype {frame.dtype})")
+            images.append(frame)
+        if len(images) < 2:
+            raise ValueError(f"{source}: a clip needs at least two frames, got {len(images)}")
+        return predict_frames(self, images, list(range(len(images))), source, onset, apex, offset, cropped)
+
+
+def load_saved_model(path: str | Path) -> SavedModel:
+    """A ``tscnn train`` file, read without running any code from it; a file that is not one gives
+    ``ValueError("<path>: not a tscnn model file (<reason>)")``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist (make one with `tscnn train`)")
+    saved = read_saved(path)
+    try:
+        config = Config.from_dict(saved["config"])
+        classes = tuple(str(c) for c in saved["classes"])
+        # Every weight comes from the file, so pre-trained weights named in the config are not read again.
+        model = build_model(replace(config, pretrained=""), len(classes), dict(saved["channels"]))
+        model.load_state_dict(saved["state_dict"])
+    except Exception as err:  # settings or weights that do not make this network
+        raise not_a_model(path, f"its settings or weights do not build a model: {first_sentence(err)}") from None
+    card = saved.get("card") or {}
+    if not card:  # a file from before model cards: what its meta says
+        card = make_model_card(config, classes, saved.get("meta") or {})
+        card["date"] = "unknown"
+    return SavedModel(model.eval(), config, classes, dict(card))
 
 
 def load_model(path: str | Path) -> tuple[TSCNN, Config, tuple[str, ...]]:
     """The model, its config and class names from a ``tscnn train`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist (make one with `tscnn train`)")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    config = Config.from_dict(saved["config"])
-    # Every weight comes from the file, so pre-trained weights named in the config are not read again.
-    model = build_model(replace(config, pretrained=""), len(saved["classes"]), saved["channels"])
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), config, tuple(saved["classes"])
+    saved = load_saved_model(path)
+    return saved.model, saved.config, saved.classes
 
 
 def read_clip(source: str | Path) -> tuple[list[np.ndarray], list[int]]:
@@ -90,6 +211,7 @@ class Prediction:
     apex_rule: str
     predicted: str
     probabilities: dict[str, float]
+    model_card: dict = field(default_factory=dict)  # what the model file says of its training (format_model_card)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -99,8 +221,16 @@ def predict_clip(model_path: str | Path, source: str | Path, onset: int | None =
                  offset: int | None = None, cropped: bool = False) -> Prediction:
     """Class probabilities for one clip. Onset/offset default to the first/last frame; the apex to
     the spotter's choice between them. ``cropped=True`` skips face detection (frames are face crops)."""
-    model, config, classes = load_model(model_path)
+    saved = load_saved_model(model_path)
     images, numbers = read_clip(source)
+    return predict_frames(saved, images, numbers, str(source), onset, apex, offset, cropped)
+
+
+def predict_frames(saved: SavedModel, images: list[np.ndarray], numbers: list[int], source: str,
+                   onset: int | None = None, apex: int | None = None, offset: int | None = None,
+                   cropped: bool = False) -> Prediction:
+    """What ``predict_clip`` does once the frames are read (shared with frames held in memory)."""
+    model, config, classes = saved.model, saved.config, saved.classes
     index = {n: i for i, n in enumerate(numbers)}
     first = index.get(numbers[0] if onset is None else onset)
     last = index.get(numbers[-1] if offset is None else offset)
@@ -117,12 +247,11 @@ def predict_clip(model_path: str | Path, source: str | Path, onset: int | None =
         key, rule = index[apex], "given"
     else:
         raise DatasetError(f"{source}: apex {apex} is not a frame between onset and offset")
-    settings = config.prep()
-    grey_key, flow1, flow2 = frames_to_inputs(span[0], span[key - first], span[-1], True, settings, str(source),
-                                              str(source))
+    settings = PrepSettings.from_config(config)
+    grey_key, flow1, flow2 = frames_to_inputs(span[0], span[key - first], span[-1], True, settings, source, source)
     streams = make_streams(grey_key, flow1, flow2, settings.size, settings.blocks)
     batch = {s: torch.from_numpy(streams[s][None].astype(np.float32)) for s in model.streams}
     with torch.no_grad():
         proba = torch.softmax(model(batch), dim=1)[0].numpy()
-    return Prediction(str(source), numbers[first], numbers[key], numbers[last], rule, classes[int(proba.argmax())],
-                      {c: round(float(p), 4) for c, p in zip(classes, proba, strict=True)})
+    return Prediction(source, numbers[first], numbers[key], numbers[last], rule, classes[int(proba.argmax())],
+                      {c: round(float(p), 4) for c, p in zip(classes, proba, strict=True)}, saved.card)

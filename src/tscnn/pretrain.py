@@ -5,7 +5,8 @@ SS input format) with the project's recipe; early stopping watches PublicTest (P
 never read). The input convolution of the static stream and the trunk are saved; the main job
 starts from them with ``--pretrained`` (the other streams' input convolutions and the dense
 layers start from random weights, since the classes differ). Without FER2013 on disk the same
-path runs on a synthetic macro-expression set (``tscnn.synth.macro``).
+path runs on a synthetic macro-expression set (``tscnn.synth.macro``). The weights file is written
+and read by ``tscnn.checkpoints`` (``save_pretrained``, ``load_pretrained``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tscnn.checkpoints import save_pretrained
 from tscnn.config import Config
 from tscnn.datasets.fer2013 import FaceImages
-from tscnn.models.tscnn import TSCNN
 from tscnn.train import Trainer
 
 WEIGHTS = "pretrained.pt"
@@ -50,29 +51,8 @@ def pretrain(data: FaceImages, config: Config, out: str | Path, progress: bool =
         "chance_accuracy": float(np.bincount(data.labels[val]).max() / len(val)),
         "seconds": time.perf_counter() - start, "config": config.to_dict(), "history": result.history,
     }
-    model = result.model.to("cpu")
-    torch.save({"input_conv_ss": model.input_convs["ss"].state_dict(), "trunk": model.trunk.state_dict(),
-                "source": data.source, "val_accuracy": summary["val_accuracy"]}, out / WEIGHTS)
+    save_pretrained(result.model, out / WEIGHTS, data.source, summary["val_accuracy"])
     (out / "pretrain.json").write_text(json.dumps(summary, indent=2, default=str))
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return summary
 
-
-def load_pretrained(model: TSCNN, path: str | Path) -> TSCNN:
-    """Copy pre-trained static-stream input convolution and trunk weights into ``model``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pre-trained weights {path} do not exist (make them with `tscnn pretrain`)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not {"input_conv_ss", "trunk"} <= set(state):
-        raise ValueError(f"{path}: not a `tscnn pretrain` weights file (keys {sorted(state)})")
-    if "ss" in model.streams:
-        model.input_convs["ss"].load_state_dict(state["input_conv_ss"])
-    if model.share_trunk:
-        model.trunk.load_state_dict(state["trunk"])
-    elif "ss" in model.streams:
-        model.trunks["ss"].load_state_dict(state["trunk"])
-    else:
-        raise ValueError(f"{path}: the weights are for the static stream and a shared trunk; this network has "
-                         "neither")
-    return model

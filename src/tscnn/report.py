@@ -1,7 +1,7 @@
-"""Results folder -> pictures and a Markdown report people read.
+"""Results folder -> pictures, a Markdown report people read and a self-contained report.html.
 
-Pictures: the pooled confusion matrix (rows normalised, as the paper's Fig. 4), per-fold training
-curves, and one clip's onset / key / offset frames with its four flow maps (as the paper's Fig. 3).
+Pictures: the pooled confusion matrix (rows normalised, as the paper's Fig. 4), training curves
+summarised over folds, and one clip's onset / key / offset frames with its four flow maps (as the paper's Fig. 3).
 """
 
 from __future__ import annotations
@@ -16,10 +16,14 @@ import cv2  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tscnn.config import Config  # noqa: E402
+from tscnn.datasets.flowfolder import read_flow_image  # noqa: E402
 from tscnn.experiment import ExperimentResult, code_version  # noqa: E402
-from tscnn.preprocessing.prepare import clip_inputs  # noqa: E402
+from tscnn.html_report import write_html_report  # noqa: E402
+from tscnn.models import get_model  # noqa: E402
+from tscnn.preprocessing.prepare import PrepSettings, clip_inputs  # noqa: E402
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> None:
@@ -43,31 +47,84 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
 
 
 def plot_curves(fold_records: list[dict], path: Path) -> pd.DataFrame:
-    """Training and validation loss per epoch of every fold; returns the history as a table."""
+    """Training and validation loss over epochs, summarised over folds (median line, min-max band) with each
+    fold's chosen epoch marked, so a reader sees the typical fold and the spread rather than a tangle of
+    lines; returns the per-fold history as a table (empty, and no picture, for a features model)."""
     rows = [{"fold": r["test_subject"], **h} for r in fold_records for h in r["history"]]
     history = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for fold, part in history.groupby("fold"):
-        axes[0].plot(part.epoch, part.train_loss, alpha=0.6, lw=1)
-        if "val_loss" in part:
-            axes[1].plot(part.epoch, part.val_loss, alpha=0.6, lw=1, label=str(fold))
-    axes[0].set_title("training loss (x10-augmented set), one line per fold")
-    axes[1].set_title("validation loss (held-out training subjects)")
-    for ax in axes:
+    if history.empty:
+        return history
+    chosen = {r["test_subject"]: r.get("chosen_epoch") for r in fold_records if r.get("chosen_epoch")}
+    panels = [("train_loss", "training loss")]
+    if "val_loss" in history and history["val_loss"].notna().any():
+        panels.append(("val_loss", "validation loss (held-out training subjects)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.5, 5.2 * len(panels)), 3.9), squeeze=False)
+    folds = history["fold"].nunique()
+    for ax, (column, title) in zip(axes[0], panels, strict=True):
+        stats = history.groupby("epoch")[column].agg(["median", "min", "max", "count"]).dropna()
+        ax.fill_between(stats.index, stats["min"], stats["max"], color="tab:blue", alpha=0.2, lw=0,
+                        label=f"min-max over {folds} folds")
+        ax.plot(stats.index, stats["median"], color="tab:blue", lw=2, marker="." if len(stats) < 15 else None,
+                label="median over folds")
+        marks = [(epoch, history[(history.fold == fold) & (history.epoch == epoch)][column])
+                 for fold, epoch in chosen.items()]
+        marks = [(e, float(v.iloc[0])) for e, v in marks if len(v) and np.isfinite(v.iloc[0])]
+        if marks:
+            epochs = np.array([e for e, _ in marks], float)
+            spread = 0.15 if len(marks) > 1 else 0.0
+            epochs += np.linspace(-spread, spread, len(marks))
+            ax.scatter(epochs, [v for _, v in marks], marker="o", s=22, facecolor="none", edgecolor="tab:red",
+                       zorder=3, label="a fold's chosen epoch (its loss there)")
+            ax.plot(epochs, np.zeros_like(epochs), "|", color="tab:red", ms=12, mew=1.2,
+                    transform=ax.get_xaxis_transform(), clip_on=False)
         ax.set_xlabel("epoch")
-    fig.tight_layout()
+        ax.set_ylabel("loss")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_xlim(history["epoch"].min() - 0.5, history["epoch"].max() + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    epochs = sorted(chosen.values())
+    summary = (f"chosen epoch: median {np.median(epochs):g}, range {epochs[0]}-{epochs[-1]} (red ticks)"
+               if epochs else "no chosen epochs recorded")
+    lengths = history.groupby("fold")["epoch"].max()
+    if lengths.nunique() > 1:  # early stopping: the band and median stand on fewer folds at later epochs
+        summary += f"; folds trained {lengths.min()}-{lengths.max()} epochs"
+    fig.suptitle(f"{folds} folds: median line, min-max band;{' ' if len(panels) > 1 else chr(10)}{summary}",
+                 fontsize=9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return history
 
 
+def plot_flow_maps(row: pd.Series, path: Path) -> None:
+    """The u, v and optical-strain maps of one clip of a flow folder (each min-max normalised)."""
+    maps = read_flow_image(row["flow_path"], f"{row['subject']}/{row['clip']}")
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
+    for ax, channel, title in zip(axes, range(3), ("u (horizontal)", "v (vertical)", "optical strain"), strict=True):
+        ax.imshow(maps[..., channel], cmap="RdBu_r" if channel < 2 else "magma", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{row['dataset']} {row['subject']}/{row['clip']}: {row['emotion']} (onset->apex flow, "
+                 "each map min-max normalised)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_flow_example(row: pd.Series, config: Config, path: Path) -> None:
-    """Onset, key and offset frames of a clip and its flows X1, Y1 (onset->key), X2, Y2 (key->offset)."""
-    prep = config.prep()
+    """Onset, key and offset frames of a clip and its flows X1, Y1 (onset->key), X2, Y2 (key->offset);
+    for a flow folder, its u, v and strain maps."""
+    if isinstance(row.get("flow_path"), str) and row["flow_path"]:
+        plot_flow_maps(row, path)
+        return
+    prep = PrepSettings.from_config(config)
     key, flow1, flow2 = clip_inputs(row, prep)
     frames = [cv2.resize(cv2.imread(row[c], cv2.IMREAD_GRAYSCALE), (prep.work_size,) * 2)
               for c in ("onset_path", "apex_path", "offset_path")]
-    fig, axes = plt.subplots(2, 4, figsize=(10, 5.4))
+    fig, axes = plt.subplots(2, 4, figsize=(10, 5.8))
     titles = [f"onset {row.onset}", f"key (apex) {row.apex}", f"offset {row.offset}"]
     for ax, image, title in zip(axes[0], frames, titles, strict=False):
         ax.imshow(image, cmap="gray")
@@ -83,19 +140,21 @@ def plot_flow_example(row: pd.Series, config: Config, path: Path) -> None:
         ax.axis("off")
     fig.suptitle(f"{row['dataset']} {row['subject']}/{row['clip']}: {row['emotion']} "
                  f"(AUs {row['action_units']})", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.5)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame | None = None) -> Path:
-    """Pictures and ``report.md`` in the results folder; returns the report's path."""
+    """Pictures, ``report.md`` and the self-contained ``report.html`` in the results folder; returns the
+    Markdown report's path."""
     out, metrics = result.out, result.metrics
     classes = metrics["classes"]
     leaky = " (LEAKY: epoch chosen on the test subject)" if metrics["leaky"] else ""
     first_seed = sorted(metrics["per_seed"])[0]
     plot_confusion(metrics["per_seed"][first_seed]["confusion"], classes, out / "confusion.png",
-                   f"{metrics['dataset']} LOSO, seed {first_seed}{leaky}")
+                   f"{metrics['dataset']}, {metrics.get('protocol', 'leave-one-subject-out')}, seed {first_seed}"
+                   f"{chr(10) if leaky else ''}{leaky.strip()}")
     records = [json.loads(p.read_text()) for p in sorted((out / f"seed_{first_seed}" / "folds").glob("*.json"))]
     history = plot_curves(records, out / "curves.png")
     history.to_csv(out / "history.csv", index=False)
@@ -105,22 +164,38 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         except Exception as err:  # a picture must not lose a finished run
             print(f"warning: flow picture not drawn: {err}")
     ms = metrics["mean_std_over_seeds"]
+    several = len(metrics["per_seed"]) > 1
+    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
+    ensemble = metrics.get("seed_ensemble")
+    model = get_model(config.model)
     lines = [
-        f"# TSCNN leave-one-subject-out on {metrics['dataset']}{leaky}",
+        f"# {model.description.split(':')[0]}, {metrics.get('protocol', 'leave-one-subject-out')}, on "
+        f"{metrics['dataset']}{leaky}",
         "",
         f"{metrics['clips']} clips, {metrics['subjects']} subjects, classes: {', '.join(classes)}. "
-        f"Streams: {'+'.join(s.upper() for s in config.streams)}; k = {config.blocks}; flow {config.flow}; "
-        f"preset `{config.preset}` (batch {config.batch_size}, lr {config.lr}, max {config.max_epochs} epochs, "
-        f"selection `{config.selection}`). Seeds: {list(config.seeds)}. Code {code_version()}.",
+        f"Model `{config.model}` ({model.description}). "
+        f"Streams: {'+'.join(s.upper() for s in config.streams)} at {config.size} px; k = {config.blocks}; "
+        f"flow {config.flow}; preset `{config.preset}` (optimizer {config.optimizer}, batch {config.batch_size}, "
+        f"lr {config.lr}, {config.schedule} schedule, max {config.max_epochs} epochs, selection "
+        f"`{config.selection}`{', class-balanced loss' if config.class_balanced else ''}"
+        f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''}). "
+        f"Seeds: {list(config.seeds)}. Code {code_version()}.",
         "",
-        "| metric | mean | std over seeds |",
-        "|---|---|---|",
-        *[f"| {k} | {ms[k]['mean']:.4f} | {ms[k]['std']:.4f} |" for k in ("accuracy", "uf1", "uar")],
+        "| metric | " + ("mean | std over seeds | seed ensemble |" if several else "value |")
+        + (" leaky shadow (not a result) |" if shadow else ""),
+        "|---|---|" + ("---|---|" if several else "") + ("---|" if shadow else ""),
+        *[f"| {k} | {ms[k]['mean']:.4f} | " + (f"{ms[k]['std']:.4f} | {ensemble[k]:.4f} |" if several else "")
+          + (f" {shadow[k]['mean']:.4f} |" if shadow else "") for k in ("accuracy", "uf1", "uar")],
+        "",
+        "The leaky shadow is what the same training runs would have claimed had each fold's epoch been chosen "
+        "on its test subject (the common leaky practice); it measures the inflation and is never a result."
+        if shadow else "",
         "",
         f"F1: {metrics['f1']}. Epoch selection: "
         + ("early stopping on the validation loss of held-out training subjects (never the test subject)."
            if config.selection == "val_loss" else
-           "fixed epoch budget (last epoch)." if config.selection == "fixed" else
+           (f"fixed epoch budget (weights averaged over the last {config.average_last} epochs)."
+            if config.average_last else "fixed epoch budget (last epoch).") if config.selection == "fixed" else
            "**LEAKY**: best test-subject accuracy per fold, only to reproduce published numbers."),
         "",
         "| fold | train clips | val subjects | chosen epoch | seconds |",
@@ -130,7 +205,7 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         "",
         "![confusion matrix](confusion.png)",
         "",
-        "![training curves](curves.png)",
+        "![training curves](curves.png)" if (out / "curves.png").exists() else "",
         "",
         "![flow example](flow_example.png)" if (out / "flow_example.png").exists() else "",
     ]
@@ -152,11 +227,14 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
                       for d, v in m["per_dataset"].items()]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
+    write_html_report(result, config, table)
     return path
 
 
 def apex_rule_section(table: pd.DataFrame | None, out: Path) -> list[str]:
     """Report lines listing every clip whose apex is not the annotated one (also written to apex_rules.csv)."""
+    if table is not None and "apex_rule" in table and (table.apex_rule == "n/a").all():
+        return ["", "Apex rule: not applicable (precomputed onset->apex flows)."]
     if table is None or "apex_rule" not in table or (table.apex_rule == "annotated").all():
         return ["", "Apex rule: every clip used its annotated apex."]
     ruled = table[table.apex_rule != "annotated"][["dataset", "subject", "clip", "onset", "apex", "offset",
@@ -174,9 +252,17 @@ def apex_rule_section(table: pd.DataFrame | None, out: Path) -> list[str]:
 def metrics_table(metrics: dict) -> str:
     """A short plain-text metrics table for the terminal."""
     ms = metrics["mean_std_over_seeds"]
-    head = f"{metrics['dataset']} LOSO ({metrics['clips']} clips, {metrics['subjects']} subjects)"
+    protocol = metrics.get("protocol", "leave-one-subject-out")
+    head = f"{metrics.get('model', 'tscnn')} on {metrics['dataset']}, {protocol} ({metrics['clips']} clips, " \
+           f"{metrics['subjects']} subjects)"
     if metrics["leaky"]:
         head += "  LEAKY SELECTION"
-    rows = [head, f"{'metric':<10}{'mean':>8}{'std':>8}"]
-    rows += [f"{k:<10}{ms[k]['mean']:>8.4f}{ms[k]['std']:>8.4f}" for k in ("accuracy", "uf1", "uar")]
+    several = len(metrics["per_seed"]) > 1
+    rows = [head, f"{'metric':<10}{'mean':>8}" + (f"{'std':>8}{'ensemble':>10}" if several else "")]
+    rows += [f"{k:<10}{ms[k]['mean']:>8.4f}" + (f"{ms[k]['std']:>8.4f}{metrics['seed_ensemble'][k]:>10.4f}"
+                                                   if several else "") for k in ("accuracy", "uf1", "uar")]
+    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
+    if shadow and not metrics["leaky"]:
+        rows.append(f"leaky shadow (epoch chosen on the test subject; not a result): UF1 {shadow['uf1']['mean']:.4f}, "
+                    f"UAR {shadow['uar']['mean']:.4f}")
     return "\n".join(rows)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tscnn.config import Config
 from tscnn.datasets import Database
-from tscnn.experiment import run_experiment
+from tscnn.experiment import check_config, run_experiment
 
 TABLES: dict[str, dict[str, dict]] = {
     "blocks": {"k=2": {"blocks": 2}, "k=3": {"blocks": 3}, "k=4": {"blocks": 4}},
@@ -44,15 +44,17 @@ def variant_folder(variant: str) -> str:
 
 
 def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path | None = None,
-              database: Database | None = None, progress: bool = True) -> Path:
+              database: Database | None = None, progress: bool = True, jobs: int = 1) -> Path:
     """Run (or resume) every variant of table ``name`` and write ``table.md`` / ``table.json`` in ``out``."""
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
     out = Path(out)
     rows = {}
     for variant, overrides in TABLES[name].items():
-        result = run_experiment(replace(config, **overrides), out / variant_folder(variant), cache_dir,
-                                database=database, progress=progress)
+        variant_config = replace(config, **overrides)
+        check_config(variant_config)
+        result = run_experiment(variant_config, out / variant_folder(variant), cache_dir, database=database,
+                                progress=progress, jobs=jobs)
         rows[variant] = result.metrics["mean_std_over_seeds"]
     paper = PAPER[name].get(config.dataset, {})
     (out / "table.json").write_text(json.dumps({"table": name, "dataset": config.dataset, "seeds": list(config.seeds),

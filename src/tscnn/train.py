@@ -20,6 +20,7 @@ the shadow only measures what choosing the epoch on the test subject would have 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from tscnn.checkpoints import load_pretrained
 from tscnn.config import Config
 from tscnn.models import get_model
 
@@ -46,7 +48,11 @@ class TrainResult:
 
 
 def bf16_supported() -> bool:
-    """Whether this CPU runs bf16 natively (else autocast would be slower than fp32)."""
+    """Whether this CPU runs bf16 natively (else autocast would be slower than fp32). A oneDNN instruction-set
+    cap without bf16 (``ONEDNN_MAX_CPU_ISA=AVX2``, how an AVX2-only machine is emulated) counts as no."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if cap and cap not in ("ALL", "DEFAULT") and "BF16" not in cap and "AMX" not in cap:
+        return False
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -69,8 +75,6 @@ def build_model(config: Config, num_classes: int, channels: dict[str, int] | Non
         raise ValueError(f"model {config.model!r} is a features model; it is fitted, not trained by the Trainer")
     model = spec.build(config, num_classes, channels)
     if config.pretrained:
-        from tscnn.pretrain import load_pretrained
-
         load_pretrained(model, config.pretrained)
     return model
 

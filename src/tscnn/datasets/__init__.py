@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tscnn.datasets.base import Database, DatasetError
+from tscnn.datasets.base import Database
 from tscnn.datasets.casme2 import read_casme2
 from tscnn.datasets.casme3 import read_casme3
 from tscnn.datasets.flowfolder import read_flowfolder, write_flow_folder
@@ -17,6 +17,7 @@ from tscnn.datasets.megc2019 import read_megc2019
 from tscnn.datasets.mmew import read_mmew
 from tscnn.datasets.samm import read_samm
 from tscnn.datasets.smic import read_smic
+from tscnn.errors import DatasetError
 
 READERS: dict[str, Callable[..., Database]] = {
     "casme2": read_casme2, "samm": read_samm, "smic": read_smic, "casme3": read_casme3, "mmew": read_mmew,

@@ -8,19 +8,23 @@ across databases (``sub01``, ``s1``, ``006``) so composite protocols can group b
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import cv2
 import pandas as pd
+
+from tscnn.errors import DatasetError, one_line
+from tscnn.preprocessing.apex import spot_apex
 
 FRAME_NUMBER = re.compile(r"(\d+)\.(?:jpe?g|png|bmp|tiff?)$", re.IGNORECASE)
 TABLE_COLUMNS = ["dataset", "subject", "clip", "emotion", "label", "onset", "apex", "offset", "apex_rule",
                  "action_units", "frames_dir", "onset_path", "apex_path", "offset_path", "cropped"]
 
-
-class DatasetError(ValueError):
-    """Bad database input; the message names the file, the clip and what is wrong."""
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm")  # zip archives; calamine also reads .xls and .ods
 
 
 @dataclass
@@ -90,12 +94,71 @@ def resolve_apex(onset: int, apex: object, offset: int, source: str, frames: dic
             why = f"apex {value} outside [onset {onset}, offset {offset}]"
     span = [n for n in sorted(frames or {}) if onset <= n <= offset]
     if fallback == "spotter" and len(span) >= 3:
-        from tscnn.preprocessing.apex import spot_apex
-
         value = span[spot_apex([frames[n] for n in span], clip=source)]
         return value, "spotter", f"{source}: {why} -> apex spotter frame {value}"
     middle = (onset + offset) // 2
     return middle, "middle", f"{source}: {why} -> middle frame {middle}"
+
+
+def database_folder(root: str | Path, what: str = "database") -> Path:
+    """``root`` as a Path, or an error saying that the database folder does not exist (checked before
+    any annotation file is looked for in it, so a mistyped ``--root`` is reported as such)."""
+    path = Path(root)
+    if not path.exists():
+        raise DatasetError(f"{what} folder {path} does not exist")
+    if not path.is_dir():
+        raise DatasetError(f"{what} folder {path} is not a folder")
+    return path
+
+
+def spreadsheet_problem(path: Path, error: BaseException) -> str:
+    """A short reason why a spreadsheet could not be read: a clearer one for an .xlsx file that is
+    not a whole zip archive (truncated, or text renamed), else the library's first line."""
+    try:
+        if path.suffix.lower() in SPREADSHEET_SUFFIXES and path.is_file() and not zipfile.is_zipfile(path):
+            with path.open("rb") as f:
+                head = f.read(4)
+            if not head:
+                return "the file is empty"
+            if head.startswith(b"PK"):
+                return "the workbook is truncated or damaged (its zip archive is incomplete)"
+            return "not an Excel workbook: an .xlsx file is a zip archive and this one is not (text or CSV renamed?)"
+    except OSError:
+        pass
+    return one_line(error)
+
+
+def read_spreadsheet(path: str | Path, **kwargs: Any) -> Any:
+    """``pd.read_excel(path, engine="calamine", **kwargs)``; any error of the spreadsheet library
+    (truncated workbook, text renamed .xlsx, unreadable file) becomes one DatasetError line naming
+    the file."""
+    path = Path(path)
+    try:
+        return pd.read_excel(path, engine="calamine", **kwargs)
+    except DatasetError:
+        raise
+    except Exception as error:  # calamine, zip, OS and pandas errors alike: one line naming the file
+        raise DatasetError(f"{path}: cannot read this spreadsheet ({spreadsheet_problem(path, error)})") from None
+
+
+def read_csv_table(path: str | Path, **kwargs: Any) -> pd.DataFrame:
+    """``pd.read_csv(path, **kwargs)``; a file that is not valid CSV text (binary, ragged rows, empty,
+    unreadable) becomes one DatasetError line naming the file."""
+    path = Path(path)
+    try:
+        return pd.read_csv(path, **kwargs)
+    except DatasetError:
+        raise
+    except Exception as error:  # parser, decoding and OS errors alike: one line naming the file
+        raise DatasetError(f"{path}: cannot read this CSV file ({one_line(error)})") from None
+
+
+def subject_number(value: object, source: str, clip: str) -> int:
+    """A spreadsheet's subject cell as a number ('01', 1, 1.0), or an error naming the file and the row."""
+    try:
+        return int(float(str(value).strip()))
+    except ValueError:
+        raise DatasetError(f"{source}: clip {str(clip).strip()}: subject {value!r} is not a subject number") from None
 
 
 def checked_sheet(sheet: pd.DataFrame, required: Sequence[str], path: Path, what: str) -> pd.DataFrame:
@@ -159,8 +222,6 @@ def is_face_crop(frames: dict[int, Path]) -> bool:
     """Whether a clip's frames are already face crops, judged by the width of its first frame."""
     if not frames:
         return True
-    import cv2
-
     first = cv2.imread(str(frames[min(frames)]), cv2.IMREAD_GRAYSCALE)
     return first is None or first.shape[1] <= CROPPED_MAX_WIDTH
 

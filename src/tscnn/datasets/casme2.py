@@ -21,7 +21,10 @@ from tscnn.datasets.base import (
     checked_sheet,
     class_of,
     class_set,
+    database_folder,
     find_file,
+    read_spreadsheet,
+    subject_number,
 )
 
 CLASS_SETS: dict[str, dict[str, str]] = {
@@ -40,7 +43,7 @@ REQUIRED = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Es
 
 def read_coding(path: Path) -> pd.DataFrame:
     """The coding sheet as text-typed columns, with a clear error when a required header is missing."""
-    sheet = pd.read_excel(path, sheet_name=0, engine="calamine", dtype=str)
+    sheet = read_spreadsheet(path, sheet_name=0, dtype=str)
     return checked_sheet(sheet, REQUIRED, path, "CASME II coding sheet")
 
 
@@ -63,7 +66,7 @@ def read_casme2(root: str | Path, coding: str | Path | None = None, classes: str
     With ``check_frames=False`` only the spreadsheet is read (frame paths are left empty): useful to
     inspect an annotation file without the images.
     """
-    root = Path(root)
+    root = database_folder(root, "CASME II database")
     mapping, class_names = class_set(CLASS_SETS, classes, "CASME II")
     coding_path = find_file(root, "CASME2-coding-*.xlsx", coding, "CASME II coding")
     sheet = read_coding(coding_path)
@@ -71,7 +74,7 @@ def read_casme2(root: str | Path, coding: str | Path | None = None, classes: str
     rows, quirks = [], []
     for i, rec in sheet.iterrows():
         source = f"{coding_path.name} row {i + 2}"
-        subject = f"sub{int(float(rec['Subject'])):02d}"
+        subject = f"sub{subject_number(rec['Subject'], source, rec['Filename']):02d}"
         clip = str(rec["Filename"]).strip()
         emotion = str(rec["Estimated Emotion"]).strip().lower()
         label_name = class_of(emotion, CLASS_SETS["all"], mapping, f"{source}: clip {subject}/{clip}")

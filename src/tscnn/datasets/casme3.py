@@ -23,8 +23,10 @@ from tscnn.datasets.base import (
     checked_sheet,
     class_of,
     class_set,
+    database_folder,
     find_file,
     frame_number,
+    read_spreadsheet,
 )
 
 EMOTIONS = ("anger", "disgust", "fear", "happy", "sad", "surprise", "others")
@@ -39,7 +41,9 @@ REQUIRED = ["Subject", "Filename", "Onset", "Apex", "Offset", "emotion"]
 
 
 def read_label_sheet(path: Path) -> pd.DataFrame:
-    sheets = pd.read_excel(path, sheet_name=None, engine="calamine", dtype=str)
+    sheets = read_spreadsheet(path, sheet_name=None, dtype=str)
+    if not sheets:
+        raise DatasetError(f"{path}: the workbook has no sheets")
     return checked_sheet(sheets.get("label", next(iter(sheets.values()))), REQUIRED, path,
                          "CAS(ME)^3 part A label sheet")
 
@@ -66,7 +70,7 @@ def video_dir(base: Path, subject: str, filename: str, quirks: list[str], source
 def read_casme3(root: str | Path, coding: str | Path | None = None, classes: str = "3class",
                 check_frames: bool = True, apex_fallback: str = "spotter") -> Database:
     """Read CAS(ME)^3 part A at ``root`` with the class set ``classes`` (7class, 4class or 3class)."""
-    root = Path(root)
+    root = database_folder(root, "CAS(ME)^3 database")
     mapping, class_names = class_set(CLASS_SETS, classes, "CAS(ME)^3")
     coding_path = find_file(root, CODING_PATTERNS, coding, "CAS(ME)^3 part A label")
     base = frames_root(root) if check_frames else root

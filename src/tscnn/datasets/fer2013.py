@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from tscnn.datasets.base import DatasetError
+from tscnn.datasets.base import DatasetError, read_csv_table
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 USAGES = ("Training", "PublicTest", "PrivateTest")
@@ -41,7 +40,7 @@ def read_fer2013(path: str | Path, max_rows: int | None = None) -> FaceImages:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"FER2013 file {path} does not exist")
-    table = pd.read_csv(path, dtype=str, nrows=max_rows, skipinitialspace=True)
+    table = read_csv_table(path, dtype=str, nrows=max_rows, skipinitialspace=True)
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in ("emotion", "pixels", "Usage") if c not in table.columns]
     if missing:

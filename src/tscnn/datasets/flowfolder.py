@@ -10,23 +10,32 @@ image to 0..255. The raw flow is gone, so such a folder gives only the "uvs" str
 
 ``write_flow_folder`` exports any frames database (or prepared tensors) to the same format, so
 users can produce the challenge input and tests can build small fixtures.
+The PNG reader and writer (``read_flow_image``, ``write_flow_image``, importable from here) live in
+``tscnn.preprocessing.frames``, beside the frame reader, since the preparation reads them too.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from tscnn.datasets.base import APEX_FALLBACKS, TABLE_COLUMNS, Database, DatasetError, is_blank
+from tscnn.datasets.base import (
+    APEX_FALLBACKS,
+    TABLE_COLUMNS,
+    Database,
+    DatasetError,
+    database_folder,
+    is_blank,
+    read_csv_table,
+)
 from tscnn.preprocessing.flow import minmax_normalise
-
-if TYPE_CHECKING:
-    from tscnn.preprocessing.prepare import Prepared, PrepSettings
+from tscnn.preprocessing.frames import read_flow_image, write_flow_image
+from tscnn.preprocessing.prepare import Prepared, PrepSettings, prepare
 
 INDEX_NAME = "index.csv"
 INDEX_COLUMNS = ["dataset", "subject", "clip", "label", "label_name", "flow"]
@@ -34,44 +43,11 @@ FLOW_TABLE_COLUMNS = [*TABLE_COLUMNS, "flow_path"]
 CLASS_SETS = ("all",)  # every class named in the index; a flow folder has no emotion spreadsheet to map
 
 
-def read_flow_image(path: str | Path, where: str) -> np.ndarray:
-    """(H, W, 3) float32 u, v, strain in [0, 1] from a flow PNG (R, G, B; OpenCV reads BGR), or an
-    error naming ``where`` (file, row, clip) and the image."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        state = "missing" if not Path(path).is_file() else "unreadable (empty or corrupt)"
-        raise DatasetError(f"{where}: flow image {path} is {state}")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[..., :3]  # an alpha channel carries nothing
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise DatasetError(f"{where}: flow image {path} is not a 3-channel (u, v, strain) image, shape {image.shape}")
-    if image.dtype == np.uint8:
-        scale = 255.0
-    elif image.dtype == np.uint16:
-        scale = 65535.0
-    else:
-        raise DatasetError(f"{where}: flow image {path} has unsupported pixel type {image.dtype}")
-    return np.ascontiguousarray(image[..., ::-1]).astype(np.float32) / scale
-
-
-def write_flow_image(path: str | Path, maps: np.ndarray) -> None:
-    """Write (3, H, W) u, v, strain maps in [0, 1] as an RGB PNG (each channel 0..255)."""
-    if maps.ndim != 3 or maps.shape[0] != 3:
-        raise ValueError(f"expected (3, H, W) u, v, strain maps, got shape {maps.shape}")
-    rgb = np.clip(np.rint(maps.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[::-1].transpose(1, 2, 0))):  # BGR for OpenCV
-        raise OSError(f"could not write {path}")
-
-
 def read_index(path: Path) -> pd.DataFrame:
     """The index as text columns (subject ids kept as written, e.g. '006'), with its required headers."""
     if not path.is_file():
         raise DatasetError(f"{path}: no flow-folder index here (expected a CSV with columns {INDEX_COLUMNS})")
-    try:
-        sheet = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot read the flow-folder index as CSV ({error})") from None
+    sheet = read_csv_table(path, dtype=str, keep_default_na=False)
     sheet.columns = [str(c).strip() for c in sheet.columns]
     missing = [c for c in INDEX_COLUMNS if c not in sheet.columns]
     if missing:
@@ -93,7 +69,7 @@ def read_flowfolder(root: str | Path, coding: str | Path | None = None, classes:
     ``flow_path`` the absolute image path. ``apex_fallback`` is accepted for the common reader
     signature and has nothing to act on.
     """
-    root = Path(root)
+    root = database_folder(root, "flow-folder database")
     if classes not in CLASS_SETS:
         raise ValueError(f"unknown flow-folder class set {classes!r}; expected one of {list(CLASS_SETS)}")
     if apex_fallback not in APEX_FALLBACKS:
@@ -171,10 +147,6 @@ def write_flow_folder(source: Prepared | Database, out: str | Path, size: int = 
     names come from the table's ``emotion`` column (the class name of every reader's clips). PNG
     names are ``flow/<subject>_<clip>.png``, as in the MEGC folders.
     """
-    from dataclasses import replace
-
-    from tscnn.preprocessing.prepare import PrepSettings, prepare
-
     if isinstance(source, Database):
         base = settings or PrepSettings()
         source = prepare(source.table, replace(base, size=size, augment=False), cache_dir, progress=progress,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError
+from tscnn.datasets.base import TABLE_COLUMNS, Database, DatasetError, database_folder
 from tscnn.datasets.casme2 import read_casme2
 from tscnn.datasets.samm import read_samm
 from tscnn.datasets.smic import read_smic
@@ -77,7 +77,7 @@ def read_megc2019(root: str | Path, coding: str | None = None, classes: str = "3
     """Read the composite (classes must be "3class"; it is the only set MEGC2019 defines)."""
     if classes not in ("3class", "megc2019"):
         raise DatasetError(f"the MEGC2019 composite has only the 3-class set, not {classes!r}")
-    roots = parse_parts(root, "root") or find_parts(Path(root))
+    roots = parse_parts(root, "root") or find_parts(database_folder(root, "MEGC2019 database"))
     missing = sorted(set(PARTS) - set(roots))
     if missing:
         raise DatasetError(f"MEGC2019 root {root!r}: missing parts {missing}")

@@ -21,7 +21,11 @@ from tscnn.datasets.base import (
     checked_sheet,
     class_of,
     class_set,
+    database_folder,
     find_file,
+    read_csv_table,
+    read_spreadsheet,
+    subject_number,
 )
 
 EMOTIONS = ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "others")
@@ -39,9 +43,9 @@ REQUIRED = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Es
 
 def read_coding(path: Path) -> pd.DataFrame:
     if path.suffix.lower() == ".csv":
-        sheet = pd.read_csv(path, dtype=str)
+        sheet = read_csv_table(path, dtype=str)
     else:
-        sheet = pd.read_excel(path, sheet_name=0, engine="calamine", dtype=str)
+        sheet = read_spreadsheet(path, sheet_name=0, dtype=str)
     sheet.columns = [str(c).strip() for c in sheet.columns]
     return checked_sheet(sheet, REQUIRED, path, "MMEW coding table")
 
@@ -57,14 +61,14 @@ def frames_root(root: Path) -> Path:
 def read_mmew(root: str | Path, coding: str | Path | None = None, classes: str = "6class",
               check_frames: bool = True, apex_fallback: str = "spotter") -> Database:
     """Read MMEW at ``root`` with the class set ``classes`` (6class, 7class, 4class or 3class)."""
-    root = Path(root)
+    root = database_folder(root, "MMEW database")
     mapping, class_names = class_set(CLASS_SETS, classes, "MMEW")
     coding_path = find_file(root, CODING_PATTERNS, coding, "MMEW coding")
     base = frames_root(root) if check_frames else root
     rows, quirks = [], []
     for i, rec in read_coding(coding_path).iterrows():
         source = f"{coding_path.name} row {i + 2}"
-        subject = f"S{int(float(rec['Subject'])):02d}"
+        subject = f"S{subject_number(rec['Subject'], source, rec['Filename']):02d}"
         clip = str(rec["Filename"]).strip()
         emotion = str(rec["Estimated Emotion"]).strip().lower()
         label = class_of(emotion, EMOTIONS, mapping, f"{source}: clip {subject}/{clip}")

@@ -21,7 +21,10 @@ from tscnn.datasets.base import (
     checked_sheet,
     class_of,
     class_set,
+    database_folder,
     find_file,
+    read_spreadsheet,
+    subject_number,
 )
 
 CLASS_SETS: dict[str, dict[str, str]] = {
@@ -36,20 +39,20 @@ HEADER_ROW = 13  # 0-based: 13 preamble rows
 
 
 def read_coding(path: Path) -> pd.DataFrame:
-    sheet = pd.read_excel(path, sheet_name=0, engine="calamine", header=HEADER_ROW, dtype=str)
+    sheet = read_spreadsheet(path, sheet_name=0, header=HEADER_ROW, dtype=str)
     return checked_sheet(sheet, REQUIRED, path, f"SAMM coding sheet (header expected on row {HEADER_ROW + 1})")
 
 
 def read_samm(root: str | Path, coding: str | Path | None = None, classes: str = "5class",
               check_frames: bool = True, apex_fallback: str = "spotter") -> Database:
     """Read SAMM at ``root`` into a clip table restricted to ``classes`` (5class, 3class, megc2019 or all)."""
-    root = Path(root)
+    root = database_folder(root, "SAMM database")
     mapping, class_names = class_set(CLASS_SETS, classes, "SAMM")
     coding_path = find_file(root, "SAMM_Micro_FACS_Codes*.xlsx", coding, "SAMM coding")
     rows, quirks = [], []
     for i, rec in read_coding(coding_path).iterrows():
         source = f"{coding_path.name} row {i + HEADER_ROW + 2}"
-        subject = f"{int(float(rec['Subject'])):03d}"
+        subject = f"{subject_number(rec['Subject'], source, rec['Filename']):03d}"
         clip = str(rec["Filename"]).strip()
         label = class_of(str(rec["Estimated Emotion"]).strip(), CLASS_SETS["all"], mapping,
                          f"{source}: clip {subject}/{clip}")

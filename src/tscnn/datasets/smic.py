@@ -24,6 +24,7 @@ from tscnn.datasets.base import (
     DatasetError,
     class_set,
     clip_row,
+    database_folder,
     is_face_crop,
     list_frames,
     resolve_apex,
@@ -51,7 +52,7 @@ def read_smic(root: str | Path, coding: str | Path | None = None, classes: str =
         raise DatasetError(f"SMIC-HS has no coding file (labels are folder names); got {coding}")
     if not check_frames:
         raise DatasetError("SMIC-HS is defined by its frame folders; it cannot be read without them")
-    root = Path(root)
+    root = database_folder(root, "SMIC-HS database")
     mapping, class_names = class_set(CLASS_SETS, classes, "SMIC-HS")
     base = hs_root(root)
     rows, quirks = [], []

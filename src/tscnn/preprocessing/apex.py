@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tscnn.preprocessing.prepare import read_grey
+from tscnn.preprocessing.frames import read_grey
 
 SPOT_WIDTH = 128  # frames are compared at this width, the preparation's working size
 

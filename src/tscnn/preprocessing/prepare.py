@@ -22,23 +22,24 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from tscnn.datasets.base import DatasetError
-from tscnn.datasets.flowfolder import read_flow_image
+from tscnn.errors import DatasetError
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
+from tscnn.preprocessing.frames import read_flow_image, read_grey
 from tscnn.preprocessing.streams import augmented_streams, normalised_uvs_variants
 
 STREAM_NAMES = ("ss", "ls", "dt", "uvs")
 FLOW_FOLDER_STREAMS = ("uvs",)
 """The streams a flow-folder clip can give: its frames, and so SS, LS and DT, are not there."""
 PREPARATION_MODULES = ("tscnn.preprocessing.flow", "tscnn.preprocessing.streams", "tscnn.preprocessing.prepare",
-                       "tscnn.preprocessing.face", "tscnn.datasets.flowfolder")
+                       "tscnn.preprocessing.face", "tscnn.preprocessing.frames")
 """Modules whose source text is part of the cache key: they decide the prepared tensors."""
 
 
@@ -64,6 +65,13 @@ class PrepSettings:
     work_size: int = 128
     augment: bool = True
 
+    @classmethod
+    def from_config(cls, config: Any) -> PrepSettings:
+        """The settings of any object with ``size, blocks, flow, work_size, augment`` attributes (a
+        :class:`~tscnn.config.Config`, a saved run's config)."""
+        return cls(size=config.size, blocks=config.blocks, flow=config.flow, work_size=config.work_size,
+                   augment=config.augment)
+
     def key(self) -> str:
         """Hash of these settings and of the preparation code's source, so either change gives new tensors."""
         digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode())
@@ -82,14 +90,6 @@ class Prepared:
     table: pd.DataFrame
     arrays: dict[str, np.ndarray]
     settings: PrepSettings
-
-
-def read_grey(path: str, clip: str) -> np.ndarray:
-    """A frame as grey uint8, or an error naming the file and the clip."""
-    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise DatasetError(f"clip {clip}: cannot read image {path} (missing, empty or corrupt)")
-    return image
 
 
 def clip_inputs(row: pd.Series | dict, settings: PrepSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,53 @@
+"""Reading the images the preparation starts from: grey video frames and flow-folder u, v, strain PNGs.
+
+Both readers give a :class:`~tscnn.errors.DatasetError` naming the clip and the file when an image
+is missing, empty or corrupt. ``write_flow_image`` is the inverse of ``read_flow_image`` (the MEGC
+flow-folder format: R, G, B = u, v, strain, each min-max normalised to 0..255).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tscnn.errors import DatasetError
+
+
+def read_grey(path: str, clip: str) -> np.ndarray:
+    """A frame as grey uint8, or an error naming the file and the clip."""
+    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise DatasetError(f"clip {clip}: cannot read image {path} (missing, empty or corrupt)")
+    return image
+
+
+def read_flow_image(path: str | Path, where: str) -> np.ndarray:
+    """(H, W, 3) float32 u, v, strain in [0, 1] from a flow PNG (R, G, B; OpenCV reads BGR), or an
+    error naming ``where`` (file, row, clip) and the image."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        state = "missing" if not Path(path).is_file() else "unreadable (empty or corrupt)"
+        raise DatasetError(f"{where}: flow image {path} is {state}")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]  # an alpha channel carries nothing
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise DatasetError(f"{where}: flow image {path} is not a 3-channel (u, v, strain) image, shape {image.shape}")
+    if image.dtype == np.uint8:
+        scale = 255.0
+    elif image.dtype == np.uint16:
+        scale = 65535.0
+    else:
+        raise DatasetError(f"{where}: flow image {path} has unsupported pixel type {image.dtype}")
+    return np.ascontiguousarray(image[..., ::-1]).astype(np.float32) / scale
+
+
+def write_flow_image(path: str | Path, maps: np.ndarray) -> None:
+    """Write (3, H, W) u, v, strain maps in [0, 1] as an RGB PNG (each channel 0..255)."""
+    if maps.ndim != 3 or maps.shape[0] != 3:
+        raise ValueError(f"expected (3, H, W) u, v, strain maps, got shape {maps.shape}")
+    rgb = np.clip(np.rint(maps.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[::-1].transpose(1, 2, 0))):  # BGR for OpenCV
+        raise OSError(f"could not write {path}")

@@ -1,0 +1,291 @@
+"""The honest protocol and the recipe options: leaky shadow, cross-database folds, stale folds,
+class weights, weight averaging, and every option checked before work starts."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tscnn import experiment
+from tscnn.cli import main
+from tscnn.datasets import read_flowfolder
+from tscnn.datasets.flowfolder import write_flow_image
+from tscnn.experiment import check_config, config_for, run_experiment
+from tscnn.protocols import Fold, check_fold, cross_dataset_fold, loso_folds
+from tscnn.train import Trainer, class_weights
+
+CLASSES = ("negative", "positive", "surprise")
+
+
+def learnable_folder(root: Path, per_subject: int = 6, seed: int = 0) -> Path:
+    """A tiny flow folder whose class is a blob of motion in one of three places (plus noise):
+    two databases of three subjects each."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:28, 0:28]
+    centres = [(8, 8), (8, 20), (20, 14)]
+    rows = []
+    for dataset, subjects in (("casme2", ("sub01", "sub02", "sub03")), ("smic", ("s01", "s02", "s03"))):
+        for subject in subjects:
+            for i in range(per_subject):
+                label = i % 3
+                cy, cx = centres[label]
+                blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0)
+                maps = np.stack([blob + 0.3 * rng.random((28, 28)), 0.5 * blob + 0.3 * rng.random((28, 28)),
+                                 0.3 * rng.random((28, 28))])
+                maps = np.stack([(m - m.min()) / (m.max() - m.min()) for m in maps]).astype(np.float32)
+                relative = f"flow/{subject}_{i}.png"
+                write_flow_image(root / relative, maps)
+                rows.append({"dataset": dataset, "subject": subject, "clip": f"{subject}_{i}", "label": label,
+                             "label_name": CLASSES[label], "flow": relative})
+    pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory) -> Path:
+    return learnable_folder(tmp_path_factory.mktemp("flows"))
+
+
+@pytest.fixture(scope="module")
+def arrays_and_labels(flows):
+    from tscnn.preprocessing.prepare import PrepSettings, prepare
+
+    db = read_flowfolder(flows)
+    prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
+    return prepared.arrays, prepared.table
+
+
+# --- the leaky shadow -----------------------------------------------------------------------------------------
+
+
+def test_leaky_shadow_selects_on_the_test_subject_and_the_honest_model_never_looks(arrays_and_labels):
+    arrays, table = arrays_and_labels
+    labels = table.label.to_numpy()
+    fold = loso_folds(table, val_fraction=0.0)[0]
+    config = replace(config_for("ststnet", lr=5e-3, max_epochs=8, batch_size=8, seeds=(0,)), bf16=False)
+    first = Trainer(config, 3, seed=1).fit(arrays, labels, fold.train, fold.val, fold.test, progress=False)
+    accuracies = [h["test_accuracy"] for h in first.history]
+    assert first.leaky_epoch == int(np.argmax(accuracies)) + 1  # the first epoch of best test accuracy
+    assert first.leaky_proba is not None and first.leaky_proba.shape == (len(fold.test), 3)
+    # Other test labels change what the shadow picks, but nothing of the honest model.
+    other = labels.copy()
+    other[fold.test] = (other[fold.test] + 1) % 3
+    second = Trainer(config, 3, seed=1).fit(arrays, other, fold.train, fold.val, fold.test, progress=False)
+    assert [h["train_loss"] for h in second.history] == [h["train_loss"] for h in first.history]
+    assert second.chosen_epoch == first.chosen_epoch == 8
+    honest_a = Trainer(config, 3, 1).predict_proba(first.model, arrays, fold.test)
+    honest_b = Trainer(config, 3, 1).predict_proba(second.model, arrays, fold.test)
+    np.testing.assert_array_equal(honest_a, honest_b)
+    assert second.leaky_epoch == int(np.argmax([h["test_accuracy"] for h in second.history])) + 1
+
+
+def test_leaky_shadow_is_reported_beside_the_honest_figure(flows, tmp_path):
+    config = config_for("ststnet", dataset="flowfolder", root=str(flows), classes="all", lr=5e-3, max_epochs=6,
+                        batch_size=8, seeds=(0, 1))
+    result = run_experiment(config, tmp_path / "run", progress=False)
+    honest = result.metrics["mean_std_over_seeds"]["uf1"]["mean"]
+    leaky = result.metrics["leaky_shadow"]["mean_std_over_seeds"]["uf1"]["mean"]
+    assert leaky >= honest - 0.2  # the shadow picks each fold's best epoch on the test subject
+    per_fold = [json.loads(p.read_text()) for p in (tmp_path / "run" / "seed_0" / "folds").glob("*.json")]
+    for record in per_fold:
+        accuracy = [h["test_accuracy"] for h in record["history"]]
+        assert record["leaky_epoch"] == int(np.argmax(accuracy)) + 1
+        assert record["chosen_epoch"] == 6  # honest: the fixed budget, whatever the test subject says
+    assert "seed_ensemble" in result.metrics and set(result.metrics["per_seed"]) == {0, 1}
+    assert [c for c in result.predictions if c.startswith("p_")] == [f"p_{c}" for c in CLASSES]
+
+
+# --- protocols ------------------------------------------------------------------------------------------------
+
+
+def test_cross_dataset_fold_trains_on_one_database_and_tests_on_the_other(arrays_and_labels):
+    _, table = arrays_and_labels
+    fold = cross_dataset_fold(table, ("casme2",), ("smic",), val_fraction=0.4, seed=0)
+    assert set(table.dataset.iloc[fold.test]) == {"smic"} and len(fold.test) == (table.dataset == "smic").sum()
+    assert set(table.dataset.iloc[np.concatenate([fold.train, fold.val])]) == {"casme2"}
+    assert len(set(table.subject.iloc[fold.val])) == 1  # 40 % of three subjects, at least one
+    assert not set(table.subject.iloc[fold.train]) & set(table.subject.iloc[fold.val])
+    with pytest.raises(ValueError, match="no clips of database 'samm'"):
+        cross_dataset_fold(table, ("samm",), ("smic",))
+
+
+def test_check_fold_catches_every_leak():
+    groups = np.array(["a", "a", "b", "c", "d"])
+    check_fold(Fold("a", np.array([2, 3]), np.array([4]), np.array([0, 1])), groups)
+    with pytest.raises(AssertionError, match="test set holds"):
+        check_fold(Fold("a", np.array([3]), np.array([4]), np.array([0, 1, 2])), groups)
+    with pytest.raises(AssertionError, match="test subject appears"):
+        check_fold(Fold("a", np.array([0, 3]), np.array([4]), np.array([1])), groups)
+    with pytest.raises(AssertionError, match="in both train and val"):
+        check_fold(Fold("a", np.array([2, 3]), np.array([3, 4]), np.array([0, 1])), groups)
+
+
+def test_class_weights_by_hand():
+    np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1]), 3), [4 / 6, 4 / 2, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(class_weights(np.array([0, 1, 2]), 3), [1.0, 1.0, 1.0])
+
+
+def test_weight_averaging_is_the_mean_of_the_last_epochs(arrays_and_labels):
+    arrays, table = arrays_and_labels
+    labels = table.label.to_numpy()
+    train, val = np.arange(len(table)), np.array([], int)
+    base = replace(config_for("tscnn", streams=("uvs",), size=28, lr=1e-2, batch_size=16, selection="fixed",
+                              val_fraction=0.0), bf16=False, channels_last=False, augment=False)
+
+    def weights(**changes) -> dict[str, torch.Tensor]:
+        model = Trainer(replace(base, **changes), 3, seed=3).fit(arrays, labels, train, val, progress=False).model
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    second, third = weights(max_epochs=2), weights(max_epochs=3)
+    averaged = weights(max_epochs=3, average_last=2)
+    name = "dense2.1.weight"
+    torch.testing.assert_close(averaged[name], (second[name] + third[name]) / 2, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(averaged[name], third[name])
+
+
+def test_val_loss_without_validation_subjects_is_an_error(arrays_and_labels):
+    arrays, table = arrays_and_labels
+    config = config_for("ststnet", selection="val_loss", max_epochs=2)
+    with pytest.raises(ValueError, match="needs validation subjects.*selection 'fixed'"):
+        Trainer(config, 3, 0).fit(arrays, table.label.to_numpy(), np.arange(10), np.array([], int))
+
+
+# --- results that stay true -----------------------------------------------------------------------------------
+
+
+def test_a_changed_clip_table_refuses_to_resume(tmp_path):
+    flows = learnable_folder(tmp_path / "flows")
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
+    run_experiment(config, tmp_path / "run", progress=False)
+    index = pd.read_csv(flows / "index.csv")
+    index.loc[0, ["label", "label_name"]] = [2, "surprise"]
+    index.to_csv(flows / "index.csv", index=False)
+    with pytest.raises(ValueError, match="another clip table"):
+        run_experiment(config, tmp_path / "run", progress=False)
+
+
+def test_another_code_version_refuses_to_resume_unless_allowed(flows, tmp_path, monkeypatch):
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
+    run_experiment(config, tmp_path / "run", progress=False)
+    monkeypatch.setattr(experiment, "code_version", lambda: "9.9.9+gdeadbee")
+    with pytest.raises(ValueError, match="made by code"):
+        run_experiment(config, tmp_path / "run", progress=False)
+    assert run_experiment(config, tmp_path / "run", progress=False, allow_code_change=True).complete
+
+
+def test_features_models_run_in_the_same_protocol(flows, tmp_path):
+    for model in ("linear", "hoof"):
+        config = config_for(model, dataset="flowfolder", root=str(flows), classes="all")
+        metrics = run_experiment(config, tmp_path / model, progress=False).metrics
+        assert metrics["model"] == model and metrics["per_seed"][0]["n"] == 36
+        assert metrics["mean_std_over_seeds"]["uf1"]["mean"] > 0.6  # the blob's place is easy to see
+
+
+# --- options checked before any work --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--streams", "foo"], "unknown stream 'foo'"),
+    (["--streams", "SS"], "unknown stream 'SS'"),
+    (["--device", "tpu"], "device 'tpu' is not available"),
+    (["--blocks", "100"], "blocks .k = 100. must leave face blocks"),
+    (["--model", "ststnet", "--streams", "dt"], "reads the stream"),
+])
+def test_bad_options_fail_before_any_work(flows, tmp_path, capsys, option, message):
+    out = tmp_path / "never"
+    code = main(["run", "--dataset", "flowfolder", "--root", str(flows), "--out", str(out), *option])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_cuda_without_a_gpu_is_named(flows):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="device 'cuda' is not available"):
+        check_config(config_for("linear", device="cuda"))
+
+
+def test_version_and_examples_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("tscnn ")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "examples:" in capsys.readouterr().out
+
+
+def test_every_config_field_is_an_option(capsys):
+    from tscnn.cli import build_parser
+    from tscnn.config import Config
+
+    parser = build_parser()
+    args = parser.parse_args(["run", "--root", "x", "--lr", "0.5", "--seeds", "0", "1,2", "--no-augment",
+                              "--average-last", "3", "--selection", "fixed"])
+    from tscnn.cli import config_from_args
+
+    config = config_from_args(args)
+    assert (config.lr, config.seeds, config.augment, config.average_last) == (0.5, (0, 1, 2), False, 3)
+    assert config.batch_size == Config().batch_size  # not given: the preset's value
+
+
+def test_parallel_folds_give_the_sequential_predictions(flows, tmp_path):
+    config = replace(config_for("ststnet", dataset="flowfolder", root=str(flows), classes="all", lr=5e-3,
+                                max_epochs=3, batch_size=8, seeds=(0, 1)), threads=1)
+    sequential = run_experiment(config, tmp_path / "one", progress=False)
+    parallel = run_experiment(config, tmp_path / "two", progress=False, jobs=2)
+    pd.testing.assert_frame_equal(sequential.predictions, parallel.predictions)
+    resumed = run_experiment(config, tmp_path / "two", progress=False, jobs=2)  # every fold saved: nothing new
+    pd.testing.assert_frame_equal(resumed.predictions, sequential.predictions)
+
+
+def test_a_failing_fold_is_retried_once_then_named(flows, tmp_path, monkeypatch):
+    calls = []
+
+    def broken(config, prepared, labels, num_classes, fold, seed, index, progress):
+        calls.append(fold.test_subject)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(experiment, "run_fold", broken)
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
+    jobs = [experiment.FoldJob(0, 0, loso_folds(read_flowfolder(flows).table, 0.0)[0], tmp_path / "a.json")]
+    with pytest.raises(RuntimeError, match="boom"):  # the sequential path stops at once
+        experiment.run_fold_jobs(jobs, config, None, None, 3, False, jobs=1)
+    assert calls == ["s01"]
+
+
+def test_worker_failures_are_retried_once_and_named(flows, tmp_path):
+    """In worker processes a fold whose training rows hold one class (the classifier cannot fit) fails
+    twice and is named; the other fold is saved."""
+    from tscnn.preprocessing.prepare import PrepSettings, prepare
+
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
+    db = read_flowfolder(flows)
+    prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
+    labels = prepared.table.label.to_numpy()
+    good = loso_folds(prepared.table, 0.0)[0]
+    one_class = np.flatnonzero(labels == 0)
+    bad = Fold("broken", one_class[one_class != good.test[0]], np.array([], int), good.test[:1])
+    jobs = [experiment.FoldJob(0, 0, good, tmp_path / "good.json"), experiment.FoldJob(0, 1, bad, tmp_path / "b.json")]
+    failed = experiment.run_fold_jobs(jobs, config, prepared, labels, 3, False, jobs=2)
+    assert len(failed) == 1 and failed[0].startswith("fold broken of seed 0 failed twice")
+    assert (tmp_path / "good.json").exists() and not (tmp_path / "b.json").exists()
+
+
+def test_a_run_may_add_seeds_and_reuses_the_finished_ones(flows, tmp_path):
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all", seeds=(0,))
+    first = run_experiment(config, tmp_path / "run", progress=False)
+    more = run_experiment(replace(config, seeds=(0, 1)), tmp_path / "run", progress=False)
+    assert set(more.metrics["per_seed"]) == {0, 1}
+    pd.testing.assert_frame_equal(more.predictions[more.predictions.seed == 0].reset_index(drop=True),
+                                  first.predictions)
+    with pytest.raises(ValueError, match=r"other settings \(extra\)"):
+        run_experiment(replace(config, extra={"C": 1}), tmp_path / "run", progress=False)
