@@ -133,6 +133,19 @@ def markdown(results: dict, datasets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def merge(paths: list[Path], out: Path | None) -> int:
+    """One summary (and one table) from several, e.g. rows run with different seeds in parallel processes."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    merged = {**parts[0], "rows": {}, "merged_from": [str(p) for p in paths]}
+    for part in parts:
+        merged["rows"].update(part["rows"])
+    if out:
+        out.write_text(json.dumps(merged, indent=2, default=str))
+    print(markdown(merged["rows"], merged["databases"]))
+    print(f"\nmachine: {merged['machine']}" + (f"; wrote {out}" if out else ""))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="a flow folder (default: the real megc2019-flow28 beside the repo)")
@@ -143,9 +156,13 @@ def main() -> int:
                         help="cross-database pairs (default: every ordered pair of the folder's databases)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--merge", type=Path, nargs="+", help="only merge these summaries (rows run with other "
+                        "seeds or in other processes) into --json and print the table")
     parser.add_argument("--out", type=Path, help="results folders (default: results/flow-benchmark-<data>)")
     parser.add_argument("--json", type=Path, help="summary (default: benchmarks/flow_benchmark-<data>.json)")
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge, args.json)
     data = make_synthetic_flows() if args.synthetic else (args.data or REAL_DATA)
     if not (data / "index.csv").is_file():
         print(f"flow benchmark: no flow folder at {data} (expects ../shared/real/megc2019-flow28 beside the "

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tscnn.baselines import linear_loso
 from tscnn.config import Config
 from tscnn.datasets import read_casme2
 from tscnn.metrics import pooled_metrics
+from tscnn.models.linear import linear_loso
 from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.synth import SynthSettings, write_database
 from tscnn.synth.database import CASME2_CODING

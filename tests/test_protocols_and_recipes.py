@@ -289,3 +289,18 @@ def test_a_run_may_add_seeds_and_reuses_the_finished_ones(flows, tmp_path):
                                   first.predictions)
     with pytest.raises(ValueError, match=r"other settings \(extra\)"):
         run_experiment(replace(config, extra={"C": 1}), tmp_path / "run", progress=False)
+
+
+def test_linear_floor_on_the_real_flows_matches_the_independent_measurement(tmp_path):
+    """The linear floor through this project's reader, folds and metrics gives the figures the data folder's
+    README quotes from an independent measurement (UF1 0.763, UAR 0.771; CASME II 0.856 / 0.869, SMIC
+    0.682 / 0.687): a check of the protocol and the metric code on real data."""
+    from conftest import real_or_skip
+
+    folder = real_or_skip("megc2019-flow28")
+    config = config_for("linear", dataset="flowfolder", root=str(folder), classes="all")
+    metrics = run_experiment(config, tmp_path / "floor", tmp_path / "cache", progress=False).metrics
+    whole, parts = metrics["per_seed"][0], metrics["per_seed"][0]["per_dataset"]
+    assert (round(whole["uf1"], 3), round(whole["uar"], 3)) == (0.763, 0.771)
+    assert (round(parts["casme2"]["uf1"], 3), round(parts["casme2"]["uar"], 3)) == (0.856, 0.869)
+    assert (round(parts["smic"]["uf1"], 3), round(parts["smic"]["uar"], 3)) == (0.682, 0.687)

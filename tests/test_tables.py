@@ -30,8 +30,9 @@ def test_blocks_table(synth_db, tmp_path):
 
 
 def test_streams_table_has_every_structure(synth_db, tmp_path):
-    db = subset(synth_db, 2)
-    config = from_preset("demo", dataset="samm", root="unused", flow="dis", max_epochs=1)
+    db = subset(synth_db, 2)  # one training subject per fold: no validation subjects, so a fixed budget
+    config = from_preset("demo", dataset="samm", root="unused", flow="dis", max_epochs=1, selection="fixed",
+                         val_fraction=0.0)
     run_table("streams", config, tmp_path / "t4", tmp_path / "cache", database=db, progress=False)
     stored = json.loads((tmp_path / "t4" / "table.json").read_text())
     assert list(stored["rows"]) == ["SS", "LS", "DT", "SS+LS", "LS+DT", "DT+SS", "TSCNN"]

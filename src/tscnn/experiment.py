@@ -127,7 +127,8 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     start = time.perf_counter()
     if spec.kind == "features":
         features = spec.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
-        fit_rows = np.concatenate([fold.train, fold.val])  # no epochs to choose: every training subject fits
+        # No epochs to choose: every training subject fits, in table order (a solver's result depends on it).
+        fit_rows = np.sort(np.concatenate([fold.train, fold.val]))
         classifier = spec.classifier()
         with contextlib.suppress(ValueError):
             classifier.set_params(**{k: seed for k in classifier.get_params() if k.endswith("random_state")})

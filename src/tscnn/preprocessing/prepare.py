@@ -82,7 +82,8 @@ class PrepSettings:
 
 @dataclass
 class Prepared:
-    """Stream tensors of a clip table: ``arrays[stream]`` is (clips, variants, C, n, n) float16.
+    """Stream tensors of a clip table: ``arrays[stream]`` is (clips, variants, C, n, n) float16 (float32 for
+    a flow folder).
 
     ``arrays`` holds the streams asked for, or all of ``available_streams(table)`` (only "uvs" for a
     flow folder)."""
@@ -149,11 +150,13 @@ def check_streams(table: pd.DataFrame, streams: Sequence[str]) -> None:
 
 
 def prepare_clip(row: pd.Series | dict, settings: PrepSettings) -> dict[str, np.ndarray]:
-    """Streams of one clip, (variants, C, n, n) float16 each (only "uvs" for a flow-folder clip)."""
+    """Streams of one clip, (variants, C, n, n) float16 each; a flow-folder clip gives only "uvs", in float32:
+    its 8-bit levels k / 255 would move by up to 2.4e-4 in float16, enough to flip borderline clips of the
+    linear floor, and flow folders are small."""
     flow_path = flow_path_of(row)
     if flow_path:
         maps = read_flow_image(flow_path, f"clip {row['dataset']}:{row['subject']}/{row['clip']}")
-        return {"uvs": normalised_uvs_variants(maps, settings.size, settings.augment).astype(np.float16)}
+        return {"uvs": normalised_uvs_variants(maps, settings.size, settings.augment).astype(np.float32)}
     key, flow1, flow2 = clip_inputs(row, settings)
     streams = augmented_streams(key, flow1, flow2, settings.size, settings.blocks, settings.augment)
     return {name: array.astype(np.float16) for name, array in streams.items()}
