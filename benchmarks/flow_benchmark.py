@@ -86,26 +86,23 @@ def row_config(row: str, data: Path, seeds: tuple[int, ...], protocol: str, pair
     config = config_for(settings.pop("model"), settings.pop("preset", None), dataset="flowfolder", root=str(data),
                         classes="all", seeds=seeds, threads=threads, **settings)
     if protocol == "cross":
-        if config.selection == "fixed" or config.val_fraction == 0:
+        if config.selection == "fixed":
             config = replace(config, val_fraction=0.0)  # a fixed budget needs no validation subjects
         config = replace(config, protocol="cross", train_datasets=(pair[0],), test_datasets=(pair[1],))
     return config
 
 
+def _uf1_uar(whole: dict, per_dataset: dict) -> dict:
+    """UF1 and UAR of the whole set and of each database."""
+    return {"whole": {k: whole[k] for k in ("uf1", "uar")},
+            **{name: {k: values[k] for k in ("uf1", "uar")} for name, values in per_dataset.items()}}
+
+
 def summary_row(metrics: dict, seconds: float, seeds: int) -> dict:
-    ms = metrics["mean_std_over_seeds"]
-    cells = {"whole": {k: ms[k] for k in ("uf1", "uar")}}
-    for name, values in metrics.get("per_dataset_mean_std_over_seeds", {}).items():
-        cells[name] = {k: values[k] for k in ("uf1", "uar")}
-    leaky = metrics["leaky_shadow"]
-    leaky_cells = {"whole": {k: leaky["mean_std_over_seeds"][k] for k in ("uf1", "uar")}}
-    for name, values in leaky.get("per_dataset_mean_std_over_seeds", {}).items():
-        leaky_cells[name] = {k: values[k] for k in ("uf1", "uar")}
-    ensemble = metrics["seed_ensemble"]
-    ensemble_cells = {"whole": {k: ensemble[k] for k in ("uf1", "uar")}}
-    for name, values in ensemble.get("per_dataset", {}).items():
-        ensemble_cells[name] = {k: values[k] for k in ("uf1", "uar")}
-    return {"honest": cells, "seed_ensemble": ensemble_cells, "leaky_shadow": leaky_cells,
+    leaky, ensemble = metrics["leaky_shadow"], metrics["seed_ensemble"]
+    return {"honest": _uf1_uar(metrics["mean_std_over_seeds"], metrics.get("per_dataset_mean_std_over_seeds", {})),
+            "seed_ensemble": _uf1_uar(ensemble, ensemble.get("per_dataset", {})),
+            "leaky_shadow": _uf1_uar(leaky["mean_std_over_seeds"], leaky.get("per_dataset_mean_std_over_seeds", {})),
             "minutes_per_seed": seconds / 60 / max(seeds, 1), "clips": metrics["clips"],
             "subjects": metrics["subjects"], "protocol": metrics["protocol"]}
 

@@ -7,6 +7,7 @@ interrupted run resumes from the last finished fold and gives the same pooled pr
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -43,8 +44,10 @@ class ExperimentResult:
     complete: bool
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Package version plus the git commit (and '+dirty') when run from a checkout."""
+    """Package version plus the git commit (and '+dirty') when run from a checkout: the code this process
+    imported, asked of git once (every fold record carries it)."""
     try:
         here = Path(__file__).resolve().parent
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
