@@ -7,6 +7,14 @@ the achieved GFLOP/s of the bare network's training step against the peak measur
 
 Usage: python benchmarks/speed.py [--out benchmarks/speed.json] [--quick]
 Prints a table and writes JSON. Frames come from a small synthetic database generated on the fly.
+
+Training throughput (the GPU path, runs on the CPU too):
+    python benchmarks/speed.py --throughput --device cuda [--concurrent 4] [--clips 512] [--epochs 3]
+trains the three-stream network with the real loop (``Trainer.fit``: prepared tensors of the x10 variants
+resident on the device, batches and variants indexed there, bf16 autocast, channels-last, batch 128)
+and reports training samples/s after a warm-up epoch; ``--concurrent N`` trains N folds at once in N
+processes on the same device (what ``tscnn run --jobs N --device cuda`` does) and adds their rates.
+The target on one H100 is >= 20,000 samples/s.
 """
 
 from __future__ import annotations
@@ -98,6 +106,62 @@ def loop_rate(bf16: bool, clips: int = 96, epochs: int = 2) -> float:
     return len(train) * 10 * epochs / (time.perf_counter() - start)
 
 
+_BARRIER = None
+
+
+def _start_together(barrier) -> None:
+    global _BARRIER
+    _BARRIER = barrier
+
+
+def fold_throughput(device: str = "cpu", clips: int = 256, epochs: int = 3, batch: int = 128,
+                    threads: int = 0) -> dict:
+    """Training samples/s of one fold of the three-stream network in the real loop on random prepared
+    tensors (clips x 10 variants), timed over ``epochs`` epochs after a warm-up one."""
+    from tscnn.train import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    arrays = {s: rng.random((clips, 10, stream_channels(s), 48, 48), dtype=np.float32).astype(np.float16)
+              for s in ("ss", "ls", "dt")}
+    labels = rng.integers(0, 5, clips)
+    config = Config(device=device, batch_size=batch, max_epochs=epochs + 1, selection="fixed", val_fraction=0.0)
+    trainer = Trainer(config, 5, seed=0)
+    trainer.data(arrays)  # prepared tensors to the device once, before the clock
+    if _BARRIER is not None:
+        _BARRIER.wait()
+    history = trainer.fit(arrays, labels, np.arange(clips), np.array([], int), progress=False).history[1:]
+    seconds = sum(h["seconds"] for h in history)  # each epoch's training time (ends with a device sync)
+    return {"samples_per_s": sum(h["samples"] for h in history) / seconds, "bf16": trainer.autocast,
+            "resident": trainer.resident, "channels_last": config.channels_last,
+            "threads": torch.get_num_threads()}
+
+
+def throughput(device: str, concurrent: int, clips: int, epochs: int, batch: int) -> dict:
+    """One fold, or ``concurrent`` folds at once in spawned processes sharing the device."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    results: dict = {"device": device, "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda")
+                     else cpu_name(), "clips": clips, "epochs_timed": epochs, "batch": batch,
+                     "concurrent_folds": concurrent}
+    if concurrent <= 1:
+        one = fold_throughput(device, clips, epochs, batch)
+        results.update(one, train_samples_per_s=one["samples_per_s"])
+        return results
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, torch.get_num_threads() // concurrent)
+    with ProcessPoolExecutor(concurrent, mp_context=context, initializer=_start_together,
+                             initargs=(context.Barrier(concurrent),)) as pool:
+        futures = [pool.submit(fold_throughput, device, clips, epochs, batch, threads) for _ in range(concurrent)]
+        folds = [future.result() for future in futures]
+    results.update({k: v for k, v in folds[0].items() if k != "samples_per_s"})
+    results["per_fold_samples_per_s"] = [f["samples_per_s"] for f in folds]
+    results["train_samples_per_s"] = sum(results["per_fold_samples_per_s"])
+    return results
+
+
 def where_time_goes(results: dict) -> None:
     flops = training_flops_per_sample()
     results["cpu"] = cpu_name()
@@ -124,7 +188,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/speed.json"))
     parser.add_argument("--quick", action="store_true", help="only where the time goes (no flow, no predict)")
+    parser.add_argument("--throughput", action="store_true", help="only training samples/s of the real loop "
+                        "(the GPU path with --device cuda)")
+    parser.add_argument("--device", default="cpu", help="with --throughput: cpu, cuda or cuda:N")
+    parser.add_argument("--concurrent", type=int, default=1, help="with --throughput: folds at once on the device")
+    parser.add_argument("--clips", type=int, default=256, help="with --throughput: clips (x10 variants) per fold")
+    parser.add_argument("--epochs", type=int, default=3, help="with --throughput: epochs timed after a warm-up one")
+    parser.add_argument("--batch", type=int, default=128, help="with --throughput: mini-batch size")
     args = parser.parse_args()
+    if args.throughput:
+        result = throughput(args.device, args.concurrent, args.clips, args.epochs, args.batch)
+        _print_and_write({"torch": torch.__version__, **result}, args.out)
+        return
     results: dict = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                      "torch": torch.__version__, "bf16_native": bf16_supported()}
     where_time_goes(results)

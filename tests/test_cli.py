@@ -30,7 +30,8 @@ def test_describe_real_casme3_annotations(real_annotations, capsys):
 
 
 def test_pretrain_command_without_fer_uses_the_synthetic_set(tmp_path, capsys):
-    args = ["pretrain", "--out", str(tmp_path), "--preset", "demo", "--max-epochs", "1", "--synthetic-subjects", "5"]
+    args = ["pretrain", "--out", str(tmp_path), "--preset", "demo-sgd", "--max-epochs", "1",
+            "--synthetic-subjects", "5"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "synthetic macro-expression set" in out and "PublicTest accuracy" in out

@@ -100,7 +100,7 @@ def test_synthetic_composite_runs_end_to_end(tmp_path):
         write_database(tmp_path / folder, SynthSettings(subjects=2, seed=4, layout=layout))
     db = read_megc2019(tmp_path, apex_fallback="middle")
     assert set(db.table.dataset) == {"casme2", "samm", "smic"} and db.table.subject.nunique() == 6
-    config = from_preset("demo", dataset="megc2019", root=str(tmp_path), classes="3class", streams=("dt",),
+    config = from_preset("demo-sgd", dataset="megc2019", root=str(tmp_path), classes="3class", streams=("dt",),
                          flow="dis", max_epochs=1, selection="fixed", val_fraction=0.0)
     result = run_experiment(config, tmp_path / "run", tmp_path / "cache", database=db, progress=False)
     assert result.predictions.subject.nunique() == 6

@@ -18,7 +18,7 @@ def model_path(synth_db, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
     table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
     db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
-    config = from_preset("demo", streams=("ss", "dt"), max_epochs=1, root="unused")
+    config = from_preset("demo-sgd", streams=("ss", "dt"), max_epochs=1, root="unused")
     return train_final_model(config, out, tmp_path_factory.mktemp("cache"), database=db, progress=False)
 
 
@@ -75,10 +75,10 @@ def test_model_card_round_trips_and_the_file_loads_safely(model_path, synth_db):
     assert card == saved["card"]
     subjects = sorted(synth_db.table.subject.unique())[:3]
     assert card["subject_ids"] == subjects and card["subjects"] == 3
-    assert (card["database"], card["model"], card["preset"]) == (synth_db.name, "tscnn", "demo")
+    assert (card["database"], card["model"], card["preset"]) == (synth_db.name, "tscnn", "demo-sgd")
     assert card["classes"] == list(synth_db.classes) and card["date"] and card["code_version"]
     text = format_model_card(card)
-    assert synth_db.name in text and ", ".join(subjects) in text and "demo" in text
+    assert synth_db.name in text and ", ".join(subjects) in text and "demo-sgd" in text
     row = synth_db.table.iloc[-1]
     assert predict_clip(model_path, row.frames_dir, cropped=True).model_card == card
 

@@ -56,7 +56,7 @@ def test_synthetic_macro_set_has_fer2013_shape():
 
 def test_pretrain_saves_weights_the_main_job_loads(tmp_path):
     data = macro_expression_set(subjects=5, per_class=1)
-    config = from_preset("demo", max_epochs=1)
+    config = from_preset("demo-sgd", max_epochs=1)
     summary = pretrain(data, config, tmp_path, progress=False)
     assert (tmp_path / WEIGHTS).is_file() and summary["val_rows"] == 7
     saved = torch.load(tmp_path / WEIGHTS, weights_only=True)
@@ -76,7 +76,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     data = macro_expression_set(subjects=4, per_class=1)
     arrays = {"ss": (data.images[:, None, None] / 255.0).astype(np.float16)}
     train, val = data.split("Training"), data.split("PublicTest")
-    config = replace(from_preset("demo", streams=("ss",), max_epochs=2, patience=5), bf16=False)
+    config = replace(from_preset("demo-sgd", streams=("ss",), max_epochs=2, patience=5), bf16=False)
     whole = Trainer(config, 7, seed=1).fit(arrays, data.labels, train, val, progress=False)
     checkpoint = tmp_path / "ckpt.pt"
     Trainer(replace(config, max_epochs=1), 7, seed=1).fit(arrays, data.labels, train, val, progress=False,

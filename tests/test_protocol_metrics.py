@@ -46,3 +46,10 @@ def test_per_dataset_subsets():
     assert result["per_dataset"]["a"]["accuracy"] == 1.0
     assert result["per_dataset"]["b"]["accuracy"] == 0.5
     assert result["accuracy"] == 0.75
+
+
+def test_std_is_shown_only_with_several_seeds():
+    from tscnn.metrics import format_mean_std
+
+    assert format_mean_std({"mean": 0.61234, "std": 0.0}, seeds=1) == "0.6123"
+    assert format_mean_std({"mean": 0.61234, "std": 0.02}, seeds=3) == "0.6123 +- 0.0200"

@@ -168,6 +168,40 @@ def test_a_changed_clip_table_refuses_to_resume(tmp_path):
         run_experiment(config, tmp_path / "run", progress=False)
 
 
+def test_the_fingerprint_follows_file_contents_not_times(tmp_path):
+    """A re-mounted or copied database (new times, same bytes) resumes; an edited flow image refuses."""
+    import os
+
+    flows = learnable_folder(tmp_path / "flows")
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
+    run_experiment(config, tmp_path / "run", progress=False)
+    first = sorted(flows.rglob("*.png"))[0]
+    stat = first.stat()
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert run_experiment(config, tmp_path / "run", progress=False).complete
+    image = first.read_bytes()
+    write_flow_image(first, np.full((3, 28, 28), 0.3, np.float32))
+    assert first.read_bytes() != image
+    with pytest.raises(ValueError, match="another clip table"):
+        run_experiment(config, tmp_path / "run", progress=False)
+
+
+def test_a_folder_from_before_a_new_config_field_resumes(tmp_path):
+    """A Config field added later (its default keeps the earlier behaviour) does not orphan older folders;
+    a field stored with another value still refuses."""
+    flows = learnable_folder(tmp_path / "flows")
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
+    run_experiment(config, tmp_path / "run", progress=False)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    del stored["face_align"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
+    assert run_experiment(config, tmp_path / "run", progress=False).complete
+    stored["face_align"] = "landmarks"
+    (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"other settings \(face_align\)"):
+        run_experiment(config, tmp_path / "run", progress=False)
+
+
 def test_another_code_version_refuses_to_resume_unless_allowed(flows, tmp_path, monkeypatch):
     config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
     run_experiment(config, tmp_path / "run", progress=False)
@@ -262,12 +296,12 @@ def test_a_failing_fold_is_retried_once_then_named(flows, tmp_path, monkeypatch)
     assert calls == ["s01"]
 
 
-def test_worker_failures_are_retried_once_and_named(flows, tmp_path):
-    """In worker processes a fold whose training rows hold one class (the classifier cannot fit) fails
-    twice and is named; the other fold is saved."""
+def good_and_broken_fold_jobs(flows: Path, tmp_path: Path, **settings) -> tuple:
+    """Two fold jobs of the linear model: one that fits, one whose training rows hold one class (the
+    classifier cannot fit, wherever it runs); with their config, prepared data and labels."""
     from tscnn.preprocessing.prepare import PrepSettings, prepare
 
-    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all", **settings)
     db = read_flowfolder(flows)
     prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
     labels = prepared.table.label.to_numpy()
@@ -275,6 +309,13 @@ def test_worker_failures_are_retried_once_and_named(flows, tmp_path):
     one_class = np.flatnonzero(labels == 0)
     bad = Fold("broken", one_class[one_class != good.test[0]], np.array([], int), good.test[:1])
     jobs = [experiment.FoldJob(0, 0, good, tmp_path / "good.json"), experiment.FoldJob(0, 1, bad, tmp_path / "b.json")]
+    return config, prepared, labels, jobs
+
+
+def test_worker_failures_are_retried_once_and_named(flows, tmp_path):
+    """In worker processes a fold whose training rows hold one class (the classifier cannot fit) fails
+    twice and is named; the other fold is saved."""
+    config, prepared, labels, jobs = good_and_broken_fold_jobs(flows, tmp_path)
     failed = experiment.run_fold_jobs(jobs, config, prepared, labels, 3, False, jobs=2)
     assert len(failed) == 1 and failed[0].startswith("fold broken of seed 0 failed twice")
     assert (tmp_path / "good.json").exists() and not (tmp_path / "b.json").exists()

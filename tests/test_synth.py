@@ -86,3 +86,11 @@ def test_flow_recovers_rendered_motion():
         assert np.hypot(*local[region].T).mean() > 2 * np.hypot(*local[~region].T).mean()
         checked += 1
     assert checked == 5
+
+
+def test_every_layout_is_a_database_the_readers_know():
+    from tscnn.datasets import READERS
+    from tscnn.synth.database import LAYOUTS
+
+    assert set(LAYOUTS) <= set(READERS)
+    assert all(layout.name == name for name, layout in LAYOUTS.items())

@@ -13,7 +13,7 @@ def subset(db, n):
 
 def test_blocks_table(synth_db, tmp_path):
     db = subset(synth_db, 3)
-    config = from_preset("demo", dataset="casme2", root="unused", flow="dis", max_epochs=1)
+    config = from_preset("demo-sgd", dataset="casme2", root="unused", flow="dis", max_epochs=1)
     path = run_table("blocks", config, tmp_path / "t3", tmp_path / "cache", database=db, progress=False)
     text = path.read_text()
     for variant, (accuracy, f1) in PAPER["blocks"]["casme2"].items():
@@ -31,7 +31,7 @@ def test_blocks_table(synth_db, tmp_path):
 
 def test_streams_table_has_every_structure(synth_db, tmp_path):
     db = subset(synth_db, 2)  # one training subject per fold: no validation subjects, so a fixed budget
-    config = from_preset("demo", dataset="samm", root="unused", flow="dis", max_epochs=1, selection="fixed",
+    config = from_preset("demo-sgd", dataset="samm", root="unused", flow="dis", max_epochs=1, selection="fixed",
                          val_fraction=0.0)
     run_table("streams", config, tmp_path / "t4", tmp_path / "cache", database=db, progress=False)
     stored = json.loads((tmp_path / "t4" / "table.json").read_text())

@@ -1,4 +1,4 @@
-"""The ``tscnn`` command: synth, demo, run, table, train, predict, pretrain, datasets describe."""
+"""The ``tscnn`` command: synth, demo, run, table, train, predict, spot, export, pretrain, datasets describe."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tscnn.config import Config
 
 DEFAULT_DATA = Path("data/synthetic-casme2")
 DEFAULT_CACHE = Path("data/cache")
+SPOT_Z = 6.0  # tscnn.spot.SpotSettings.z (not imported here: the parser loads no heavy module)
 APEX_HELP = "apex of clips with none annotated or an invalid one: the spotter (default) or the middle frame"
 EXAMPLES = """examples:
   tscnn demo                                                   # the main job on the synthetic database
@@ -23,12 +24,13 @@ EXAMPLES = """examples:
             --train-datasets casme2 --test-datasets smic
   tscnn table streams --root /data/CASME2 --seeds 0 1 2        # the paper's Table 4
   tscnn predict models/casme2/model.pt clip.mp4
+  tscnn spot recording.mp4 --model models/casme2/model.pt --json intervals.json
 """
 
 
 def _choices() -> dict[str, list[str]]:
     """The names each option accepts, from the one place that defines them."""
-    from tscnn.config import AUGMENT_MODES, OPTIMIZERS, PRESETS, PROTOCOLS, SCHEDULES, SELECTIONS
+    from tscnn.config import AUGMENT_MODES, FACE_ALIGN, OPTIMIZERS, PRESETS, PROTOCOLS, SCHEDULES, SELECTIONS
     from tscnn.datasets import READERS
     from tscnn.datasets.base import APEX_FALLBACKS
     from tscnn.models import MODELS
@@ -37,7 +39,7 @@ def _choices() -> dict[str, list[str]]:
     return {"model": sorted(MODELS), "dataset": sorted(READERS), "preset": sorted(PRESETS),
             "flow": list(FLOW_METHODS), "selection": list(SELECTIONS), "optimizer": list(OPTIMIZERS),
             "schedule": list(SCHEDULES), "augment_mode": list(AUGMENT_MODES), "protocol": list(PROTOCOLS),
-            "apex_fallback": list(APEX_FALLBACKS)}
+            "apex_fallback": list(APEX_FALLBACKS), "face_align": list(FACE_ALIGN)}
 
 
 CHOICES = _choices()
@@ -45,9 +47,9 @@ CONFIG_FIELDS = [f for f in fields(Config) if f.name != "extra"]
 
 
 def _layouts() -> list[str]:
-    from tscnn.synth.database import LAYOUT_EMOTIONS
+    from tscnn.synth.database import LAYOUTS
 
-    return sorted(LAYOUT_EMOTIONS)
+    return sorted(LAYOUTS)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -79,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result, report = run_and_report(config_from_args(args), args.out, args.cache, args.max_new_folds,
-                                    args.resume_any_code, jobs=args.jobs)
+                                    args.resume_any_code, jobs=args.jobs, ray=args.ray)
     if not result.complete:
         print(f"stopped after {args.max_new_folds} new folds; run the same command again to resume ({result.out})")
         return 0
@@ -102,14 +104,38 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     path = run_table(args.table, config, args.out or f"results/table-{args.table}-{config.dataset}", args.cache,
-                     jobs=args.jobs)
+                     jobs=args.jobs, ray=args.ray)
     print(path.read_text())
+    return 0
+
+
+def cmd_spot(args: argparse.Namespace) -> int:
+    import json
+
+    from tscnn.predict import format_model_card
+    from tscnn.spot import SpotSettings, format_table, print_warnings_plainly, spot
+
+    print_warnings_plainly()
+    result = spot(args.source, args.model, SpotSettings(z=args.z), cropped=args.cropped, fps=args.fps,
+                  progress=True)
+    if args.model:
+        print(format_model_card(result.model_card))
+    print(format_table(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_dict(), indent=2))
+        print(f"intervals: {args.json}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from tscnn.predict import format_model_card, predict_clip
+    from tscnn.spot import print_warnings_plainly
 
+    print_warnings_plainly()
+
+    if getattr(args, "fast", False):  # DIS flow, fast face detection, bf16 network (tscnn.fast)
+        from tscnn.fast import predict_clip_fast as predict_clip
     result = predict_clip(args.model, args.source, args.onset, args.apex, args.offset, args.cropped)
     if args.json:
         print(result.to_json())
@@ -119,6 +145,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
               f"offset {result.offset})")
         for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
             print(f"  {name:<12} {p:.3f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tscnn.export import MissingPackageError, export_onnx
+
+    try:
+        info = export_onnx(args.model, args.onnx, tolerance=args.tolerance)
+    except MissingPackageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    inputs = ", ".join(f"{s} {'x'.join(map(str, shape))}" for s, shape in info["inputs"].items())
+    print(f"wrote {info['onnx_path']} ({info['bytes'] / 1e6:.1f} MB, {info['model']}, opset {info['opset']}): "
+          f"inputs {inputs}; outputs logits, probabilities over {', '.join(info['classes'])}")
+    print(f"onnxruntime vs PyTorch on {info['check_batch']} random clips: max abs diff {info['max_abs_diff']:.2e} "
+          f"(tolerance {info['tolerance']:g})")
     return 0
 
 
@@ -200,6 +242,12 @@ def add_experiment_arguments(p: argparse.ArgumentParser) -> None:
                    help="resume a results folder made by another code version (if the change cannot alter results)")
 
 
+def add_ray_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", help="send the folds to a Ray cluster: its address for ray.init, local "
+                   "(a new local instance) or auto (the one running here, else a new one); records return here "
+                   "and are written here; needs pip install 'tscnn[ray]'; results do not depend on it")
+
+
 def _shown(value: object) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "none"
@@ -212,6 +260,12 @@ def _list_of(kind: type):
         return [kind(part) for part in text.split(",") if part.strip()]
     parse.__name__ = kind.__name__
     return parse
+
+
+def _add_source_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """The clip or recording to read (``predict``, ``spot``) and whether its frames are face crops already."""
+    p.add_argument("source", help=what)
+    p.add_argument("--cropped", action="store_true", help="frames are already face crops (skip detection)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and evaluate TSCNN leave-one-subject-out on a database")
     add_experiment_arguments(p)
     p.add_argument("--max-new-folds", type=int, help="stop after this many newly trained folds (resume later)")
+    add_ray_argument(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("train", help="train one model on every subject of a database, for `tscnn predict`")
@@ -240,17 +295,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="the paper's Table 3 (blocks) or Table 4 (streams), run with LOSO")
     p.add_argument("table", choices=["blocks", "streams"])
     add_experiment_arguments(p)
+    add_ray_argument(p)
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("predict", help="classify a new clip (video file or frame folder)")
     p.add_argument("model", help="model.pt from `tscnn train`")
-    p.add_argument("source", help="a video file or a folder of frames")
+    _add_source_arguments(p, "a video file or a folder of frames")
     p.add_argument("--onset", type=int, help="onset frame number (folder) or index (video); default: the first")
     p.add_argument("--apex", type=int, help="apex frame; default: the spotter's choice")
     p.add_argument("--offset", type=int, help="offset frame; default: the last")
-    p.add_argument("--cropped", action="store_true", help="frames are already face crops (skip detection)")
+    p.add_argument("--fast", action="store_true", help="the fast path (tscnn.fast): DIS flow instead of TV-L1, "
+                   "face found on a shrunk frame, bf16 network where native; close to the default answer")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="write a saved network as ONNX, checked against PyTorch with onnxruntime")
+    p.add_argument("model", help="model.pt from `tscnn train` (a network: tscnn, ststnet, offapexnet)")
+    p.add_argument("onnx", help="the ONNX file to write")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest allowed |onnxruntime - PyTorch| of logits and probabilities (default 1e-4)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("spot", help="find micro-expression intervals in a long video and classify each")
+    _add_source_arguments(p, "a video file or a folder of frames (then give --fps)")
+    p.add_argument("--model", help="model.pt from `tscnn train`: classify each interval (default: spot only)")
+    p.add_argument("--json", type=Path, help="write the intervals (frames, seconds, class probabilities) here")
+    p.add_argument("--fps", type=float, help="frame rate (default: the video's own; required for a frame folder)")
+    p.add_argument("--z", type=float, default=SPOT_Z, help="threshold in robust standard deviations of the "
+                   f"video's own motion noise (default: {SPOT_Z})")
+    p.set_defaults(func=cmd_spot)
 
     p = sub.add_parser("demo", help="the main job: synthetic database -> TSCNN LOSO -> report")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)

@@ -19,3 +19,7 @@ def one_line(error: BaseException, limit: int = 200) -> str:
     if not text:
         return type(error).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class SpotWarning(UserWarning):
+    """A result that may not mean what it seems: low frame rate, a long video classified as one clip."""

@@ -15,9 +15,12 @@ import os
 import platform
 import subprocess
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -27,6 +30,7 @@ from tqdm import tqdm
 from tscnn import __version__
 from tscnn.config import Config, from_preset
 from tscnn.datasets import Database, load_database
+from tscnn.errors import one_line
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
 from tscnn.preprocessing.prepare import STREAM_NAMES, Prepared, PrepSettings, check_streams, prepare
@@ -74,15 +78,22 @@ def config_for(model: str = "tscnn", preset: str | None = None, **overrides) -> 
 
 
 def table_fingerprint(table: pd.DataFrame) -> str:
-    """A hash of what decides a run's data: clip ids, labels, phases and source files (names, sizes, times)."""
+    """A hash of what decides a run's data: clip ids, labels, phases and the contents of the key frames and
+    flow images the table names (contents, not times: a copied or re-mounted database is the same data)."""
     columns = [c for c in ("dataset", "subject", "clip", "label", "emotion", "onset", "apex", "offset", "onset_path",
                            "apex_path", "offset_path", "flow_path") if c in table]
     digest = hashlib.sha1(table[columns].astype(str).to_csv(index=False).encode())
     for column in ("onset_path", "apex_path", "offset_path", "flow_path"):
         for path in table[column] if column in table else []:
-            stat = Path(path).stat() if path and Path(path).exists() else None
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode() if stat else b"-;")
+            digest.update(_file_digest(path) + b";")
     return digest.hexdigest()[:16]
+
+
+def _file_digest(path: str | Path | None) -> bytes:
+    """SHA-1 of a file's bytes (``-`` when absent); key frames and flow images are small, so this is cheap."""
+    if not path or not Path(path).is_file():
+        return b"-"
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest().encode()
 
 
 def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_code_change: bool = False) -> None:
@@ -91,8 +102,10 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
     path, stamp = out / "config.json", out / "fingerprint.json"
     current = {"table": table_fingerprint(table), "clips": int(len(table)), "code_version": code_version()}
     if path.exists():
-        # Seeds are not compared: each seed's folds live in their own folder, so a run may add seeds.
-        stored = {k: v for k, v in json.loads(path.read_text()).items() if k != "seeds"}
+        # Seeds are not compared: each seed's folds live in their own folder, so a run may add seeds. A field
+        # added to the Config after the folder was made takes its default (which keeps the earlier behaviour).
+        saved = json.loads(json.dumps(Config.from_dict(json.loads(path.read_text())).to_dict()))
+        stored = {k: v for k, v in saved.items() if k != "seeds"}
         wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "seeds"}
         if stored != wanted:
             changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
@@ -172,56 +185,259 @@ class FoldJob:
     path: Path
 
 
+@dataclass
+class FoldContext:
+    """What every fold job reads: the settings and the prepared data (sent to each worker once)."""
+
+    config: Config
+    prepared: Prepared
+    labels: np.ndarray
+    num_classes: int
+
+    def run(self, job: FoldJob, progress: bool = False) -> dict:
+        return run_fold(self.config, self.prepared, self.labels, self.num_classes, job.fold, job.seed, job.index,
+                        progress)
+
+
 def _save_record(path: Path, record: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     tmp.replace(path)
 
 
+class MissingDependencyError(ValueError):
+    """An optional package a setting needs is not installed (a one-line error naming the pip install)."""
+
+
+class FoldBackend:
+    """Where fold jobs run: ``submit`` returns a ``concurrent.futures.Future`` of the fold's record.
+
+    ``run_fold_jobs`` is the one loop over every backend (in process, worker processes, a Ray cluster):
+    it keeps at most ``capacity`` jobs submitted, saves each record as it arrives, tries a failed job
+    once more and names what fails twice. A backend is a context manager (start and stop its workers).
+    """
+
+    description = "in process"
+    parallel = False
+    capacity = 1
+
+    def submit(self, job: FoldJob) -> Future:
+        raise NotImplementedError
+
+    def __enter__(self) -> FoldBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class SequentialBackend(FoldBackend):
+    """Each fold in this process, one after the other, with its epoch progress bar. An error stops the run
+    at once with its traceback (no retry: in process a failure is a bug to see, not a flaky worker)."""
+
+    def __init__(self, context: FoldContext, progress: bool = False) -> None:
+        self.context, self.progress = context, progress
+
+    def submit(self, job: FoldJob) -> Future:
+        future: Future = Future()
+        future.set_result(self.context.run(job, self.progress))
+        return future
+
+
 _WORKER: dict = {}
 
 
-def _init_worker(config: Config, prepared: Prepared, labels: np.ndarray, num_classes: int, threads: int) -> None:
-    """A worker process keeps the prepared data once, not once per fold."""
+def _init_worker(context: FoldContext, threads: int, slots: object | None = None) -> None:
+    """A worker process keeps the prepared data once, not once per fold. With ``device cuda`` (no index) on
+    a machine with several GPUs, the workers are spread over them in turn."""
     torch.set_num_threads(threads)
-    _WORKER.update(config=config, prepared=prepared, labels=labels, num_classes=num_classes)
+    device = context.config.device
+    if slots is not None and device == "cuda" and torch.cuda.device_count() > 1:
+        with slots.get_lock():  # type: ignore[attr-defined]
+            slot, slots.value = slots.value, slots.value + 1  # type: ignore[attr-defined]
+        context = replace(context, config=replace(context.config, device=f"cuda:{slot % torch.cuda.device_count()}"))
+    _WORKER["context"] = context
 
 
 def _run_job(job: FoldJob) -> dict:
-    w = _WORKER
-    return run_fold(w["config"], w["prepared"], w["labels"], w["num_classes"], job.fold, job.seed, job.index, False)
+    return _WORKER["context"].run(job)
+
+
+class ProcessBackend(FoldBackend):
+    """``jobs`` worker processes on this machine (spawned, so CUDA works in them), the CPU threads split
+    between them. With ``device cuda`` the workers share the GPU(s): ``jobs`` folds train on it at once,
+    for a network too small to fill one alone."""
+
+    parallel = True
+    capacity = 1 << 30
+
+    def __init__(self, context: FoldContext, jobs: int) -> None:
+        self.context, self.jobs = context, jobs
+        self.threads = context.config.threads or max(1, (os.cpu_count() or 1) // jobs)
+        self.description = f"{jobs} processes x {self.threads} threads"
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ProcessBackend:
+        mp = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(self.jobs, mp_context=mp, initializer=_init_worker,
+                                        initargs=(self.context, self.threads, mp.Value("i", 0)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, job: FoldJob) -> Future:
+        assert self.pool is not None, "use the backend as a context manager"
+        return self.pool.submit(_run_job, job)
+
+
+def _ray_fold(context: FoldContext, job: FoldJob, threads: int) -> dict:
+    """One fold in a Ray worker (the prepared data arrives from the object store, put there once)."""
+    torch.set_num_threads(threads)
+    return context.run(job)
+
+
+def import_ray() -> ModuleType:
+    """The ``ray`` module, or a one-line error naming the install."""
+    try:
+        import ray
+    except ImportError as err:
+        raise MissingDependencyError("--ray needs the optional package ray: pip install 'tscnn[ray]' "
+                                     f"(or pip install ray); {one_line(err)}") from None
+    return ray
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str) -> Iterator[ModuleType]:
+    """Joined to the Ray cluster at ``address`` for the block (``local``: a new local instance; ``auto``: the
+    cluster running on this machine, else a new local one); a cluster this started is shut down after it,
+    one that was already joined (``ray.init`` called before) is left as it was."""
+    ray = import_ray()
+    started = not ray.is_initialized()
+    if started:
+        options = {"include_dashboard": False, "log_to_driver": False}
+        if address == "auto":
+            try:
+                ray.init(address="auto", **options)
+            except ConnectionError:
+                ray.init(address="local", **options)
+        else:
+            ray.init(address=address, **options)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class RayBackend(FoldBackend):
+    """Fold jobs as Ray tasks on a cluster (``ray.init(address=...)``; ``local`` starts a new local instance,
+    ``auto`` joins the cluster running on this machine or starts a local one). Records come back to this
+    process, which writes them: the cluster needs no shared filesystem, but every node needs ``tscnn``
+    (the same version) installed. Ray's own task retries are off: the shared loop retries once and names
+    what fails twice.
+
+    CPU threads per fold (Ray's ``num_cpus``): ``config.threads`` when set, else the cluster's CPUs shared
+    among ``jobs`` (when > 1) or among the pending folds, at most one node's CPUs. With ``device cuda``
+    each fold takes one CPU and 1 / ``jobs`` of a GPU, so ``jobs`` folds share each GPU.
+    """
+
+    parallel = True
+    capacity = 1 << 30
+
+    def __init__(self, context: FoldContext, address: str, jobs: int = 1, pending: int = 1) -> None:
+        import_ray()
+        self.context, self.address, self.jobs, self.pending = context, address, jobs, pending
+        self.session = contextlib.ExitStack()
+
+    def __enter__(self) -> RayBackend:
+        ray = self.session.enter_context(ray_cluster(self.address))
+        try:
+            self._plan(ray)
+        except BaseException:
+            self.session.close()
+            raise
+        return self
+
+    def _plan(self, ray: ModuleType) -> None:
+        """Threads and GPU share per fold from the cluster's resources; the prepared data put once."""
+        config = self.context.config
+        total = int(ray.cluster_resources().get("CPU", 1))
+        node_cpus = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [total]) or 1
+        if config.device.startswith("cuda"):
+            if not ray.cluster_resources().get("GPU"):
+                raise ValueError(f"device {config.device!r}, but the Ray cluster ({self.address}) has no GPU")
+            self.threads, gpus = config.threads or 1, 1.0 / max(1, self.jobs)
+        else:
+            share = self.jobs if self.jobs > 1 else min(self.pending, total)
+            self.threads, gpus = config.threads or max(1, min(node_cpus, total // max(1, share))), 0.0
+        if self.threads > node_cpus:
+            raise ValueError(f"threads {self.threads}: no node of the Ray cluster ({self.address}) has that many CPUs "
+                             f"(at most {node_cpus})")
+        self.task = ray.remote(_ray_fold).options(num_cpus=self.threads, num_gpus=gpus, max_retries=0)
+        self.data = ray.put(self.context)
+        self.description = f"Ray {self.address}: {self.threads} thread{'s' if self.threads > 1 else ''} per fold"
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def submit(self, job: FoldJob) -> Future:
+        return self.task.remote(self.data, job, self.threads).future()
+
+
+def fold_backend(context: FoldContext, jobs: int = 1, ray: str | None = None, progress: bool = False,
+                 pending: int = 1) -> FoldBackend:
+    """The backend for ``jobs`` / ``ray``: a Ray cluster when an address is given, else worker processes when
+    ``jobs`` > 1 and there is more than one fold to train, else this process."""
+    if ray:
+        return RayBackend(context, ray, jobs, pending)
+    if jobs > 1 and pending > 1:
+        return ProcessBackend(context, jobs)
+    return SequentialBackend(context, progress)
+
+
+def _failure(error: BaseException) -> str:
+    cause = getattr(error, "cause", None)  # a Ray task error carries the worker's exception
+    return one_line(cause if isinstance(cause, BaseException) else error, 300)
 
 
 def run_fold_jobs(pending: list[FoldJob], config: Config, prepared: Prepared, labels: np.ndarray,
-                  num_classes: int, progress: bool, jobs: int = 1) -> list[str]:
-    """Train every pending fold (in ``jobs`` worker processes when > 1, threads split between them) and save
-    each record as soon as it is done. A fold that fails is tried once more; what still fails is returned
+                  num_classes: int, progress: bool, jobs: int = 1, ray: str | None = None,
+                  backend: FoldBackend | None = None) -> list[str]:
+    """Train every pending fold and save each record as soon as it is done, on one backend: this process,
+    ``jobs`` worker processes (threads split between them), or a Ray cluster (``ray``: its address), or
+    the ``backend`` given. A fold that fails in a worker is tried once more; what still fails is returned
     by name, never dropped silently. Each fold's result depends only on its seed and fold (and the thread
-    count), so the order and the number of workers do not change the predictions."""
-    if jobs <= 1 or len(pending) <= 1:
-        for job in pending:
-            _save_record(job.path, run_fold(config, prepared, labels, num_classes, job.fold, job.seed, job.index,
-                                            progress))
+    count), so the order, the backend and the number of workers do not change the predictions."""
+    if not pending:
         return []
-    threads = config.threads or max(1, (os.cpu_count() or 1) // jobs)
+    context = FoldContext(config, prepared, labels, num_classes)
+    backend = backend or fold_backend(context, jobs, ray, progress, len(pending))
     failed: list[str] = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(config, prepared, labels, num_classes, threads)) as pool:
-        attempts = {pool.submit(_run_job, job): (job, 1) for job in pending}
-        bar = tqdm(total=len(pending), desc=f"folds ({jobs} jobs)", unit="fold", disable=not progress)
-        while attempts:
-            done, _ = wait(attempts, return_when=FIRST_COMPLETED)
+    queue = deque((job, 1) for job in pending)
+    with backend:
+        # "folds k/N [elapsed<time left]" over every backend; in process each fold's epoch bar sits below it.
+        bar = tqdm(total=len(pending), desc=f"folds ({backend.description})", unit="fold", disable=not progress)
+        running: dict[Future, tuple[FoldJob, int]] = {}
+        while queue or running:
+            while queue and len(running) < backend.capacity:
+                job, attempt = queue.popleft()
+                running[backend.submit(job)] = (job, attempt)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                job, attempt = attempts.pop(future)
+                job, attempt = running.pop(future)
                 try:
-                    _save_record(job.path, future.result())
-                    bar.update()
+                    record = future.result()
                 except Exception as err:  # noqa: BLE001 - retried once, then reported by name
                     if attempt == 1:
-                        attempts[pool.submit(_run_job, job)] = (job, 2)
+                        queue.append((job, 2))
                     else:
-                        failed.append(f"fold {job.fold.test_subject} of seed {job.seed} failed twice: {err}")
+                        failed.append(f"fold {job.fold.test_subject} of seed {job.seed} failed twice: "
+                                      f"{_failure(err)}")
+                    continue
+                _save_record(job.path, record)
+                bar.update()
         bar.close()
     return failed
 
@@ -244,13 +460,16 @@ def fold_predictions(record: dict, table: pd.DataFrame, seed: int, classes: tupl
 def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None = None,
                    database: Database | None = None, progress: bool = True,
                    max_new_folds: int | None = None, allow_code_change: bool = False,
-                   jobs: int = 1) -> ExperimentResult:
+                   jobs: int = 1, ray: str | None = None) -> ExperimentResult:
     """Run (or resume) the Config's protocol over every seed; write predictions and metrics under ``out``.
 
     ``max_new_folds`` stops after that many newly trained folds (work in chunks; tests use it to
-    simulate an interruption). ``jobs`` > 1 trains that many folds at once in worker processes.
+    simulate an interruption). ``jobs`` > 1 trains that many folds at once in worker processes;
+    ``ray`` (an address, or ``local`` / ``auto``) sends them to a Ray cluster instead (see ``RayBackend``).
     """
     out = Path(out)
+    if ray:
+        import_ray()  # a missing package is named before any work
     if config.threads:
         torch.set_num_threads(config.threads)
     get_model(config.model)
@@ -273,7 +492,7 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
                     complete = False
                     break
                 pending.append(FoldJob(seed, index, fold, path))
-    failed = run_fold_jobs(pending, config, prepared, labels, num_classes, progress, jobs)
+    failed = run_fold_jobs(pending, config, prepared, labels, num_classes, progress, jobs, ray)
     if failed:
         raise RuntimeError("; ".join(failed) + f" (every other fold is saved in {out}: run again to retry)")
     all_predictions = [fold_predictions(json.loads(path.read_text()), prepared.table, seed, db.classes)
@@ -287,6 +506,7 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
             "code_version": code_version(), "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
             "bf16": Trainer(config, num_classes, 0).autocast, "device": config.device, "seeds": list(config.seeds),
+            "jobs": jobs, "ray": ray,
         }, indent=2))
     return ExperimentResult(out, predictions, metrics, complete)
 
@@ -354,14 +574,18 @@ def default_out(config: Config, kind: str = "results") -> Path:
 
 def run_and_report(config: Config, out: str | Path | None = None, cache_dir: str | Path | None = None,
                    max_new_folds: int | None = None, allow_code_change: bool = False,
-                   progress: bool = True, jobs: int = 1) -> tuple[ExperimentResult, Path | None]:
+                   progress: bool = True, jobs: int = 1,
+                   ray: str | None = None) -> tuple[ExperimentResult, Path | None]:
     """What ``tscnn run`` does: check the Config, run (or resume) it, and write the report when complete."""
     from tscnn.report import write_report
 
-    check_config(config)
+    check_config(config, local_device=not ray)
+    if ray:
+        import_ray()
     database = config_database(config)
     result = run_experiment(config, out or default_out(config), cache_dir, database=database, progress=progress,
-                            max_new_folds=max_new_folds, allow_code_change=allow_code_change, jobs=jobs)
+                            max_new_folds=max_new_folds, allow_code_change=allow_code_change, jobs=jobs,
+                            ray=ray)
     report = write_report(result, config, database.table) if result.complete else None
     return result, report
 
@@ -394,9 +618,10 @@ def demo_config(data: str | Path, seeds: tuple[int, ...] = (0,), data_seed: int 
                       data_seed=data_seed)
 
 
-def check_config(config: Config) -> None:
+def check_config(config: Config, local_device: bool = True) -> None:
     """Every setting checked before any work (and before a results folder is made): the model and its
-    streams, the device, and a block grid the face can hold."""
+    streams, the device (here, unless ``local_device`` is false: folds sent to a Ray cluster use its
+    GPUs, checked when it is joined), and a block grid the face can hold."""
     spec = get_model(config.model)
     if not config.streams:
         raise ValueError("no input stream given: name at least one of ss, ls, dt, uvs")
@@ -407,7 +632,8 @@ def check_config(config: Config) -> None:
     if config.model != "tscnn" and tuple(config.streams) != spec.streams:
         raise ValueError(f"model {config.model} reads the stream(s) {', '.join(spec.streams)}, "
                          f"not {', '.join(config.streams)}")
-    if config.device not in ("cpu", "auto") and not (config.device.startswith("cuda") and torch.cuda.is_available()):
+    if config.device not in ("cpu", "auto") and not (config.device.startswith("cuda")
+                                                     and (torch.cuda.is_available() or not local_device)):
         raise ValueError(f"device {config.device!r} is not available here (cpu, auto, or cuda on a machine with "
                          "a CUDA GPU)")
     if config.blocks > config.work_size // 8:

@@ -41,6 +41,11 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std())
 
 
+def format_mean_std(cell: dict[str, float], seeds: int) -> str:
+    """``mean +- std`` with several seeds; the mean alone with one (a std of one seed says nothing)."""
+    return f"{cell['mean']:.4f} +- {cell['std']:.4f}" if seeds > 1 else f"{cell['mean']:.4f}"
+
+
 def over_seeds(metrics: list[dict], keys: tuple[str, ...] = ("accuracy", "uf1", "uar")) -> dict[str, dict[str, float]]:
     """{metric: {"mean", "std"}} over the per-seed metric dicts (each pooled over folds)."""
     return {k: dict(zip(("mean", "std"), mean_std([m[k] for m in metrics]), strict=True)) for k in keys}

@@ -1,7 +1,8 @@
 """Prediction on a new clip: a video file or a folder of frames -> class probabilities.
 
-The clip is read in grey; the face is found on its onset frame by OpenCV's Haar cascade (whose
-model ships inside the opencv wheel, so it works offline) and the same box crops every frame; the
+The clip is read in grey; the face is found on its onset frame and the same cut is applied to every
+frame, as in training (``face_align``: aligned on dlib's eye landmarks when the ``align`` extra is
+installed, else OpenCV's Haar cascade, whose model ships inside the opencv wheel; both work offline); the
 apex is the spotter's unless given; the streams are built exactly as for training (no
 augmentation) and fed to a model saved by ``tscnn train``. A model file holds only tensors and plain data
 (weights, settings, class names, a model card saying what it was trained on) and is read with
@@ -11,6 +12,7 @@ augmentation) and fed to a model saved by ``tscnn train``. A model file holds on
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,10 +23,11 @@ import torch
 
 from tscnn.config import Config
 from tscnn.datasets.base import DatasetError, list_frames
-from tscnn.models.tscnn import TSCNN
+from tscnn.errors import SpotWarning
+from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.preprocessing.apex import spot_apex_frames
-from tscnn.preprocessing.face import crop
-from tscnn.preprocessing.prepare import PrepSettings, face_box, frames_to_inputs
+from tscnn.preprocessing.frames import video_fps
+from tscnn.preprocessing.prepare import PrepSettings, face_frames, frames_to_inputs
 from tscnn.preprocessing.streams import make_streams
 from tscnn.train import build_model
 
@@ -32,6 +35,9 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 MODEL_KEYS = ("state_dict", "config", "classes", "channels")
+
+MAX_ME_SECONDS = 0.5  # a micro-expression lasts under half a second (Yan et al. 2013; MEGC's definition)
+LONG_CLIP_SECONDS = 2.0  # predict warns above this: four times the longest micro-expression
 
 
 def plain(value: object) -> object:
@@ -75,7 +81,9 @@ def save_model(path: str | Path, model: TSCNN, config: Config, classes: tuple[st
     card; only tensors and plain data, so it loads with ``weights_only=True`` (no code runs on loading)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    channels = {s: conv[0].in_channels for s, conv in model.input_convs.items()}
+    convs = getattr(model, "input_convs", None)  # TSCNN's; a peer network reads its streams' standard channels
+    channels = ({s: conv[0].in_channels for s, conv in convs.items()} if convs is not None
+                else {s: stream_channels(s, config.blocks) for s in model.streams})
     torch.save({"state_dict": model.to("cpu").state_dict(), "config": plain(config.to_dict()),
                 "classes": list(classes), "channels": plain(channels), "meta": plain(meta),
                 "card": make_model_card(config, classes, meta)}, path)
@@ -223,6 +231,8 @@ def predict_clip(model_path: str | Path, source: str | Path, onset: int | None =
     the spotter's choice between them. ``cropped=True`` skips face detection (frames are face crops)."""
     saved = load_saved_model(model_path)
     images, numbers = read_clip(source)
+    if onset is None and offset is None:  # a long video is not one micro-expression: say so, point at spot
+        warn_if_long_video(source, len(images))
     return predict_frames(saved, images, numbers, str(source), onset, apex, offset, cropped)
 
 
@@ -238,20 +248,35 @@ def predict_frames(saved: SavedModel, images: list[np.ndarray], numbers: list[in
         raise DatasetError(f"{source}: onset {onset} / offset {offset} are not frames of this clip "
                            f"(frames {numbers[0]}..{numbers[-1]}) or are out of order")
     span = images[first:last + 1]
-    if not cropped:
-        box = face_box(span[0], f"{source}: no face found on the onset frame {numbers[first]}")
-        span = [crop(f, box) for f in span]
+    settings = PrepSettings.from_config(config)  # the face is cut (aligned) as in training
+    span = face_frames(span, cropped, settings.face_align,
+                       f"{source}: no face found on the onset frame {numbers[first]}")
     if apex is None:
         key, rule = first + spot_apex_frames(span), "spotter"
     elif apex in index and first <= index[apex] <= last:
         key, rule = index[apex], "given"
     else:
         raise DatasetError(f"{source}: apex {apex} is not a frame between onset and offset")
-    settings = PrepSettings.from_config(config)
-    grey_key, flow1, flow2 = frames_to_inputs(span[0], span[key - first], span[-1], True, settings, source, source)
+    # The span is cut already: face_align "haar" keeps it as it is (a face crop) instead of aligning it again.
+    grey_key, flow1, flow2 = frames_to_inputs(span[0], span[key - first], span[-1], True,
+                                              replace(settings, face_align="haar"), source, source)
     streams = make_streams(grey_key, flow1, flow2, settings.size, settings.blocks)
     batch = {s: torch.from_numpy(streams[s][None].astype(np.float32)) for s in model.streams}
     with torch.no_grad():
         proba = torch.softmax(model(batch), dim=1)[0].numpy()
     return Prediction(source, numbers[first], numbers[key], numbers[last], rule, classes[int(proba.argmax())],
                       {c: round(float(p), 4) for c, p in zip(classes, proba, strict=True)}, saved.card)
+
+
+def warn_if_long_video(source: str | Path, frames: int) -> None:
+    """For ``predict``: warn when a video is much longer than a micro-expression, as classifying it as
+    one clip mixes whatever happens in it; ``tscnn spot`` finds and classifies the intervals."""
+    path = Path(source)
+    if path.is_dir():
+        return  # a frame folder has no frame rate to judge by
+    fps, _ = video_fps(path)
+    if fps and frames / fps > LONG_CLIP_SECONDS:
+        warnings.warn(f"{path}: {frames / fps:.1f} s long ({frames} frames at {fps:.4g} fps), much longer than a "
+                      f"micro-expression (under {MAX_ME_SECONDS} s); it is classified as ONE clip from its first "
+                      f"to its last frame. To find and classify the micro-expressions in it use: tscnn spot "
+                      f"{path} --model MODEL (or give --onset/--offset)", SpotWarning, stacklevel=3)

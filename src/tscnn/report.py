@@ -22,6 +22,7 @@ from tscnn.config import Config  # noqa: E402
 from tscnn.datasets.flowfolder import read_flow_image  # noqa: E402
 from tscnn.experiment import ExperimentResult, code_version  # noqa: E402
 from tscnn.html_report import write_html_report  # noqa: E402
+from tscnn.metrics import format_mean_std  # noqa: E402
 from tscnn.models import get_model  # noqa: E402
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs  # noqa: E402
 
@@ -214,10 +215,11 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         lines += [f"- {q}" for q in metrics["quirks"]]
     lines += apex_rule_section(table, out)
     if metrics.get("per_dataset_mean_std_over_seeds"):
-        lines += ["", "Per dataset, mean +- std over seeds (pooled within each seed):", "",
-                  "| dataset | accuracy | UF1 | UAR |", "|---|---|---|---|"]
+        seeds = len(metrics["per_seed"])
+        lines += ["", f"Per dataset, {'mean +- std over seeds' if seeds > 1 else 'one seed'} (pooled within each "
+                  "seed):", "", "| dataset | accuracy | UF1 | UAR |", "|---|---|---|---|"]
         for name, values in metrics["per_dataset_mean_std_over_seeds"].items():
-            cells = [f"{values[k]['mean']:.4f} +- {values[k]['std']:.4f}" for k in ("accuracy", "uf1", "uar")]
+            cells = [format_mean_std(values[k], seeds) for k in ("accuracy", "uf1", "uar")]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for seed, m in metrics["per_seed"].items():
         if "per_dataset" in m:

@@ -12,13 +12,15 @@ not a target.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
 
 from tscnn.config import Config
 from tscnn.datasets import Database
-from tscnn.experiment import check_config, run_experiment
+from tscnn.experiment import check_config, ray_cluster, run_experiment
+from tscnn.metrics import format_mean_std
 
 TABLES: dict[str, dict[str, dict]] = {
     "blocks": {"k=2": {"blocks": 2}, "k=3": {"blocks": 3}, "k=4": {"blocks": 4}},
@@ -44,18 +46,21 @@ def variant_folder(variant: str) -> str:
 
 
 def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path | None = None,
-              database: Database | None = None, progress: bool = True, jobs: int = 1) -> Path:
-    """Run (or resume) every variant of table ``name`` and write ``table.md`` / ``table.json`` in ``out``."""
+              database: Database | None = None, progress: bool = True, jobs: int = 1, ray: str | None = None) -> Path:
+    """Run (or resume) every variant of table ``name`` and write ``table.md`` / ``table.json`` in ``out``
+    (each variant's folds in ``jobs`` worker processes, or on the Ray cluster at ``ray``)."""
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
     out = Path(out)
     rows = {}
-    for variant, overrides in TABLES[name].items():
-        variant_config = replace(config, **overrides)
-        check_config(variant_config)
-        result = run_experiment(variant_config, out / variant_folder(variant), cache_dir, database=database,
-                                progress=progress, jobs=jobs)
-        rows[variant] = result.metrics["mean_std_over_seeds"]
+    variants = {variant: replace(config, **overrides) for variant, overrides in TABLES[name].items()}
+    for variant_config in variants.values():
+        check_config(variant_config, local_device=not ray)
+    with ray_cluster(ray) if ray else contextlib.nullcontext():  # one cluster session for every variant
+        for variant, variant_config in variants.items():
+            result = run_experiment(variant_config, out / variant_folder(variant), cache_dir, database=database,
+                                    progress=progress, jobs=jobs, ray=ray)
+            rows[variant] = result.metrics["mean_std_over_seeds"]
     paper = PAPER[name].get(config.dataset, {})
     (out / "table.json").write_text(json.dumps({"table": name, "dataset": config.dataset, "seeds": list(config.seeds),
                                                 "selection": config.selection, "rows": rows, "paper": paper},
@@ -63,12 +68,13 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
     leaky = " LEAKY (epoch chosen on the test subject)" if config.leaky else ""
     lines = [f"# {'Table 3: block mode k' if name == 'blocks' else 'Table 4: network structure'} on "
              f"{config.dataset}{leaky}", "",
-             f"LOSO, predictions pooled over folds; mean +- std over seeds {list(config.seeds)}; preset "
+             f"LOSO, predictions pooled over folds; "
+             f"{'mean +- std over seeds' if len(config.seeds) > 1 else 'seed'} {list(config.seeds)}; preset "
              f"`{config.preset}`, selection `{config.selection}`.", "",
              "| variant | accuracy | UF1 (mean F1) | UAR | paper: accuracy | paper: mean F1 |",
              "|---|---|---|---|---|---|"]
     for variant, m in rows.items():
-        cells = [f"{m[k]['mean']:.4f} +- {m[k]['std']:.4f}" for k in ("accuracy", "uf1", "uar")]
+        cells = [format_mean_std(m[k], len(config.seeds)) for k in ("accuracy", "uf1", "uar")]
         published = paper.get(variant)
         cells += [f"{published[0] / 100:.4f}", f"{published[1]:.4f}"] if published else ["-", "-"]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")

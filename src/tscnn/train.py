@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,15 @@ def bf16_supported() -> bool:
         return False
 
 
+def _cuda_bf16() -> bool:
+    """Whether the GPU computes bf16 natively (Ampere and later); assumed where this process sees no GPU
+    (folds sent to a Ray cluster: its workers decide for themselves)."""
+    try:
+        return not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
+    except (AssertionError, RuntimeError):
+        return False
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` = CUDA when available, else CPU; results never depend on having a GPU."""
     if name == "auto":
@@ -89,6 +99,50 @@ def to_batch(arrays: dict[str, np.ndarray], index: np.ndarray, streams: tuple[st
             tensor = tensor.to(device, non_blocking=True)
         batch[s] = tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
     return batch
+
+
+class StreamData:
+    """Prepared stream arrays, (clips, variants, C, n, n) each, where a batch is taken from.
+
+    ``resident=False``: numpy arrays on the host; each batch is gathered there and copied to the device
+    (the CPU path). ``resident=True``: each stream is moved to the training device once, in its stored
+    dtype (float16, or float32 for flow folders); batches, their augmentation variants and their labels
+    are then indexed on the device and converted to float32 there, so training on a GPU makes no
+    per-batch host-to-device copy of data. Both give the same float32 batches, bit for bit.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], device: torch.device, channels_last: bool,
+                 resident: bool = False) -> None:
+        self.arrays, self.device, self.channels_last, self.resident = arrays, device, channels_last, resident
+        self.tensors: dict[str, torch.Tensor] = {}
+        if resident:
+            with warnings.catch_warnings():  # read-only arrays (shared memory, a Ray object) are only read
+                warnings.simplefilter("ignore", UserWarning)
+                self.tensors = {s: torch.as_tensor(a).to(device) for s, a in arrays.items()}
+
+    @property
+    def variants(self) -> int:
+        return next(iter(self.arrays.values())).shape[1]
+
+    def channels(self) -> dict[str, int]:
+        return {s: a.shape[2] for s, a in self.arrays.items()}
+
+    def index(self, rows: np.ndarray) -> np.ndarray | torch.Tensor:
+        """Row (or variant) indices in the form ``batch`` takes: on the device when resident."""
+        return torch.from_numpy(np.asarray(rows, np.int64)).to(self.device) if self.resident else np.asarray(rows)
+
+    def batch(self, streams: tuple[str, ...], rows: np.ndarray | torch.Tensor,
+              variants: np.ndarray | torch.Tensor | int) -> dict[str, torch.Tensor]:
+        """Float32 inputs of clip ``rows`` in augmentation ``variants`` (an index per row, or one for all)."""
+        out = {}
+        for s in streams:
+            if self.resident:
+                tensor = self.tensors[s][rows, variants].float()
+            else:
+                tensor = torch.from_numpy(self.arrays[s][rows, variants].astype(np.float32))
+                tensor = tensor.to(self.device, non_blocking=True)
+            out[s] = tensor.contiguous(memory_format=torch.channels_last) if self.channels_last else tensor
+        return out
 
 
 def flatten_variants(arrays: dict[str, np.ndarray], rows: np.ndarray, variants: bool) -> dict[str, np.ndarray]:
@@ -132,34 +186,48 @@ class _State:
 class Trainer:
     """Trains one model on given rows of prepared arrays; deterministic for a seed."""
 
-    def __init__(self, config: Config, num_classes: int, seed: int) -> None:
+    def __init__(self, config: Config, num_classes: int, seed: int, resident: bool | None = None) -> None:
+        """``resident``: keep the prepared data on the device (see ``StreamData``); default on a GPU only
+        (on the CPU both ways give the same batches, and the host path is the measured one)."""
         self.config = config
         self.num_classes = num_classes
         self.seed = seed
         self.device = resolve_device(config.device)
-        self.autocast = (config.bf16 and get_model(config.model).bf16
-                         and (self.device.type == "cuda" or bf16_supported()))
+        self.resident = self.device.type != "cpu" if resident is None else resident
+        native = _cuda_bf16() if self.device.type == "cuda" else bf16_supported()
+        self.autocast = config.bf16 and get_model(config.model).bf16 and native
+        self._data: tuple[dict, StreamData] | None = None
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+
+    def data(self, arrays: dict[str, np.ndarray] | StreamData) -> StreamData:
+        """The arrays as ``StreamData`` for this trainer's device; the same dict gives the same (moved once)."""
+        if isinstance(arrays, StreamData):
+            return arrays
+        if self._data is None or self._data[0] is not arrays:
+            self._data = (arrays, StreamData(arrays, self.device, self.config.channels_last, self.resident))
+        return self._data[1]
 
     # -- evaluation ---------------------------------------------------------------------------------
-    def predict_proba(self, model: nn.Module, arrays: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    def predict_proba(self, model: nn.Module, arrays: dict[str, np.ndarray] | StreamData,
+                      rows: np.ndarray) -> np.ndarray:
         """Softmax probabilities of the original variant of ``rows``."""
-        data = flatten_variants(arrays, rows, variants=False)
+        data = self.data(arrays)
         model.eval()
         out = []
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             for start in range(0, len(rows), 256):
-                index = np.arange(start, min(start + 256, len(rows)))
-                logits = model(to_batch(data, index, model.streams, self.config.channels_last, self.device))
+                logits = model(data.batch(model.streams, data.index(rows[start:start + 256]), 0))
                 out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
 
-    def loss_and_accuracy(self, model: nn.Module, arrays: dict[str, np.ndarray], rows: np.ndarray,
+    def loss_and_accuracy(self, model: nn.Module, arrays: dict[str, np.ndarray] | StreamData, rows: np.ndarray,
                           labels: np.ndarray) -> tuple[float, float]:
         """Mean cross-entropy and accuracy on the original variant of ``rows``."""
         loss, accuracy, _ = self._scored(model, arrays, rows, labels)
         return loss, accuracy
 
-    def _scored(self, model: nn.Module, arrays: dict[str, np.ndarray], rows: np.ndarray,
+    def _scored(self, model: nn.Module, arrays: dict[str, np.ndarray] | StreamData, rows: np.ndarray,
                 labels: np.ndarray) -> tuple[float, float, np.ndarray]:
         proba = self.predict_proba(model, arrays, rows)
         y = labels[rows]
@@ -180,7 +248,8 @@ class Trainer:
         if cfg.selection == "val_loss" and not len(val):
             raise ValueError("selection 'val_loss' needs validation subjects, but there are none: set "
                              "val_fraction > 0 with at least two training subjects, or use selection 'fixed'")
-        state = self._new_state(arrays)
+        data = self.data(arrays)
+        state = self._new_state(data)
         if checkpoint is not None and Path(checkpoint).exists():
             self._restore(state, checkpoint)
         weights = torch.from_numpy(class_weights(labels[train], self.num_classes)).to(self.device) \
@@ -191,12 +260,12 @@ class Trainer:
             if state.stopped:
                 break
             start = time.perf_counter()
-            train_loss, seen = self._train_epoch(state, arrays, labels, train, weights)
+            train_loss, seen = self._train_epoch(state, data, labels, train, weights)
             record = {"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start,
                       "samples": seen, "lr": state.optimizer.param_groups[0]["lr"]}
             if state.scheduler is not None:
                 state.scheduler.step()
-            self._evaluate(state, record, arrays, labels, val, test)
+            self._evaluate(state, record, data, labels, val, test)
             state.history.append(record)
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()
                              if k.endswith(("loss", "accuracy")) and not k.startswith("test")})
@@ -204,12 +273,12 @@ class Trainer:
             self._accumulate_average(state, epoch)
             if checkpoint is not None:
                 self._save(state, checkpoint)
-        return self._finish(state, arrays, train)
+        return self._finish(state, data, train)
 
-    def _new_state(self, arrays: dict[str, np.ndarray]) -> _State:
+    def _new_state(self, data: StreamData) -> _State:
         cfg = self.config
         torch.manual_seed(self.seed)
-        model = build_model(cfg, self.num_classes, {s: a.shape[2] for s, a in arrays.items()}).to(self.device)
+        model = build_model(cfg, self.num_classes, data.channels()).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if cfg.optimizer == "sgd":
@@ -223,10 +292,10 @@ class Trainer:
         return _State(model, optimizer, scheduler, np.random.default_rng(self.seed),
                       best_state=copy.deepcopy(model.state_dict()))
 
-    def _epoch_samples(self, state: _State, arrays: dict[str, np.ndarray],
+    def _epoch_samples(self, state: _State, data: StreamData,
                        train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(clip row, variant) of every sample of one epoch, shuffled."""
-        variants = next(iter(arrays.values())).shape[1]
+        variants = data.variants
         if self.config.augment_mode == "sample":
             rows, chosen = train, state.rng.integers(0, variants, size=len(train))
         else:
@@ -234,33 +303,36 @@ class Trainer:
         order = state.rng.permutation(len(rows))
         return rows[order], chosen[order]
 
-    def _train_epoch(self, state: _State, arrays: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray,
+    def _train_epoch(self, state: _State, data: StreamData, labels: np.ndarray, train: np.ndarray,
                      weights: torch.Tensor | None) -> tuple[float, int]:
+        """One pass over the epoch's samples. The epoch's order, variants and labels are moved to the device
+        once (resident data), and the loss is summed there in float64 (the same sum as adding each
+        ``loss.item()`` on the host, without a device synchronisation per batch)."""
         cfg, model = self.config, state.model
         model.train()
-        rows, variants = self._epoch_samples(state, arrays, train)
-        total, seen = 0.0, 0
+        rows, variants = self._epoch_samples(state, data, train)
+        all_rows, all_variants = data.index(rows), data.index(variants)
+        targets = torch.from_numpy(labels[rows].astype(np.int64)).to(self.device)
+        total, seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
         for b in range(0, len(rows), cfg.batch_size):
-            r, v = rows[b:b + cfg.batch_size], variants[b:b + cfg.batch_size]
-            batch = {s: arrays[s][r, v] for s in model.streams}
-            inputs = to_batch(batch, np.arange(len(r)), model.streams, cfg.channels_last, self.device)
-            target = torch.from_numpy(labels[r]).long().to(self.device)
+            r, v = all_rows[b:b + cfg.batch_size], all_variants[b:b + cfg.batch_size]
+            inputs = data.batch(model.streams, r, v)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = model(inputs)
-            loss = F.cross_entropy(logits.float(), target, weight=weights)
+            loss = F.cross_entropy(logits.float(), targets[b:b + cfg.batch_size], weight=weights)
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.optimizer.step()
-            total += loss.item() * len(r)
+            total += loss.detach().double() * len(r)
             seen += len(r)
-        return total / max(seen, 1), seen
+        return total.item() / max(seen, 1), seen
 
-    def _evaluate(self, state: _State, record: dict, arrays: dict[str, np.ndarray], labels: np.ndarray,
+    def _evaluate(self, state: _State, record: dict, data: StreamData, labels: np.ndarray,
                   val: np.ndarray, test: np.ndarray | None) -> None:
         if len(val):
-            record["val_loss"], record["val_accuracy"] = self.loss_and_accuracy(state.model, arrays, val, labels)
+            record["val_loss"], record["val_accuracy"] = self.loss_and_accuracy(state.model, data, val, labels)
         if test is not None and len(test):
-            record["test_loss"], record["test_accuracy"], proba = self._scored(state.model, arrays, test, labels)
+            record["test_loss"], record["test_accuracy"], proba = self._scored(state.model, data, test, labels)
             if record["test_accuracy"] > state.leaky_accuracy:  # the leaky shadow; ties keep the earlier epoch
                 state.leaky_accuracy, state.leaky_epoch, state.leaky_proba = (record["test_accuracy"], record["epoch"],
                                                                               proba)
@@ -289,7 +361,7 @@ class Trainer:
                 state.averaged[k] += v
         state.averaged_count += 1
 
-    def _finish(self, state: _State, arrays: dict[str, np.ndarray], train: np.ndarray) -> TrainResult:
+    def _finish(self, state: _State, data: StreamData, train: np.ndarray) -> TrainResult:
         cfg, model = self.config, state.model
         if cfg.selection == "fixed" or state.chosen_epoch == 0:
             state.chosen_epoch = len(state.history)
@@ -298,12 +370,12 @@ class Trainer:
                 for k, v in state.averaged.items():
                     merged[k] = (v / state.averaged_count).to(merged[k].dtype)
                 model.load_state_dict(merged)
-                self._recompute_batchnorm(model, arrays, train)
+                self._recompute_batchnorm(model, data, train)
         else:
             model.load_state_dict(state.best_state)
         return TrainResult(model, state.history, state.chosen_epoch, state.leaky_epoch, state.leaky_proba)
 
-    def _recompute_batchnorm(self, model: nn.Module, arrays: dict[str, np.ndarray], train: np.ndarray) -> None:
+    def _recompute_batchnorm(self, model: nn.Module, data: StreamData, train: np.ndarray) -> None:
         """Averaged weights need batch-norm statistics of their own: one pass over the training clips."""
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:
@@ -312,11 +384,9 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the pass
         model.train()
-        data = flatten_variants(arrays, train, variants=False)
         with torch.no_grad():
             for start in range(0, len(train), 256):
-                index = np.arange(start, min(start + 256, len(train)))
-                model(to_batch(data, index, model.streams, self.config.channels_last, self.device))
+                model(data.batch(model.streams, data.index(train[start:start + 256]), 0))
 
     def selection_score(self, record: dict) -> float | None:
         """Lower is better; None when this selection keeps the last epoch."""

@@ -1,8 +1,10 @@
 """Database readers. Each returns a :class:`~tscnn.datasets.base.Database` (clip table + classes + quirks).
 
 Every reader has the signature ``read_x(root, coding=None, classes=..., check_frames=True,
-apex_fallback="spotter")``; one module per database. ``flowfolder`` reads precomputed onset->apex
-u, v, strain images (the MEGC challenge format), which give only the "uvs" stream.
+apex_fallback="spotter")``; one module per database. CASME II, SAMM, MMEW and CAS(ME)^3 are
+spreadsheet-annotated and share one reader (``sheet.read_sheet_database``), each module giving a
+``SheetSpec`` of what differs. ``flowfolder`` reads precomputed onset->apex u, v, strain images
+(the MEGC challenge format), which give only the "uvs" stream.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,39 @@ class Database:
         lines.append(f"quirks ({len(self.quirks)}):" if self.quirks else "quirks: none")
         lines += [f"  - {q}" for q in self.quirks]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ClipAnnotation:
+    """One clip as its database annotates it: ids, class, onset/apex/offset frames and action units.
+
+    One value instead of nine positional arguments, several of them alike and easy to swap. The frame
+    fields hold the annotation's cells as read (``annotated_clip`` parses them and applies the apex
+    rule) or frame numbers (what ``clip_row`` expects).
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+    emotion: str  # the class name under the chosen class set (table column "emotion")
+    label: int  # its index in the class set
+    onset: Any
+    apex: Any
+    offset: Any
+    action_units: str = ""
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """Where a clip comes from: the annotation row named in errors and quirks, and its frame folder
+    with how to read it. Apart from :class:`ClipAnnotation` because it describes files on disk, not
+    what was annotated."""
+
+    where: str  # e.g. "CASME2-coding-20140508.xlsx row 5": starts every error and quirk about the clip
+    clip_dir: Path | None  # None: the annotation only (no frame checks, empty paths)
+    prefix: str | None = None  # only frames whose names start with it (CASME II's "reg_img")
+    cropped: bool | None = None  # whether frames are face crops; None: judged by the first frame's width
+    apex_fallback: str = "spotter"  # see resolve_apex
 
 
 def list_frames(clip_dir: Path, prefix: str | None = None) -> dict[int, Path]:
@@ -186,29 +219,30 @@ def class_of(emotion: str, known: Collection[str], mapping: dict[str, str], wher
     return mapping.get(emotion)
 
 
-def clip_row(dataset: str, subject: str, clip: str, emotion: str, label: int, onset: int, apex: int, offset: int,
-             apex_rule: str, action_units: str, frames: dict[int, Path] | None, clip_dir: Path | None, source: str,
-             cropped: bool) -> dict:
+def clip_row(clip: ClipAnnotation, apex_rule: str, frames: dict[int, Path] | None, source: ClipSource) -> dict:
     """One table row, after checking that the onset, apex and offset frames exist on disk.
 
-    ``frames=None`` reads the annotation only: no frame checks, empty paths.
+    ``clip`` holds frame numbers (already parsed, apex rule applied); ``frames=None`` reads the
+    annotation only: no frame checks, empty paths. ``source.cropped`` is written as given.
     """
+    subject, name, onset, apex, offset = clip.subject, clip.clip, clip.onset, clip.apex, clip.offset
+    where, clip_dir = source.where, source.clip_dir
     row = {
-        "dataset": dataset, "subject": subject, "clip": clip, "emotion": emotion, "label": label,
-        "onset": onset, "apex": apex, "offset": offset, "apex_rule": apex_rule, "action_units": action_units,
-        "frames_dir": "", "onset_path": "", "apex_path": "", "offset_path": "", "cropped": cropped,
+        "dataset": clip.dataset, "subject": subject, "clip": name, "emotion": clip.emotion, "label": clip.label,
+        "onset": onset, "apex": apex, "offset": offset, "apex_rule": apex_rule, "action_units": clip.action_units,
+        "frames_dir": "", "onset_path": "", "apex_path": "", "offset_path": "", "cropped": source.cropped,
     }
     if frames is None:
         return row
     if not frames:
-        raise DatasetError(f"{source}: clip {subject}/{clip}: no frames found in {clip_dir}")
+        raise DatasetError(f"{where}: clip {subject}/{name}: no frames found in {clip_dir}")
     if onset > offset:
-        raise DatasetError(f"{source}: clip {subject}/{clip}: onset {onset} is after offset {offset}")
+        raise DatasetError(f"{where}: clip {subject}/{name}: onset {onset} is after offset {offset}")
     for what, number in (("onset", onset), ("apex", apex), ("offset", offset)):
         if number not in frames:
             lo, hi = min(frames), max(frames)
             raise DatasetError(
-                f"{source}: clip {subject}/{clip}: {what} frame {number} is missing from {clip_dir} "
+                f"{where}: clip {subject}/{name}: {what} frame {number} is missing from {clip_dir} "
                 f"(frames on disk: {lo}..{hi}, {len(frames)} files)"
             )
     return {**row, "frames_dir": str(clip_dir), "onset_path": str(frames[onset]), "apex_path": str(frames[apex]),
@@ -236,23 +270,21 @@ def frame_number(value: object, what: str, source: str, subject: str, clip: str)
         raise DatasetError(f"{source}: clip {subject}/{clip}: {what} {value!r} is not a frame number") from None
 
 
-def annotated_clip(dataset: str, subject: str, clip: str, emotion: str, label: int, onset: object, apex: object,
-                   offset: object, action_units: str, clip_dir: Path | None, source: str, quirks: list[str],
-                   prefix: str | None = None, cropped: bool | None = None, apex_fallback: str = "spotter") -> dict:
+def annotated_clip(clip: ClipAnnotation, source: ClipSource, quirks: list[str]) -> dict:
     """One table row from an annotated clip: parse the frame numbers, list the frames (when
-    ``clip_dir`` is given), apply the apex rule (its quirk is appended to ``quirks``), check that the
-    frames exist. ``cropped=None`` judges face crops by frame width."""
-    onset_n = frame_number(onset, "onset", source, subject, clip)
-    offset_n = frame_number(offset, "offset", source, subject, clip)
-    frames = list_frames(clip_dir, prefix) if clip_dir is not None else None
-    apex_n, rule, quirk = resolve_apex(onset_n, apex, offset_n, f"{source} clip {subject}/{clip}", frames,
-                                       apex_fallback)
+    ``source.clip_dir`` is given), apply the apex rule (its quirk is appended to ``quirks``), check
+    that the frames exist. ``source.cropped=None`` judges face crops by frame width."""
+    where, subject, name = source.where, clip.subject, clip.clip
+    onset = frame_number(clip.onset, "onset", where, subject, name)
+    offset = frame_number(clip.offset, "offset", where, subject, name)
+    frames = list_frames(source.clip_dir, source.prefix) if source.clip_dir is not None else None
+    apex, rule, quirk = resolve_apex(onset, clip.apex, offset, f"{where} clip {subject}/{name}", frames,
+                                     source.apex_fallback)
     if quirk:
         quirks.append(quirk)
-    if cropped is None:
-        cropped = is_face_crop(frames or {})
-    return clip_row(dataset, subject, clip, emotion, label, onset_n, apex_n, offset_n, rule, action_units, frames,
-                    clip_dir, source, cropped)
+    if source.cropped is None:
+        source = replace(source, cropped=is_face_crop(frames or {}))
+    return clip_row(replace(clip, onset=onset, apex=apex, offset=offset), rule, frames, source)
 
 
 def find_file(root: Path, patterns: str | Sequence[str], explicit: str | Path | None, what: str) -> Path:

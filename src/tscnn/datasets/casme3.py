@@ -11,23 +11,13 @@ Known quirks, each reported: 'Others' spelled with a capital (3 rows), a 'J' fil
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import (
-    TABLE_COLUMNS,
-    Database,
-    DatasetError,
-    annotated_clip,
-    checked_sheet,
-    class_of,
-    class_set,
-    database_folder,
-    find_file,
-    frame_number,
-    read_spreadsheet,
-)
+from tscnn.datasets.base import Database, DatasetError, frame_number, read_spreadsheet
+from tscnn.datasets.sheet import FrameLayout, SheetRow, SheetSpec, read_sheet_database
 
 EMOTIONS = ("anger", "disgust", "fear", "happy", "sad", "surprise", "others")
 NEGATIVE = ("anger", "disgust", "fear", "sad")
@@ -37,62 +27,62 @@ CLASS_SETS: dict[str, dict[str, str]] = {
     "3class": {**{e: "negative" for e in NEGATIVE}, "happy": "positive", "surprise": "surprise"},
 }
 CODING_PATTERNS = ("*part_A*label*.xlsx", "*part*A*.xlsx", "casme3*.xlsx", "CAS(ME)3*.xlsx")
-REQUIRED = ["Subject", "Filename", "Onset", "Apex", "Offset", "emotion"]
 
 
 def read_label_sheet(path: Path) -> pd.DataFrame:
+    """The workbook's sheet ``label`` (else its first sheet)."""
     sheets = read_spreadsheet(path, sheet_name=None, dtype=str)
     if not sheets:
         raise DatasetError(f"{path}: the workbook has no sheets")
-    return checked_sheet(sheets.get("label", next(iter(sheets.values()))), REQUIRED, path,
-                         "CAS(ME)^3 part A label sheet")
+    return sheets.get("label", next(iter(sheets.values())))
 
 
-def frames_root(root: Path) -> Path:
+def frames_root(root: Path) -> FrameLayout:
     """The folder holding the ``spNO.*`` subject folders."""
     for candidate in (root, root / "data" / "part_A", root / "part_A", root / "part_A" / "data" / "part_A"):
         if any(candidate.glob("spNO.*")):
-            return candidate
+            return FrameLayout(candidate)
     raise DatasetError(f"{root}: no CAS(ME)^3 subject folders (spNO.*/) found here or under data/part_A/")
 
 
-def video_dir(base: Path, subject: str, filename: str, quirks: list[str], source: str) -> Path:
+def clip_name(rec: pd.Series) -> str:
+    """A recording holds several clips: ``<filename>_<onset>`` (``b_166``)."""
+    return f"{str(rec['Filename']).strip().lower()}_{str(rec['Onset']).strip()}"
+
+
+def video_dir(base: Path, row: SheetRow, quirks: list[str]) -> Path:
     """The colour frame folder of a recording; a filename differing only in case is resolved and reported."""
-    folder = base / subject / filename
+    filename = str(row.rec["Filename"]).strip()
+    folder = base / row.subject / filename
     if not folder.is_dir():
-        twins = [p for p in (base / subject).glob("*") if p.name.lower() == filename.lower()]
+        twins = [p for p in (base / row.subject).glob("*") if p.name.lower() == filename.lower()]
         if twins:
-            quirks.append(f"{source}: filename {filename!r} -> folder {twins[0].name!r} (case differs)")
+            quirks.append(f"{row.where}: filename {filename!r} -> folder {twins[0].name!r} (case differs)")
             folder = twins[0]
     return folder / "color" if (folder / "color").is_dir() else folder
+
+
+def fill_offset(row: SheetRow, quirks: list[str]) -> SheetRow:
+    """An offset of 0 means not annotated: offset = apex + (apex - onset), reported."""
+    if str(row.offset).strip() not in ("0", "0.0"):
+        return row
+    apex, onset = (frame_number(v, what, row.source, row.subject, row.clip)
+                   for v, what in ((row.apex, "apex"), (row.onset, "onset")))
+    offset = apex + (apex - onset)
+    quirks.append(f"{row.where}: offset 0 (not annotated) -> apex + (apex - onset) = {offset}")
+    return replace(row, offset=offset)
+
+
+SPEC = SheetSpec(
+    name="casme3", display="CAS(ME)^3", coding_patterns=CODING_PATTERNS, file_what="CAS(ME)^3 part A label",
+    sheet_what="CAS(ME)^3 part A label sheet", class_sets=CLASS_SETS, emotions=EMOTIONS, subject_format=None,
+    onset="Onset", apex="Apex", offset="Offset", emotion="emotion", action_units="AU",
+    report_emotion_case=True, read_sheet=read_label_sheet, frames_root=frames_root, clip_name=clip_name,
+    clip_dir=video_dir, fix_row=fill_offset,
+)
 
 
 def read_casme3(root: str | Path, coding: str | Path | None = None, classes: str = "3class",
                 check_frames: bool = True, apex_fallback: str = "spotter") -> Database:
     """Read CAS(ME)^3 part A at ``root`` with the class set ``classes`` (7class, 4class or 3class)."""
-    root = database_folder(root, "CAS(ME)^3 database")
-    mapping, class_names = class_set(CLASS_SETS, classes, "CAS(ME)^3")
-    coding_path = find_file(root, CODING_PATTERNS, coding, "CAS(ME)^3 part A label")
-    base = frames_root(root) if check_frames else root
-    rows, quirks = [], []
-    for i, rec in read_label_sheet(coding_path).iterrows():
-        source = f"{coding_path.name} row {i + 2}"
-        subject, filename = str(rec["Subject"]).strip(), str(rec["Filename"]).strip()
-        onset, apex, offset = rec["Onset"], rec["Apex"], rec["Offset"]
-        clip = f"{filename.lower()}_{str(onset).strip()}"
-        raw = str(rec["emotion"]).strip()
-        emotion = raw.lower()
-        label = class_of(emotion, EMOTIONS, mapping, f"{source}: clip {subject}/{clip}")
-        if emotion != raw:
-            quirks.append(f"{source} clip {subject}/{clip}: emotion {raw!r} read as {emotion!r}")
-        if label is None:
-            continue
-        if str(offset).strip() in ("0", "0.0"):
-            a, o = (frame_number(v, what, source, subject, clip) for v, what in ((apex, "apex"), (onset, "onset")))
-            offset = a + (a - o)
-            quirks.append(f"{source} clip {subject}/{clip}: offset 0 (not annotated) -> apex + (apex - onset) = "
-                          f"{offset}")
-        folder = video_dir(base, subject, filename, quirks, f"{source} clip {subject}/{clip}") if check_frames else None
-        rows.append(annotated_clip("casme3", subject, clip, label, class_names.index(label), onset, apex, offset,
-                                   str(rec.get("AU", "")), folder, source, quirks, apex_fallback=apex_fallback))
-    return Database("casme3", root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks)
+    return read_sheet_database(SPEC, root, coding, classes, check_frames, apex_fallback)

@@ -13,20 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import (
-    TABLE_COLUMNS,
-    Database,
-    DatasetError,
-    annotated_clip,
-    checked_sheet,
-    class_of,
-    class_set,
-    database_folder,
-    find_file,
-    read_csv_table,
-    read_spreadsheet,
-    subject_number,
-)
+from tscnn.datasets.base import Database, DatasetError, read_csv_table, read_spreadsheet
+from tscnn.datasets.sheet import FrameLayout, SheetRow, SheetSpec, read_sheet_database
 
 EMOTIONS = ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "others")
 NEGATIVE = ("disgust", "fear", "sadness", "anger")
@@ -38,44 +26,39 @@ CLASS_SETS: dict[str, dict[str, str]] = {
     "3class": {**{e: "negative" for e in NEGATIVE}, "happiness": "positive", "surprise": "surprise"},
 }
 CODING_PATTERNS = ("MMEW_Micro_Exp*.xlsx", "MMEW_Micro_Exp*.csv")
-REQUIRED = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
 
 
 def read_coding(path: Path) -> pd.DataFrame:
+    """The coding table from the workbook or its CSV export, headers stripped of spaces."""
     if path.suffix.lower() == ".csv":
         sheet = read_csv_table(path, dtype=str)
     else:
         sheet = read_spreadsheet(path, sheet_name=0, dtype=str)
     sheet.columns = [str(c).strip() for c in sheet.columns]
-    return checked_sheet(sheet, REQUIRED, path, "MMEW coding table")
+    return sheet
 
 
-def frames_root(root: Path) -> Path:
+def frames_root(root: Path) -> FrameLayout:
     """The folder holding the per-emotion folders of micro-expression clips."""
     for candidate in (root / "Micro_Expression", root, root / "MMEW_Final" / "Micro_Expression"):
         if any((candidate / e).is_dir() for e in EMOTIONS):
-            return candidate
+            return FrameLayout(candidate)
     raise DatasetError(f"{root}: no MMEW emotion folders (Micro_Expression/<emotion>/) found")
+
+
+def folder_per_emotion(base: Path, row: SheetRow, quirks: list[str]) -> Path:
+    """``<base>/<emotion>/<clip>``: the emotion folder repeats the label."""
+    return base / row.emotion / row.clip
+
+
+SPEC = SheetSpec(
+    name="mmew", display="MMEW", coding_patterns=CODING_PATTERNS, file_what="MMEW coding",
+    sheet_what="MMEW coding table", class_sets=CLASS_SETS, emotions=EMOTIONS, subject_format="S{:02d}",
+    read_sheet=read_coding, frames_root=frames_root, clip_dir=folder_per_emotion,
+)
 
 
 def read_mmew(root: str | Path, coding: str | Path | None = None, classes: str = "6class",
               check_frames: bool = True, apex_fallback: str = "spotter") -> Database:
     """Read MMEW at ``root`` with the class set ``classes`` (6class, 7class, 4class or 3class)."""
-    root = database_folder(root, "MMEW database")
-    mapping, class_names = class_set(CLASS_SETS, classes, "MMEW")
-    coding_path = find_file(root, CODING_PATTERNS, coding, "MMEW coding")
-    base = frames_root(root) if check_frames else root
-    rows, quirks = [], []
-    for i, rec in read_coding(coding_path).iterrows():
-        source = f"{coding_path.name} row {i + 2}"
-        subject = f"S{subject_number(rec['Subject'], source, rec['Filename']):02d}"
-        clip = str(rec["Filename"]).strip()
-        emotion = str(rec["Estimated Emotion"]).strip().lower()
-        label = class_of(emotion, EMOTIONS, mapping, f"{source}: clip {subject}/{clip}")
-        if label is None:
-            continue
-        rows.append(annotated_clip("mmew", subject, clip, label, class_names.index(label), rec["OnsetFrame"],
-                                   rec["ApexFrame"], rec["OffsetFrame"], str(rec.get("Action Units", "")),
-                                   base / emotion / clip if check_frames else None, source, quirks,
-                                   apex_fallback=apex_fallback))
-    return Database("mmew", root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks)
+    return read_sheet_database(SPEC, root, coding, classes, check_frames, apex_fallback)

@@ -12,20 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from tscnn.datasets.base import (
-    TABLE_COLUMNS,
-    Database,
-    annotated_clip,
-    checked_sheet,
-    class_of,
-    class_set,
-    database_folder,
-    find_file,
-    read_spreadsheet,
-    subject_number,
-)
+from tscnn.datasets.base import Database
+from tscnn.datasets.sheet import SheetSpec, read_sheet_database
 
 CLASS_SETS: dict[str, dict[str, str]] = {
     "5class": {e: e for e in ("Anger", "Contempt", "Happiness", "Surprise", "Other")},
@@ -34,32 +22,17 @@ CLASS_SETS: dict[str, dict[str, str]] = {
     "all": {e: e for e in ("Anger", "Contempt", "Happiness", "Surprise", "Other", "Disgust", "Fear", "Sadness")},
 }
 CLASS_SETS["megc2019"] = CLASS_SETS["3class"]  # the MEGC2019 composite takes all 133 3-class clips
-REQUIRED = ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Estimated Emotion"]
 HEADER_ROW = 13  # 0-based: 13 preamble rows
 
-
-def read_coding(path: Path) -> pd.DataFrame:
-    sheet = read_spreadsheet(path, sheet_name=0, header=HEADER_ROW, dtype=str)
-    return checked_sheet(sheet, REQUIRED, path, f"SAMM coding sheet (header expected on row {HEADER_ROW + 1})")
+SPEC = SheetSpec(
+    name="samm", display="SAMM", coding_patterns="SAMM_Micro_FACS_Codes*.xlsx", file_what="SAMM coding",
+    sheet_what=f"SAMM coding sheet (header expected on row {HEADER_ROW + 1})", class_sets=CLASS_SETS,
+    emotions=CLASS_SETS["all"], subject_format="{:03d}", header_row=HEADER_ROW, onset="Onset Frame",
+    apex="Apex Frame", offset="Offset Frame", lower_emotion=False,  # labels are capitalised ("Other")
+)
 
 
 def read_samm(root: str | Path, coding: str | Path | None = None, classes: str = "5class",
               check_frames: bool = True, apex_fallback: str = "spotter") -> Database:
     """Read SAMM at ``root`` into a clip table restricted to ``classes`` (5class, 3class, megc2019 or all)."""
-    root = database_folder(root, "SAMM database")
-    mapping, class_names = class_set(CLASS_SETS, classes, "SAMM")
-    coding_path = find_file(root, "SAMM_Micro_FACS_Codes*.xlsx", coding, "SAMM coding")
-    rows, quirks = [], []
-    for i, rec in read_coding(coding_path).iterrows():
-        source = f"{coding_path.name} row {i + HEADER_ROW + 2}"
-        subject = f"{subject_number(rec['Subject'], source, rec['Filename']):03d}"
-        clip = str(rec["Filename"]).strip()
-        label = class_of(str(rec["Estimated Emotion"]).strip(), CLASS_SETS["all"], mapping,
-                         f"{source}: clip {subject}/{clip}")
-        if label is None:
-            continue
-        rows.append(annotated_clip("samm", subject, clip, label, class_names.index(label), rec["Onset Frame"],
-                                   rec["Apex Frame"], rec["Offset Frame"], str(rec.get("Action Units", "")),
-                                   root / subject / clip if check_frames else None, source, quirks,
-                                   apex_fallback=apex_fallback))
-    return Database("samm", root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks)
+    return read_sheet_database(SPEC, root, coding, classes, check_frames, apex_fallback)

@@ -20,6 +20,8 @@ import pandas as pd
 
 from tscnn.datasets.base import (
     TABLE_COLUMNS,
+    ClipAnnotation,
+    ClipSource,
     Database,
     DatasetError,
     class_set,
@@ -77,8 +79,9 @@ def read_smic(root: str | Path, coding: str | Path | None = None, classes: str =
                                                     apex_fallback)
                 quirks.append(quirk)
                 label = mapping[emotion]
-                rows.append(clip_row("smic", subject, clip, label, class_names.index(label), onset, apex, offset,
-                                     rule, "", frames, clip_dir, source, is_face_crop(frames)))
+                annotation = ClipAnnotation("smic", subject, clip, label, class_names.index(label), onset, apex, offset)
+                where = ClipSource(source, clip_dir, cropped=is_face_crop(frames))
+                rows.append(clip_row(annotation, rule, frames, where))
     if not rows:
         raise DatasetError(f"{base}: no SMIC-HS clips found under sN/micro/<emotion>/")
     return Database("smic", root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks)

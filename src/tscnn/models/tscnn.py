@@ -135,9 +135,9 @@ class TSCNN(nn.Module):
         first = {s: self.input_convs[s](inputs[s] - INPUT_CENTRE) for s in self.streams}
         if not self.share_trunk:
             return {s: self.trunks[s](first[s]) for s in self.streams}
-        batch = next(iter(first.values())).shape[0]
         stacked = self.trunk(torch.cat([first[s] for s in self.streams], dim=0))
-        return dict(zip(self.streams, stacked.split(batch, dim=0), strict=True))
+        # The same views as split(batch); written so that torch.export (ONNX) keeps the batch size free.
+        return dict(zip(self.streams, stacked.unflatten(0, (len(self.streams), -1)).unbind(0), strict=True))
 
     def super_features(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The fused "super feature vector" (Dense 2) of a batch."""

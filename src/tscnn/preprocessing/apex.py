@@ -21,11 +21,23 @@ from tscnn.preprocessing.frames import read_grey
 SPOT_WIDTH = 128  # frames are compared at this width, the preparation's working size
 
 
-def local_motion(reference: np.ndarray, frame: np.ndarray, dis: cv2.DISOpticalFlow) -> float:
-    """Mean flow magnitude from ``reference`` to ``frame`` after removing the median (global) motion."""
+def local_motion(reference: np.ndarray, frame: np.ndarray, dis: cv2.DISOpticalFlow,
+                 mask: np.ndarray | None = None) -> float:
+    """Mean flow magnitude from ``reference`` to ``frame`` after removing the median (global) motion;
+    with ``mask`` (on ``reference``'s pixels, see ``textured``), the mean over those pixels only."""
     flow = dis.calc(reference, frame, None)
     flow -= np.median(flow.reshape(-1, 2), axis=0)
-    return float(np.linalg.norm(flow, axis=2).mean())
+    magnitude = np.linalg.norm(flow, axis=2)
+    return float(magnitude[mask].mean() if mask is not None else magnitude.mean())
+
+
+def textured(frame: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    """Pixels whose (lightly blurred) gradient is in the top ``fraction`` of the frame: where flow is
+    measurable. In flat skin and background, flow is unconstrained (the aperture problem) and DIS
+    returns noise of a few tenths of a pixel that would drown a 1-2 px local movement."""
+    grey = cv2.GaussianBlur(frame, (0, 0), 1.0).astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    return gradient >= np.quantile(gradient, 1 - fraction)
 
 
 def motion_curve(frames: Sequence[np.ndarray]) -> np.ndarray:

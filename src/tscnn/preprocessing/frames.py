@@ -7,6 +7,7 @@ flow-folder format: R, G, B = u, v, strain, each min-max normalised to 0..255).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -51,3 +52,14 @@ def write_flow_image(path: str | Path, maps: np.ndarray) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[::-1].transpose(1, 2, 0))):  # BGR for OpenCV
         raise OSError(f"could not write {path}")
+
+
+def video_fps(path: Path) -> tuple[float, int]:
+    """Frame rate and frame count a video file declares (0 when it declares none)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        capture.release()
+    return (fps if math.isfinite(fps) and fps > 0 else 0.0), max(count, 0)

@@ -1,8 +1,10 @@
 """Clip table -> stream tensors, cached on disk per clip and keyed by the preparation settings.
 
 For each clip: read onset, apex (key) and offset frames in grey; crop the face (the frame itself
-for cropped databases, a Haar detection otherwise); resize to ``work_size``; compute flow
-onset->key and key->offset; build the SS, LS, DT and UVS streams for every augmentation variant.
+for cropped databases, otherwise the face found on the onset frame: aligned on dlib's eye landmarks
+when installed, ``tscnn.preprocessing.align``, else the Haar box), the same cut for all three;
+resize to ``work_size``; compute flow onset->key and key->offset; build the SS, LS, DT and UVS
+streams for every augmentation variant.
 
 A table with a ``flow_path`` column (a flow folder, ``tscnn.datasets.flowfolder``) holds
 precomputed, normalised u, v, strain images instead of frames: those clips give only the "uvs"
@@ -30,6 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from tscnn.errors import DatasetError
+from tscnn.preprocessing.align import find_alignment, resolve_face_align
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
 from tscnn.preprocessing.frames import read_flow_image, read_grey
@@ -39,7 +42,7 @@ STREAM_NAMES = ("ss", "ls", "dt", "uvs")
 FLOW_FOLDER_STREAMS = ("uvs",)
 """The streams a flow-folder clip can give: its frames, and so SS, LS and DT, are not there."""
 PREPARATION_MODULES = ("tscnn.preprocessing.flow", "tscnn.preprocessing.streams", "tscnn.preprocessing.prepare",
-                       "tscnn.preprocessing.face", "tscnn.preprocessing.frames")
+                       "tscnn.preprocessing.face", "tscnn.preprocessing.frames", "tscnn.preprocessing.align")
 """Modules whose source text is part of the cache key: they decide the prepared tensors."""
 
 
@@ -64,17 +67,22 @@ class PrepSettings:
     flow: str = "tvl1"
     work_size: int = 128
     augment: bool = True
+    face_align: str = "auto"  # auto, landmarks or haar (tscnn.preprocessing.align)
 
     @classmethod
     def from_config(cls, config: Any) -> PrepSettings:
         """The settings of any object with ``size, blocks, flow, work_size, augment`` attributes (a
-        :class:`~tscnn.config.Config`, a saved run's config)."""
+        :class:`~tscnn.config.Config`, a saved run's config; ``face_align`` defaults to auto)."""
         return cls(size=config.size, blocks=config.blocks, flow=config.flow, work_size=config.work_size,
-                   augment=config.augment)
+                   augment=config.augment, face_align=getattr(config, "face_align", "auto"))
 
     def key(self) -> str:
-        """Hash of these settings and of the preparation code's source, so either change gives new tensors."""
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode())
+        """Hash of these settings and of the preparation code's source, so either change gives new tensors.
+        ``face_align`` enters as what it resolves to here: ``auto`` with and without the landmark
+        detector installed gives different keys."""
+        method = resolve_face_align(self.face_align, notice=False)
+        resolved = {**asdict(self), "face_align": f"{self.face_align}:{method}"}
+        digest = hashlib.sha1(json.dumps(resolved, sort_keys=True).encode())
         for name, text in sorted(preparation_sources().items()):
             digest.update(f"\0{name}\0{text}".encode())
         return digest.hexdigest()[:10]
@@ -108,14 +116,31 @@ def face_box(grey: np.ndarray, error: str) -> tuple[int, int, int, int]:
         raise DatasetError(error) from None
 
 
+def face_frames(frames: Sequence[np.ndarray], cropped: bool, face_align: str, error: str) -> list[np.ndarray]:
+    """The face of every frame of a clip, found on the first one (the onset) and cut from each frame by the
+    same transform, so the cut adds no motion: with landmarks (``face_align`` resolved to ``landmarks``), the
+    aligned crop (eyes level, fixed inter-ocular distance); otherwise the Haar box. Frames that are face crops
+    already (``cropped``) are aligned only when ``face_align`` is ``landmarks`` outright, and kept as they are
+    when no face is found on them; ``error`` is the DatasetError when a frame to crop shows no face."""
+    frames = list(frames)
+    if (not cropped or face_align == "landmarks") and resolve_face_align(face_align) == "landmarks":
+        alignment = find_alignment(frames[0])
+        if alignment is not None:
+            return [alignment.apply(f) for f in frames]
+    if cropped:
+        return frames
+    box = face_box(frames[0], error)
+    return [crop(f, box) for f in frames]
+
+
 def frames_to_inputs(onset: np.ndarray, key: np.ndarray, offset: np.ndarray, cropped: bool, settings: PrepSettings,
                      name: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Grey onset, key and offset frames -> key crop and the two flow fields (one face box per clip)."""
+    """Grey onset, key and offset frames -> key crop and the two flow fields (one face transform per clip,
+    ``face_frames``)."""
     if not (onset.shape == key.shape == offset.shape):
         raise DatasetError(f"clip {name}: frames differ in size {onset.shape}, {key.shape}, {offset.shape}")
-    if not cropped:
-        box = face_box(onset, f"clip {name}: no face found in {where}")
-        onset, key, offset = (crop(f, box) for f in (onset, key, offset))
+    onset, key, offset = face_frames([onset, key, offset], cropped, settings.face_align,
+                                     f"clip {name}: no face found in {where}")
     size = (settings.work_size, settings.work_size)
     onset, key, offset = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in (onset, key, offset))
     return key, compute_flow(onset, key, settings.flow), compute_flow(key, offset, settings.flow)

@@ -1,0 +1,236 @@
+"""The fast clip-to-label path: the same model file, a cheaper route from frames to class probabilities.
+
+``tscnn predict`` (``tscnn.predict.predict_frames``) is the reference path: every frame turned grey,
+the face found on the full-resolution onset frame, TV-L1 flow (as in training), the network in fp32.
+On one core that costs about a second per clip, almost all of it TV-L1. :class:`FastPredictor`
+keeps the preparation's steps and changes only what costs time:
+
+* only the onset, apex and offset frames are touched (turned grey, cropped, resized to ``work_size``);
+  the rest of the clip is read only when the apex has to be spotted;
+* the face is found once per clip on the onset frame. With the model's ``face_align`` resolving to
+  ``landmarks`` on this machine, the landmark alignment of training is used as it is; otherwise the
+  Haar cascade runs on the onset frame shrunk to ``detect_side`` (80) pixels on its shorter side, so a
+  face filling at least 30 % of that side is found at about a tenth of the cost (in the
+  micro-expression databases the face fills about half of the frame's height); the box is scaled
+  back, and only when no face is found there is the full-resolution frame searched. A box can also
+  be passed in (``box=``) or the previous clip's cut kept (``reuse_box=True``, a fixed camera);
+* the flow is DIS (``dis``, default) or Farneback instead of TV-L1, at the work size;
+* only the streams the network reads are built (no UVS strain for TSCNN);
+* the network runs channels-last, in bf16 weights on a CPU with native bf16 (AMX / AVX-512 BF16) and
+  for the models that allow it (TSCNN), otherwise in fp32; under ``torch.inference_mode``.
+
+The answer is therefore close to, not identical with, the reference path's (another flow, a box a few
+pixels off, bf16 rounding); the reference path is unchanged. ``benchmarks/latency.py`` times each stage.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from tscnn.datasets.base import DatasetError
+from tscnn.models import get_model
+from tscnn.predict import Prediction, SavedModel, load_saved_model, read_clip
+from tscnn.preprocessing.apex import spot_apex_frames
+from tscnn.preprocessing.face import NoFaceError, crop, detect_face
+from tscnn.preprocessing.flow import compute_flow, minmax_normalise
+from tscnn.preprocessing.prepare import PrepSettings
+from tscnn.preprocessing.streams import local_blocks, resize_flow, uvs_maps
+from tscnn.train import bf16_supported
+
+FAST_FLOWS = ("dis", "farneback")
+DETECT_SIDE = 80
+"""Shorter side (pixels) of the onset frame for the fast face detection; the Haar window is 24 pixels, so
+a face filling at least 30 % of that side is found there (a smaller one by the full-resolution retry)."""
+
+Box = tuple[int, int, int, int]
+
+
+def face_align_method(settings: PrepSettings) -> str:
+    """What the model's ``face_align`` setting means on this machine (``landmarks`` or ``haar``)."""
+    try:
+        from tscnn.preprocessing.align import resolve_face_align
+    except ImportError:  # a checkout without landmark alignment
+        return "haar"
+    return resolve_face_align(getattr(settings, "face_align", "haar"), notice=False)
+
+
+def fast_face_box(grey: np.ndarray, side: int = DETECT_SIDE) -> Box:
+    """(x, y, w, h) of the largest face, found on ``grey`` shrunk to ``side`` pixels on its shorter side and
+    scaled back (``detect_face``'s margin included); when none is found there, ``detect_face`` on the
+    full frame (NoFaceError when there is none either)."""
+    h, w = grey.shape[:2]
+    scale = side / min(h, w)
+    if scale >= 1.0:
+        return detect_face(grey)
+    small = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    try:
+        x, y, bw, bh = detect_face(small)
+    except NoFaceError:
+        return detect_face(grey)
+    x0, y0 = max(0, round(x / scale)), max(0, round(y / scale))
+    x1, y1 = min(w, round((x + bw) / scale)), min(h, round((y + bh) / scale))
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def grey_frame(frame: np.ndarray, i: int, source: str) -> np.ndarray:
+    """A frame as a grey uint8 image (a colour frame is taken as BGR)."""
+    frame = np.asarray(frame)
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if frame.ndim != 2 or frame.dtype != np.uint8:
+        raise ValueError(f"{source}: frame {i} is not a grey uint8 image (shape {frame.shape}, dtype {frame.dtype})")
+    return frame
+
+
+def selected_streams(key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray, size: int, blocks: int,
+                     streams: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays ``make_streams`` gives, only for ``streams`` (same functions, same values)."""
+    out: dict[str, np.ndarray] = {}
+    if "ss" in streams or "ls" in streams:
+        grey = key.astype(np.float32) / 255.0
+        if "ss" in streams:
+            out["ss"] = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)[None]
+        if "ls" in streams:
+            out["ls"] = local_blocks(grey, blocks, size)
+    if "dt" in streams:
+        maps = [resize_flow(flow1, size), resize_flow(flow2, size)]
+        out["dt"] = np.stack([minmax_normalise(m[..., c]) for m in maps for c in (0, 1)])
+    if "uvs" in streams:
+        out["uvs"] = uvs_maps(flow1, size)
+    return out
+
+
+class FastPredictor:
+    """A loaded model set up for low-latency prediction on clips held in memory (see the module docstring).
+
+    Each stage is a method, so ``benchmarks/latency.py`` can time it; :meth:`predict` runs them in order."""
+
+    def __init__(self, saved: SavedModel, flow: str = "dis", bf16: bool | None = None,
+                 detect_side: int = DETECT_SIDE) -> None:
+        if flow not in FAST_FLOWS:
+            raise ValueError(f"fast prediction uses one of the fast flows {FAST_FLOWS}, not {flow!r}")
+        self.saved = saved
+        self.settings = replace(PrepSettings.from_config(saved.config), flow=flow, augment=False)
+        self.detect_side = detect_side
+        allowed = get_model(saved.config.model).bf16
+        self.bf16 = bool(allowed and bf16_supported()) if bf16 is None else bool(bf16)
+        model = copy.deepcopy(saved.model).eval().to(memory_format=torch.channels_last)
+        self.model = model.to(torch.bfloat16) if self.bf16 else model
+        self.dtype = torch.bfloat16 if self.bf16 else torch.float32
+        self.streams: tuple[str, ...] = tuple(saved.model.streams)
+        self.box: Box | None = None
+        self.landmarks = face_align_method(self.settings) == "landmarks"
+        self.cut: Callable[[np.ndarray], np.ndarray] | None = None  # the last clip's face cut (reuse_box)
+
+    def face_box(self, onset: np.ndarray, source: str = "frames") -> Box:
+        """The face box of the onset frame (fast detection), kept as ``self.box``."""
+        try:
+            self.box = fast_face_box(onset, self.detect_side)
+        except NoFaceError:
+            raise DatasetError(f"{source}: no face found on the onset frame") from None
+        return self.box
+
+    def face_cut(self, onset: np.ndarray, source: str = "frames") -> Callable[[np.ndarray], np.ndarray]:
+        """How the face is cut from each frame of the clip, found on its onset frame as training did: the
+        landmark alignment when the model's ``face_align`` resolves to ``landmarks`` here (and a face is
+        aligned), else the fast Haar box. Kept as ``self.cut``."""
+        alignment = None
+        if self.landmarks:
+            from tscnn.preprocessing.align import find_alignment
+
+            alignment = find_alignment(onset)
+        if alignment is not None:
+            self.cut = alignment.apply
+        else:
+            self.cut = partial(crop, box=self.face_box(onset, source))
+        return self.cut
+
+    def key_crops(self, frames: Sequence[np.ndarray], cut: Box | Callable[[np.ndarray], np.ndarray] | None,
+                  ) -> list[np.ndarray]:
+        """Onset, apex and offset frames (grey) cut by ``cut`` (a box, a function, or None for face crops) and
+        resized to the work size."""
+        size = (self.settings.work_size, self.settings.work_size)
+        if isinstance(cut, tuple):
+            cut = partial(crop, box=cut)
+        return [cv2.resize(f if cut is None else cut(f), size, interpolation=cv2.INTER_AREA) for f in frames]
+
+    def flows(self, onset: np.ndarray, key: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flow onset->apex and apex->offset at the work size, by the fast method."""
+        return compute_flow(onset, key, self.settings.flow), compute_flow(key, offset, self.settings.flow)
+
+    def inputs(self, key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray) -> dict[str, torch.Tensor]:
+        """The network's input batch (one clip): only the streams it reads, channels-last, in its dtype."""
+        arrays = selected_streams(key, flow1, flow2, self.settings.size, self.settings.blocks, self.streams)
+        return {s: torch.from_numpy(arrays[s][None]).to(self.dtype).contiguous(memory_format=torch.channels_last)
+                for s in self.streams}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """Class probabilities (float32) of a one-clip batch."""
+        with torch.inference_mode():
+            return torch.softmax(self.model(batch).float(), dim=1)[0].numpy()
+
+    def predict(self, frames: Sequence[np.ndarray], onset: int | None = None, apex: int | None = None,
+                offset: int | None = None, box: Box | None = None, cropped: bool = False, reuse_box: bool = False,
+                source: str = "frames") -> Prediction:
+        """Class probabilities of a clip held in memory (frames numbered 0..n-1, grey or BGR uint8).
+
+        Onset / offset default to the first / last frame; without ``apex`` the spotter of ``tscnn predict``
+        chooses it (it reads every frame between them, the costly case). ``box`` gives the face box;
+        ``reuse_box`` keeps the previous clip's face cut; ``cropped`` says the frames are face crops."""
+        n = len(frames)
+        first = 0 if onset is None else onset
+        last = n - 1 if offset is None else offset
+        if n < 2 or not 0 <= first < last < n:
+            raise DatasetError(f"{source}: onset {onset} / offset {offset} are not frames of this clip "
+                               f"(frames 0..{n - 1}) or are out of order")
+        onset_grey = grey_frame(frames[first], first, source)
+        cut: Callable[[np.ndarray], np.ndarray] | None = None
+        if box is not None:
+            cut = partial(crop, box=box)
+        elif not cropped:
+            cut = self.cut if reuse_box and self.cut is not None else self.face_cut(onset_grey, source)
+        if apex is None:
+            span = [grey_frame(frames[i], i, source) for i in range(first, last + 1)]
+            span = [cut(f) for f in span] if cut is not None else span
+            key, rule = first + spot_apex_frames(span), "spotter"
+        elif first <= apex <= last:
+            key, rule = apex, "given"
+        else:
+            raise DatasetError(f"{source}: apex {apex} is not a frame between onset and offset")
+        greys = [onset_grey, grey_frame(frames[key], key, source), grey_frame(frames[last], last, source)]
+        if not greys[0].shape == greys[1].shape == greys[2].shape:
+            raise DatasetError(f"{source}: frames differ in size {[g.shape for g in greys]}")
+        on, ap, off = self.key_crops(greys, cut)
+        flow1, flow2 = self.flows(on, ap, off)
+        proba = self.forward(self.inputs(ap, flow1, flow2))
+        classes = self.saved.classes
+        return Prediction(source, first, key, last, rule, classes[int(proba.argmax())],
+                          {c: round(float(p), 4) for c, p in zip(classes, proba, strict=True)}, self.saved.card)
+
+
+def predict_clip_fast(model_path: str | Path, source: str | Path, onset: int | None = None, apex: int | None = None,
+                      offset: int | None = None, cropped: bool = False, flow: str = "dis") -> Prediction:
+    """``tscnn.predict.predict_clip`` by the fast path (a video's frames are indices 0..n-1; a frame
+    folder's numbers are mapped to positions and back)."""
+    images, numbers = read_clip(source)
+    index = {number: i for i, number in enumerate(numbers)}
+
+    def position(number: int | None, what: str) -> int | None:
+        if number is None:
+            return None
+        if number not in index:
+            raise DatasetError(f"{source}: {what} {number} is not a frame of this clip ({numbers[0]}..{numbers[-1]})")
+        return index[number]
+
+    predictor = FastPredictor(load_saved_model(model_path), flow=flow)
+    result = predictor.predict(images, position(onset, "onset"), position(apex, "apex"), position(offset, "offset"),
+                               cropped=cropped, source=str(source))
+    return replace(result, onset=numbers[result.onset], apex=numbers[result.apex], offset=numbers[result.offset])

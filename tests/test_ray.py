@@ -1,0 +1,63 @@
+"""Folds on a Ray cluster (``--ray``): a local Ray instance gives the sequential run's pooled predictions,
+resumes like it, and names a fold that fails twice; without ray installed, ``--ray`` is a one-line error."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from test_protocols_and_recipes import good_and_broken_fold_jobs, learnable_folder
+
+from tscnn import experiment
+from tscnn.cli import main
+from tscnn.experiment import config_for, run_experiment
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory):
+    return learnable_folder(tmp_path_factory.mktemp("flows"))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A small local Ray instance for the module (2 CPUs, no dashboard, a small object store)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 ** 2, log_to_driver=False,
+             configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gives_the_sequential_predictions_and_resumes(local_ray, flows, tmp_path):
+    config = replace(config_for("ststnet", dataset="flowfolder", root=str(flows), classes="all", lr=5e-3,
+                                max_epochs=3, batch_size=8, seeds=(0, 1)), threads=1)
+    sequential = run_experiment(config, tmp_path / "one", progress=False)
+    # Half the folds on Ray, then the rest: an interrupted Ray run resumes from its saved folds.
+    part = run_experiment(config, tmp_path / "ray", progress=False, ray="auto", max_new_folds=5)
+    assert not part.complete and len(list((tmp_path / "ray").glob("seed_*/folds/*.json"))) == 5
+    on_ray = run_experiment(config, tmp_path / "ray", progress=False, ray="auto")
+    assert on_ray.complete
+    pd.testing.assert_frame_equal(sequential.predictions, on_ray.predictions)
+    assert local_ray.is_initialized()  # a cluster joined before is left running
+
+
+def test_ray_names_a_fold_that_fails_twice(local_ray, flows, tmp_path):
+    """A fold whose training rows hold one class (the classifier cannot fit) fails on Ray, is tried once
+    more, and is named; the other fold's record comes back and is saved."""
+    config, prepared, labels, jobs = good_and_broken_fold_jobs(flows, tmp_path, threads=1)
+    failed = experiment.run_fold_jobs(jobs, config, prepared, labels, 3, False, ray="auto")
+    assert len(failed) == 1 and failed[0].startswith("fold broken of seed 0 failed twice: ")
+    assert "\n" not in failed[0] and "class" in failed[0]  # the worker's own one-line reason
+    assert (tmp_path / "good.json").exists() and not (tmp_path / "b.json").exists()
+
+
+def test_missing_ray_is_a_one_line_error_before_any_work(flows, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    out = tmp_path / "never"
+    code = main(["run", "--dataset", "flowfolder", "--root", str(flows), "--model", "linear", "--out", str(out),
+                 "--ray", "local"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "pip install 'tscnn[ray]'" in err and not out.exists()
