@@ -38,11 +38,12 @@ import torch
 from tscnn.datasets.base import DatasetError
 from tscnn.models import get_model
 from tscnn.predict import Prediction, SavedModel, load_saved_model, read_clip
+from tscnn.preprocessing.align import resolve_face_align
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
-from tscnn.preprocessing.flow import compute_flow, minmax_normalise
+from tscnn.preprocessing.flow import compute_flow
 from tscnn.preprocessing.prepare import PrepSettings
-from tscnn.preprocessing.streams import local_blocks, resize_flow, uvs_maps
+from tscnn.preprocessing.streams import make_streams
 from tscnn.train import bf16_supported
 
 FAST_FLOWS = ("dis", "farneback")
@@ -55,11 +56,7 @@ Box = tuple[int, int, int, int]
 
 def face_align_method(settings: PrepSettings) -> str:
     """What the model's ``face_align`` setting means on this machine (``landmarks`` or ``haar``)."""
-    try:
-        from tscnn.preprocessing.align import resolve_face_align
-    except ImportError:  # a checkout without landmark alignment
-        return "haar"
-    return resolve_face_align(getattr(settings, "face_align", "haar"), notice=False)
+    return resolve_face_align(settings.face_align, notice=False)
 
 
 def fast_face_box(grey: np.ndarray, side: int = DETECT_SIDE) -> Box:
@@ -88,24 +85,6 @@ def grey_frame(frame: np.ndarray, i: int, source: str) -> np.ndarray:
     if frame.ndim != 2 or frame.dtype != np.uint8:
         raise ValueError(f"{source}: frame {i} is not a grey uint8 image (shape {frame.shape}, dtype {frame.dtype})")
     return frame
-
-
-def selected_streams(key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray, size: int, blocks: int,
-                     streams: Sequence[str]) -> dict[str, np.ndarray]:
-    """The arrays ``make_streams`` gives, only for ``streams`` (same functions, same values)."""
-    out: dict[str, np.ndarray] = {}
-    if "ss" in streams or "ls" in streams:
-        grey = key.astype(np.float32) / 255.0
-        if "ss" in streams:
-            out["ss"] = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)[None]
-        if "ls" in streams:
-            out["ls"] = local_blocks(grey, blocks, size)
-    if "dt" in streams:
-        maps = [resize_flow(flow1, size), resize_flow(flow2, size)]
-        out["dt"] = np.stack([minmax_normalise(m[..., c]) for m in maps for c in (0, 1)])
-    if "uvs" in streams:
-        out["uvs"] = uvs_maps(flow1, size)
-    return out
 
 
 class FastPredictor:
@@ -168,7 +147,7 @@ class FastPredictor:
 
     def inputs(self, key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray) -> dict[str, torch.Tensor]:
         """The network's input batch (one clip): only the streams it reads, channels-last, in its dtype."""
-        arrays = selected_streams(key, flow1, flow2, self.settings.size, self.settings.blocks, self.streams)
+        arrays = make_streams(key, flow1, flow2, self.settings.size, self.settings.blocks, self.streams)
         return {s: torch.from_numpy(arrays[s][None]).to(self.dtype).contiguous(memory_format=torch.channels_last)
                 for s in self.streams}
 

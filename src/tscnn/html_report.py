@@ -19,6 +19,7 @@ import pandas as pd
 
 from tscnn.config import Config
 from tscnn.experiment import ExperimentResult, code_version
+from tscnn.metrics import format_mean_std
 from tscnn.models import get_model
 
 NUMBER = re.compile(r"^-?[0-9.]+( &plusmn; [0-9.]+)?$")
@@ -140,11 +141,12 @@ def per_dataset_section(metrics: dict) -> str:
     parts = []
     over = metrics.get("per_dataset_mean_std_over_seeds")
     if over:
-        rows = [[escape(name)] + [f"{v[k]['mean']:.4f} &plusmn; {v[k]['std']:.4f}" for k, _ in METRICS]
+        seeds = len(metrics["per_seed"])
+        rows = [[escape(name)] + [format_mean_std(v[k], seeds).replace(" +- ", " &plusmn; ") for k, _ in METRICS]
                 for name, v in over.items()]
         parts.append(html_table(["database", "accuracy", "UF1", "UAR"], rows, "per-dataset"))
-        parts.append('<p class="note">Mean &plusmn; std over seeds, each pooled over the folds within the '
-                     "database.</p>")
+        parts.append(f'<p class="note">{"Mean &plusmn; std over seeds" if seeds > 1 else "One seed"}, each '
+                     "pooled over the folds within the database.</p>")
     for seed, m in sorted(metrics["per_seed"].items(), key=lambda kv: int(kv[0])):
         if "per_dataset" in m:
             rows = [[escape(d), str(v["n"])] + [fmt(v[k]) for k, _ in METRICS] for d, v in m["per_dataset"].items()]

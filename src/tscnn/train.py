@@ -89,18 +89,6 @@ def build_model(config: Config, num_classes: int, channels: dict[str, int] | Non
     return model
 
 
-def to_batch(arrays: dict[str, np.ndarray], index: np.ndarray, streams: tuple[str, ...],
-             channels_last: bool, device: torch.device | None = None) -> dict[str, torch.Tensor]:
-    """Float32 tensors of rows ``index`` of flattened (samples, C, n, n) stream arrays."""
-    batch = {}
-    for s in streams:
-        tensor = torch.from_numpy(arrays[s][index].astype(np.float32))
-        if device is not None:
-            tensor = tensor.to(device, non_blocking=True)
-        batch[s] = tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
-    return batch
-
-
 class StreamData:
     """Prepared stream arrays, (clips, variants, C, n, n) each, where a batch is taken from.
 
@@ -143,13 +131,6 @@ class StreamData:
                 tensor = tensor.to(self.device, non_blocking=True)
             out[s] = tensor.contiguous(memory_format=torch.channels_last) if self.channels_last else tensor
         return out
-
-
-def flatten_variants(arrays: dict[str, np.ndarray], rows: np.ndarray, variants: bool) -> dict[str, np.ndarray]:
-    """(clips, variants, C, n, n) -> (samples, C, n, n) for the given clip rows: all variants, or the original."""
-    if variants:
-        return {s: a[rows].reshape(-1, *a.shape[2:]) for s, a in arrays.items()}
-    return {s: a[rows, 0] for s, a in arrays.items()}
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:

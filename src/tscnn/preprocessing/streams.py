@@ -20,6 +20,8 @@ were normalised separately (their scales and offsets are lost).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -98,15 +100,23 @@ def uvs_maps(flow: np.ndarray, size: int) -> np.ndarray:
 
 
 def make_streams(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: np.ndarray, size: int = 48,
-                 blocks: int = 3) -> dict[str, np.ndarray]:
+                 blocks: int = 3, streams: Sequence[str] = ("ss", "ls", "dt", "uvs")) -> dict[str, np.ndarray]:
     """SS (1, n, n), LS (k*k, n, n) in [0, 1], DT (4, n, n) and UVS (3, n, n), each flow map
-    min-max normalised on its own."""
-    grey = key.astype(np.float32) / 255.0
-    ss = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)[None]
-    ls = local_blocks(grey, blocks, size)
-    maps = [resize_flow(flow_onset_key, size), resize_flow(flow_key_offset, size)]
-    dt = np.stack([minmax_normalise(m[..., c]) for m in maps for c in (0, 1)])
-    return {"ss": ss, "ls": ls, "dt": dt, "uvs": uvs_maps(flow_onset_key, size)}
+    min-max normalised on its own; only the ``streams`` asked for are built (a network reading DT alone
+    costs no block grid)."""
+    out: dict[str, np.ndarray] = {}
+    if "ss" in streams or "ls" in streams:
+        grey = key.astype(np.float32) / 255.0
+        if "ss" in streams:
+            out["ss"] = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)[None]
+        if "ls" in streams:
+            out["ls"] = local_blocks(grey, blocks, size)
+    if "dt" in streams:
+        maps = [resize_flow(flow_onset_key, size), resize_flow(flow_key_offset, size)]
+        out["dt"] = np.stack([minmax_normalise(m[..., c]) for m in maps for c in (0, 1)])
+    if "uvs" in streams:
+        out["uvs"] = uvs_maps(flow_onset_key, size)
+    return out
 
 
 def augmented_streams(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: np.ndarray, size: int = 48,
