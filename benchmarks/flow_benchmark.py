@@ -18,7 +18,7 @@ subject: what the common leaky practice would have claimed), minutes per seed, a
 
 Usage: python benchmarks/flow_benchmark.py [--synthetic] [--rows tscnn-plus ststnet ...]
        [--protocols loso cross] [--seeds 0 1 2 3 4] [--data DIR] [--out results/flow-benchmark]
-       [--json benchmarks/flow_benchmark-<data>.json] [--threads N]
+       [--json benchmarks/flow_benchmark-<data>.json] [--threads N] [--jobs N]
 """
 
 from __future__ import annotations
@@ -47,6 +47,15 @@ SYNTHETIC_FLOWS = Path("data/synthetic-megc2019-flow28")
 ROWS: dict[str, dict] = {
     "tscnn-plus": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",)},
     "tscnn-paper": {"model": "tscnn", "preset": "paper", "streams": ("uvs",)},
+    "tscnn-plus-tta": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",)},
+    # Changes to tscnn-plus tried on the synthetic composite only (``--synthetic``) when tscnn-plus-tta was chosen.
+    "dev-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True},
+    "dev-long-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
+                     "max_epochs": 45, "average_last": 15},
+    "dev-wd-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
+                   "weight_decay": 5e-4},
+    "dev-mixup-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
+                      "mixup": 0.2},
     "ststnet": {"model": "ststnet"},
     "offapexnet": {"model": "offapexnet"},
     "hoof": {"model": "hoof"},
@@ -153,6 +162,8 @@ def main() -> int:
                         help="cross-database pairs (default: every ordered pair of the folder's databases)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--jobs", type=int, default=1, help="folds trained at once in worker processes (each with "
+                        "--threads threads); every seed's folds share them")
     parser.add_argument("--merge", type=Path, nargs="+", help="only merge these summaries (rows run with other "
                         "seeds or in other processes) into --json and print the table")
     parser.add_argument("--out", type=Path, help="results folders (default: results/flow-benchmark-<data>)")
@@ -182,7 +193,8 @@ def main() -> int:
         config = row_config(row, data, tuple(args.seeds), protocol, pair, args.threads)
         folder = out / (row if protocol == "loso" else f"{row}-{pair[0]}-to-{pair[1]}")
         start = time.perf_counter()
-        result = run_experiment(config, folder, "data/cache", database=db, progress=False, allow_code_change=True)
+        result = run_experiment(config, folder, "data/cache", database=db, progress=False, allow_code_change=True,
+                                jobs=args.jobs)
         seconds = sum(json.loads(p.read_text())["seconds"] for p in folder.glob("seed_*/folds/*.json"))
         results[name] = {**summary_row(result.metrics, seconds, len(args.seeds)), "row": row,
                          "protocol_short": protocol if protocol == "loso" else f"{pair[0]} -> {pair[1]}",

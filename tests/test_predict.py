@@ -9,6 +9,7 @@ import torch
 
 from tscnn.config import from_preset
 from tscnn.datasets import DatasetError
+from tscnn.datasets.base import list_frames
 from tscnn.experiment import train_final_model
 from tscnn.predict import load_model, predict_clip
 
@@ -108,3 +109,34 @@ def test_a_truncated_or_code_carrying_model_file_is_refused(model_path, tmp_path
     torch.save({"state_dict": {}, "config": Path("x"), "classes": [], "channels": {}}, pickled)
     with pytest.raises(ValueError, match="not a tscnn model file \\(it holds objects other than tensors"):
         load_model(pickled)
+
+
+def test_a_model_with_test_time_flip_averages_the_clip_and_its_mirror(model_path, synth_db, monkeypatch):
+    """A model whose recipe has tta_flip predicts from two views (the clip, its mirror) and reports their mean,
+    in the default and the fast path alike."""
+    from dataclasses import replace
+
+    from tscnn.fast import FastPredictor
+    from tscnn.predict import load_saved_model
+
+    saved = load_saved_model(model_path)
+    flipping = replace(saved, config=replace(saved.config, tta_flip=True))
+    row = synth_db.table.iloc[-1]
+    numbered = list_frames(Path(row.frames_dir))
+    numbers = [n for n in sorted(numbered) if row.onset <= n <= row.offset]
+    frames = [cv2.imread(str(numbered[n]), cv2.IMREAD_GRAYSCALE) for n in numbers]
+    span = dict(onset=0, apex=numbers.index(row.apex), offset=len(frames) - 1, cropped=True)
+    batches: list[int] = []
+    original = saved.model.forward
+    monkeypatch.setattr(saved.model, "forward", lambda inputs: batches.append(len(next(iter(inputs.values()))))
+                        or original(inputs))
+    plain, both = saved.predict(frames, **span), flipping.predict(frames, **span)
+    assert batches == [1, 2]
+    assert plain.probabilities != both.probabilities
+    assert sum(both.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+    fast_inputs = FastPredictor(flipping, bf16=False).inputs(np.zeros((64, 64), np.uint8),
+                                                             np.zeros((64, 64, 2), np.float32),
+                                                             np.zeros((64, 64, 2), np.float32))
+    assert fast_inputs["dt"].shape[0] == 2 and FastPredictor(saved, bf16=False).inputs(
+        np.zeros((64, 64), np.uint8), np.zeros((64, 64, 2), np.float32), np.zeros((64, 64, 2), np.float32),
+    )["dt"].shape[0] == 1

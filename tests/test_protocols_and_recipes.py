@@ -147,6 +147,68 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs(arrays_and_labels):
     assert not torch.allclose(averaged[name], third[name])
 
 
+def test_flip_tta_is_the_mean_of_the_clip_and_its_mirror(flows):
+    """tta_flip: each probability is the mean of the network's answer on variant 0 (the clip) and variant 1 (its
+    mirror, u -> 1 - u), computed here by hand; without augmentation it is refused with a clear message."""
+    from tscnn.preprocessing.prepare import PrepSettings, prepare
+
+    db = read_flowfolder(flows)
+    prepared = prepare(db.table, PrepSettings(size=28, augment=True), progress=False, streams=("uvs",))
+    arrays, labels = prepared.arrays, prepared.table.label.to_numpy()
+    np.testing.assert_allclose(arrays["uvs"][:, 1, 0], 1.0 - arrays["uvs"][:, 0, 0, :, ::-1], atol=1e-3)
+    config = replace(config_for("tscnn", streams=("uvs",), size=28, max_epochs=2, selection="fixed", val_fraction=0.0,
+                                batch_size=8, tta_flip=True), bf16=False, channels_last=False)
+    trainer = Trainer(config, 3, seed=0)
+    model = trainer.fit(arrays, labels, np.arange(30), np.array([], int), progress=False).model
+    rows = np.arange(30, 36)
+    model.eval()
+    with torch.no_grad():
+        by_hand = [torch.softmax(model({"uvs": torch.from_numpy(arrays["uvs"][rows, v].astype(np.float32))}), 1)
+                   for v in (0, 1)]
+    tta = trainer.predict_proba(model, arrays, rows)
+    np.testing.assert_allclose(tta, ((by_hand[0] + by_hand[1]) / 2).numpy(), rtol=1e-5, atol=1e-6)
+    plain = Trainer(replace(config, tta_flip=False), 3, seed=0).predict_proba(model, arrays, rows)
+    np.testing.assert_allclose(plain, by_hand[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(tta, plain)
+    with pytest.raises(ValueError, match="tta_flip.*augment"):
+        replace(config, augment=False)
+    unaugmented = {"uvs": arrays["uvs"][:, :1]}
+    with pytest.raises(ValueError, match="tta_flip needs the mirrored variant"):
+        trainer.predict_proba(model, unaugmented, rows)
+
+
+def test_mixup_trains_on_the_convex_mix_of_paired_clips(arrays_and_labels, monkeypatch):
+    """With mixup the network sees lam * x + (1 - lam) * x[pairing] in every stream, and the loss is the same mix
+    of the two labels' losses (checked on the first batch, with lam and the pairing fixed by hand)."""
+    arrays, table = arrays_and_labels
+    labels = table.label.to_numpy()
+    config = replace(config_for("tscnn", streams=("uvs",), size=28, max_epochs=1, selection="fixed", val_fraction=0.0,
+                                batch_size=8, augment=False, mixup=0.4), bf16=False, channels_last=False)
+    trainer = Trainer(config, 3, seed=0)
+    pairing = torch.arange(7, -1, -1)
+    monkeypatch.setattr(Trainer, "_mixup", lambda self, state, size: (0.25, pairing[:size]))
+    seen: list[dict] = []
+    state = trainer._new_state(trainer.data(arrays))
+    state.model.register_forward_pre_hook(lambda module, args: seen.append({k: v.clone() for k, v in args[0].items()}))
+    rows = np.arange(8)
+    monkeypatch.setattr(Trainer, "_epoch_samples", lambda self, st, data, train: (rows, np.zeros(8, int)))
+    loss, _ = trainer._train_epoch(state, trainer.data(arrays), labels, rows, None)
+    x = torch.from_numpy(arrays["uvs"][rows, 0].astype(np.float32))
+    torch.testing.assert_close(seen[0]["uvs"], 0.25 * x + 0.75 * x[pairing])
+    assert np.isfinite(loss)
+    with pytest.raises(ValueError, match="mixup is the alpha"):
+        replace(config, mixup=-1.0)
+
+
+def test_cache_files_are_written_under_a_name_private_to_the_process(tmp_path):
+    """Two benchmark rows preparing the same clip at once each write their own temporary file."""
+    from tscnn.preprocessing.prepare import private_tmp_path
+
+    path = tmp_path / "clip.npz"
+    assert private_tmp_path(path, 11) != private_tmp_path(path, 12)
+    assert private_tmp_path(path, 11).parent == tmp_path and private_tmp_path(path, 11).name.endswith(".npz")
+
+
 def test_val_loss_without_validation_subjects_is_an_error(arrays_and_labels):
     arrays, table = arrays_and_labels
     config = config_for("ststnet", selection="val_loss", max_epochs=2)

@@ -5,6 +5,7 @@ from tscnn.preprocessing.flow import compute_flow, minmax_normalise
 from tscnn.preprocessing.streams import (
     AUGMENTATIONS,
     augmented_streams,
+    clip_views,
     local_blocks,
     make_streams,
     transform_flow,
@@ -106,3 +107,22 @@ def test_rotation_turns_a_uniform_field_by_hand(angle, vector):
     np.testing.assert_allclose(turned, np.broadcast_to(np.float32(vector), field.shape), atol=1e-5)
     flipped = transform_flow(field, flip=True, angle=angle)  # flip first: (-1, 0), then the same turn
     np.testing.assert_allclose(flipped, np.broadcast_to(-np.float32(vector), field.shape), atol=1e-5)
+
+
+def test_clip_views_are_the_clip_and_its_mirror_with_x_negated():
+    """Test-time flip: view 1 is view 0 mirrored left-right, its X flow maps turned into 1 - X (the min-max
+    normalised -X) and its Y maps only mirrored; without ``mirrored`` there is one view, the clip's own streams."""
+    rng = np.random.default_rng(4)
+    key = (rng.random((64, 64)) * 255).astype(np.uint8)
+    flow1, flow2 = rng.normal(size=(64, 64, 2)).astype(np.float32), rng.normal(size=(64, 64, 2)).astype(np.float32)
+    views = clip_views(key, flow1, flow2, 32, 3, ("ss", "dt"), mirrored=True)
+    assert views["ss"].shape == (2, 1, 32, 32) and views["dt"].shape == (2, 4, 32, 32)
+    np.testing.assert_allclose(views["ss"][1], views["ss"][0][:, :, ::-1], atol=1e-6)
+    for x in (0, 2):  # the X maps of onset->apex and apex->offset
+        np.testing.assert_allclose(views["dt"][1, x], 1.0 - views["dt"][0, x, :, ::-1], atol=1e-5)
+    for y in (1, 3):
+        np.testing.assert_allclose(views["dt"][1, y], views["dt"][0, y, :, ::-1], atol=1e-5)
+    single = clip_views(key, flow1, flow2, 32, 3, ("ss", "dt"))
+    plain = make_streams(key, flow1, flow2, 32, 3, ("ss", "dt"))
+    assert single["dt"].shape == (1, 4, 32, 32)
+    np.testing.assert_array_equal(single["dt"][0], plain["dt"])

@@ -43,7 +43,7 @@ from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
 from tscnn.preprocessing.prepare import PrepSettings
-from tscnn.preprocessing.streams import make_streams
+from tscnn.preprocessing.streams import clip_views
 from tscnn.train import bf16_supported
 
 FAST_FLOWS = ("dis", "farneback")
@@ -146,15 +146,17 @@ class FastPredictor:
         return compute_flow(onset, key, self.settings.flow), compute_flow(key, offset, self.settings.flow)
 
     def inputs(self, key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray) -> dict[str, torch.Tensor]:
-        """The network's input batch (one clip): only the streams it reads, channels-last, in its dtype."""
-        arrays = make_streams(key, flow1, flow2, self.settings.size, self.settings.blocks, self.streams)
-        return {s: torch.from_numpy(arrays[s][None]).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        """The network's input batch (one clip, and its mirror when the model's recipe averages the two): only
+        the streams it reads, channels-last, in its dtype."""
+        arrays = clip_views(key, flow1, flow2, self.settings.size, self.settings.blocks, self.streams,
+                            self.saved.config.tta_flip)
+        return {s: torch.from_numpy(arrays[s]).to(self.dtype).contiguous(memory_format=torch.channels_last)
                 for s in self.streams}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        """Class probabilities (float32) of a one-clip batch."""
+        """Class probabilities (float32) of a one-clip batch: the mean over its views."""
         with torch.inference_mode():
-            return torch.softmax(self.model(batch).float(), dim=1)[0].numpy()
+            return torch.softmax(self.model(batch).float(), dim=1).mean(0).numpy()
 
     def predict(self, frames: Sequence[np.ndarray], onset: int | None = None, apex: int | None = None,
                 offset: int | None = None, box: Box | None = None, cropped: bool = False, reuse_box: bool = False,

@@ -28,7 +28,7 @@ from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.frames import video_fps
 from tscnn.preprocessing.prepare import PrepSettings, face_frames, frames_to_inputs
-from tscnn.preprocessing.streams import make_streams
+from tscnn.preprocessing.streams import clip_views
 from tscnn.train import build_model
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -260,10 +260,10 @@ def predict_frames(saved: SavedModel, images: list[np.ndarray], numbers: list[in
     # The span is cut already: face_align "haar" keeps it as it is (a face crop) instead of aligning it again.
     grey_key, flow1, flow2 = frames_to_inputs(span[0], span[key - first], span[-1], True,
                                               replace(settings, face_align="haar"), source, source)
-    streams = make_streams(grey_key, flow1, flow2, settings.size, settings.blocks)
-    batch = {s: torch.from_numpy(streams[s][None].astype(np.float32)) for s in model.streams}
-    with torch.no_grad():
-        proba = torch.softmax(model(batch), dim=1)[0].numpy()
+    views = clip_views(grey_key, flow1, flow2, settings.size, settings.blocks, model.streams, config.tta_flip)
+    batch = {s: torch.from_numpy(views[s].astype(np.float32)) for s in model.streams}
+    with torch.no_grad():  # the mean over the views: the clip, and its mirror when the recipe averages them
+        proba = torch.softmax(model(batch), dim=1).mean(0).numpy()
     return Prediction(source, numbers[first], numbers[key], numbers[last], rule, classes[int(proba.argmax())],
                       {c: round(float(p), 4) for c, p in zip(classes, proba, strict=True)}, saved.card)
 

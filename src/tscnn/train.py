@@ -8,8 +8,8 @@ subjects; the weights of the best validation epoch are kept. Validation and test
 (un-augmented) variant.
 
 Options (see ``tscnn.config``): Adam / AdamW, a cosine learning-rate decay, a class-balanced loss,
-one random augmentation variant per clip per epoch instead of all ten, and a fixed epoch budget
-whose last ``average_last`` epochs' weights are averaged.
+one random augmentation variant per clip per epoch instead of all ten, mixup, a fixed epoch budget
+whose last ``average_last`` epochs' weights are averaged, and test-time flip averaging.
 
 The leaky shadow: when test rows are given, every epoch's model is also run on them and the
 predictions of the epoch with the best test accuracy are kept *beside* the honest ones
@@ -192,14 +192,21 @@ class Trainer:
     # -- evaluation ---------------------------------------------------------------------------------
     def predict_proba(self, model: nn.Module, arrays: dict[str, np.ndarray] | StreamData,
                       rows: np.ndarray) -> np.ndarray:
-        """Softmax probabilities of the original variant of ``rows``."""
+        """Softmax probabilities of the original variant of ``rows``; with ``tta_flip`` the mean of the
+        original's and its horizontal mirror's (variant 1, see ``AUGMENTATIONS``): the mirrored face shows
+        the same expression, so averaging the two removes the network's left-right bias at no training cost."""
         data = self.data(arrays)
+        variants = (0, 1) if self.config.tta_flip else (0,)
+        if len(variants) > data.variants:
+            raise ValueError("tta_flip needs the mirrored variant of every clip, but the data were prepared "
+                             "without augmentation")
         model.eval()
         out = []
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             for start in range(0, len(rows), 256):
-                logits = model(data.batch(model.streams, data.index(rows[start:start + 256]), 0))
-                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+                index = data.index(rows[start:start + 256])
+                proba = [torch.softmax(model(data.batch(model.streams, index, v)).float(), dim=1) for v in variants]
+                out.append(torch.stack(proba).mean(0).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
 
     def loss_and_accuracy(self, model: nn.Module, arrays: dict[str, np.ndarray] | StreamData, rows: np.ndarray,
@@ -297,16 +304,27 @@ class Trainer:
         total, seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
         for b in range(0, len(rows), cfg.batch_size):
             r, v = all_rows[b:b + cfg.batch_size], all_variants[b:b + cfg.batch_size]
-            inputs = data.batch(model.streams, r, v)
+            inputs, y = data.batch(model.streams, r, v), targets[b:b + cfg.batch_size]
+            mix = self._mixup(state, len(r)) if cfg.mixup else None
+            if mix is not None:
+                inputs = {s: mix[0] * x + (1.0 - mix[0]) * x[mix[1]] for s, x in inputs.items()}
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = model(inputs)
-            loss = F.cross_entropy(logits.float(), targets[b:b + cfg.batch_size], weight=weights)
+            loss = F.cross_entropy(logits.float(), y, weight=weights)
+            if mix is not None:
+                loss = mix[0] * loss + (1.0 - mix[0]) * F.cross_entropy(logits.float(), y[mix[1]], weight=weights)
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.optimizer.step()
             total += loss.detach().double() * len(r)
             seen += len(r)
         return total.item() / max(seen, 1), seen
+
+    def _mixup(self, state: _State, size: int) -> tuple[float, torch.Tensor]:
+        """Mixup (Zhang et al. 2018): a weight from Beta(alpha, alpha) and a pairing of the batch, drawn from the
+        training generator (so a resumed run draws the same); every stream is mixed with the same pairing."""
+        lam = float(state.rng.beta(self.config.mixup, self.config.mixup))
+        return lam, torch.from_numpy(state.rng.permutation(size)).to(self.device)
 
     def _evaluate(self, state: _State, record: dict, data: StreamData, labels: np.ndarray,
                   val: np.ndarray, test: np.ndarray | None) -> None:

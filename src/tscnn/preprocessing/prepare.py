@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -203,6 +204,11 @@ def cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, key: str
     return cache_dir / f"prep-{key or settings.key()}" / f"{safe}__{digest.hexdigest()[:10]}.npz"
 
 
+def private_tmp_path(path: Path, pid: int | None = None) -> Path:
+    """Where a process writes a cache file before renaming it into place: named by the process, so two
+    runs preparing the same clip at once (parallel benchmark rows) never move each other's file away."""
+    return path.with_name(f"{path.stem}.{os.getpid() if pid is None else pid}.tmp.npz")
+
 def prepare(table: pd.DataFrame, settings: PrepSettings, cache_dir: str | Path | None = None,
             progress: bool = True, streams: Sequence[str] | None = None) -> Prepared:
     """Stream tensors for every clip of ``table``, from the cache where possible.
@@ -226,7 +232,7 @@ def prepare(table: pd.DataFrame, settings: PrepSettings, cache_dir: str | Path |
         clip_streams = prepare_clip(row, settings)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
+            tmp = private_tmp_path(path)
             np.savez(tmp, **clip_streams)
             tmp.replace(path)
         per_clip.append(clip_streams)

@@ -119,6 +119,17 @@ def make_streams(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: n
     return out
 
 
+def clip_views(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: np.ndarray, size: int = 48,
+               blocks: int = 3, streams: Sequence[str] = ("ss", "ls", "dt", "uvs"),
+               mirrored: bool = False) -> dict[str, np.ndarray]:
+    """(V, C, n, n) per stream: the clip (V = 1), and with ``mirrored`` also its horizontal mirror (V = 2), the
+    two views a model with test-time flip averaging (``Config.tta_flip``) predicts from."""
+    views = [make_streams(transform_image(key, flip, 0.0), transform_flow(flow_onset_key, flip, 0.0),
+                          transform_flow(flow_key_offset, flip, 0.0), size, blocks, streams)
+             for flip in ((False, True) if mirrored else (False,))]
+    return {s: np.stack([view[s] for view in views]) for s in views[0]}
+
+
 def augmented_streams(key: np.ndarray, flow_onset_key: np.ndarray, flow_key_offset: np.ndarray, size: int = 48,
                       blocks: int = 3, augment: bool = True) -> dict[str, np.ndarray]:
     """All augmentation variants of one clip's streams: each array is (A, C, n, n), A = 10 or 1."""
