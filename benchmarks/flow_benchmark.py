@@ -48,6 +48,7 @@ ROWS: dict[str, dict] = {
     "tscnn-plus": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",)},
     "tscnn-paper": {"model": "tscnn", "preset": "paper", "streams": ("uvs",)},
     "tscnn-plus-tta": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",)},
+    "tscnn-plus-tta-centre": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",), "centre_flow": True},
     # Changes to tscnn-plus tried on the synthetic composite only (``--synthetic``) when tscnn-plus-tta was chosen.
     "dev-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True},
     "dev-long-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
@@ -56,6 +57,8 @@ ROWS: dict[str, dict] = {
                    "weight_decay": 5e-4},
     "dev-mixup-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
                       "mixup": 0.2},
+    "dev-centre-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
+                       "centre_flow": True},
     "ststnet": {"model": "ststnet"},
     "offapexnet": {"model": "offapexnet"},
     "hoof": {"model": "hoof"},

@@ -41,6 +41,7 @@ def test_export_matches_pytorch_within_tolerance(tiny_model, tmp_path, capsys):
     assert info["inputs"] == {"ss": ["batch", 1, 28, 28], "ls": ["batch", 9, 28, 28], "dt": ["batch", 4, 28, 28]}
     meta = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
     assert meta["tscnn_classes"] == ["neg", "pos", "sur"] and meta["tscnn_streams"] == ["ss", "ls", "dt"]
+    assert meta["tscnn_tta_flip"] is False
     # Our own check, at another batch size (the batch is free): logits and probabilities as PyTorch's.
     saved = load_saved_model(tiny_model)
     rng = np.random.default_rng(1)

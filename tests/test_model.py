@@ -109,3 +109,24 @@ def test_dense_sizes_and_dropout(streams, size, flat):
     assert len(dropouts) == len(streams) + 2 and all(m.p == 0.5 for m in dropouts)
     batch = {s: torch.rand(3, stream_channels(s), size, size) for s in streams}
     assert model.eval()(batch).shape == (3, 7)
+
+
+def test_centre_flow_takes_each_flow_maps_own_median():
+    """centre_flow: every flow map minus its median (hand-computed), static maps still shifted by -0.5; the
+    answer no longer depends on where min-max normalisation put zero motion (a constant added to a map)."""
+    torch.manual_seed(0)
+    model = TSCNN(3, streams=("ss", "uvs"), input_size=28, centre_flow=True).eval()
+    x = torch.rand(2, 3, 28, 28)
+    x[0, 1] = 0.0
+    x[0, 1, :, :14] = 1.0  # half ones, half zeros: the lower median is 0
+    centred = model.centred("uvs", x)
+    assert torch.equal(centred[0, 1], x[0, 1])
+    torch.testing.assert_close(centred[1, 2], x[1, 2] - x[1, 2].flatten().median())
+    grey = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(model.centred("ss", grey), grey - 0.5)
+    shifted = x + torch.tensor([0.2, -0.1, 0.05])[None, :, None, None]
+    with torch.no_grad():
+        torch.testing.assert_close(model({"ss": grey, "uvs": shifted}), model({"ss": grey, "uvs": x}))
+        plain = TSCNN(3, streams=("ss", "uvs"), input_size=28).eval()
+        plain.load_state_dict(model.state_dict())
+        assert not torch.allclose(plain({"ss": grey, "uvs": shifted}), plain({"ss": grey, "uvs": x}))

@@ -49,6 +49,7 @@ class Config:
     dense1: int = 256
     dense2: int = 256
     dropout: float = 0.5
+    centre_flow: bool = False  # TSCNN: each flow map minus its own median (else every input shifted by -0.5)
     pretrained: str = ""  # weights from `tscnn pretrain` for the static stream and the shared trunk
     # Training recipe (paper section 3.2).
     lr: float = 1e-3
@@ -190,6 +191,7 @@ FIELD_HELP: dict[str, str] = {
     "dense1": "Dense 1 units per stream",
     "dense2": "Dense 2 units (the super feature vector)",
     "dropout": "dropout on the dense layers",
+    "centre_flow": "TSCNN: centre each flow map on its own median (zero motion of the still face)",
     "pretrained": "weights from `tscnn pretrain` for the static stream and the trunk",
     "lr": "learning rate",
     "momentum": "SGD momentum",

@@ -4,7 +4,9 @@ The ONNX graph takes one float32 input per stream, named after it (``ss``, ``ls`
 each (batch, C, n, n) with a free batch size, values as ``tscnn.preprocessing.streams.make_streams``
 gives them) and gives ``logits`` and ``probabilities`` (batch, classes). The class names, streams and
 input size go into the file's metadata (``tscnn_classes``, ``tscnn_streams``, ``tscnn_input_size``,
-JSON), so the file alone says how to feed it and read it.
+JSON), so the file alone says how to feed it and read it; ``tscnn_tta_flip`` true means the recipe averages
+the probabilities of each clip and its horizontal mirror (``tscnn.preprocessing.streams.clip_views``),
+which the caller does with a batch of the two views.
 
 After writing, the file is run by onnxruntime on random inputs and compared with the PyTorch model:
 the largest absolute difference of the logits and probabilities is returned, and a difference above
@@ -113,7 +115,7 @@ def export_onnx(model_path: str | Path, onnx_path: str | Path, tolerance: float 
         export_program(wrapper, example, streams, onnx_path)
         add_metadata(onnx_path, {"tscnn_classes": list(saved.classes), "tscnn_streams": list(streams),
                                  "tscnn_input_size": shapes[streams[0]][1], "tscnn_model": model_name,
-                                 "tscnn_card": saved.card})
+                                 "tscnn_card": saved.card, "tscnn_tta_flip": saved.config.tta_flip})
         check = tuple(torch.rand(check_batch, *shapes[s], generator=generator) for s in streams)
         diff = max_abs_diff(wrapper, onnx_path, streams, check)
     except Exception as err:

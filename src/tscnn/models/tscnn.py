@@ -98,6 +98,7 @@ class TSCNN(nn.Module):
         dropout: float = 0.5,
         channels: Mapping[str, int] | None = None,
         input_size: int = INPUT_SIZE,
+        centre_flow: bool = False,
     ) -> None:
         super().__init__()
         unknown = sorted(set(streams) - set(INPUT_STREAMS))
@@ -110,6 +111,7 @@ class TSCNN(nn.Module):
         self.blocks = blocks
         self.share_trunk = share_trunk
         self.input_size = input_size
+        self.centre_flow = centre_flow
         features = 128 * trunk_side(input_size) ** 2
         channels = {s: stream_channels(s, blocks) for s in streams} | dict(channels or {})
         self.input_convs = nn.ModuleDict({s: conv5x5(channels[s], 64) for s in streams})
@@ -130,9 +132,17 @@ class TSCNN(nn.Module):
                 nn.init.kaiming_normal_(module.weight, a=0.25)  # 0.25 = PReLU's initial slope
                 nn.init.zeros_(module.bias)
 
+    def centred(self, stream: str, x: torch.Tensor) -> torch.Tensor:
+        """What the input convolution sees: the maps shifted by -0.5, or with ``centre_flow`` each flow map (DT,
+        UVS) minus its own median. Min-max normalisation puts zero motion at a different level in every map;
+        most of a face is still, so its median marks that level again (a per-clip rule: nothing is fitted)."""
+        if not (self.centre_flow and stream in ("dt", "uvs")):
+            return x - INPUT_CENTRE
+        return x - x.flatten(2).median(dim=2).values[..., None, None]
+
     def trunk_features(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run each stream's input conv and the trunk; a shared trunk runs once on the stacked batch."""
-        first = {s: self.input_convs[s](inputs[s] - INPUT_CENTRE) for s in self.streams}
+        first = {s: self.input_convs[s](self.centred(s, inputs[s])) for s in self.streams}
         if not self.share_trunk:
             return {s: self.trunks[s](first[s]) for s in self.streams}
         stacked = self.trunk(torch.cat([first[s] for s in self.streams], dim=0))
@@ -151,7 +161,7 @@ class TSCNN(nn.Module):
 
 def _build_tscnn(config, num_classes: int, channels: Mapping[str, int] | None = None) -> TSCNN:
     return TSCNN(num_classes, config.streams, config.blocks, config.share_trunk, config.dense1, config.dense2,
-                 config.dropout, channels=channels, input_size=config.size)
+                 config.dropout, channels=channels, input_size=config.size, centre_flow=config.centre_flow)
 
 
 register_model(ModelSpec(
