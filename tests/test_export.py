@@ -158,3 +158,18 @@ def test_latency_benchmark_quick_mode(tmp_path):
         for stage in ("decode", "crop", "flow", "streams", "forward", "end to end (frames in memory)"):
             assert results["stages"][path][stage]["median_ms"] > 0
     assert {"cpu", "bf16_native", "avx512", "fast_bf16"} <= set(results)
+
+
+def test_a_model_with_flow_centring_and_test_time_flip_exports(tmp_path):
+    """centre_flow (a per-map median inside the network) survives the export; tscnn_tta_flip says to average."""
+    import onnx
+
+    from tscnn.export import export_onnx
+
+    config = Config(size=28, streams=("uvs",), centre_flow=True, tta_flip=True)
+    torch.manual_seed(0)
+    path = save_model(tmp_path / "model.pt", build_model(config, 3, None), config, ("neg", "pos", "sur"), {})
+    info = export_onnx(path, tmp_path / "model.onnx")
+    assert info["max_abs_diff"] <= info["tolerance"]
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
+    assert meta["tscnn_tta_flip"] is True

@@ -14,7 +14,8 @@ the class logits (softmax is applied by the loss / at prediction). Dropout sits 
 
 Two choices the paper leaves open, made here: weights use He initialisation for PReLU (He et al.
 2015, the paper's PReLU reference; PyTorch's default init left SGD stuck at the class prior), and
-inputs in [0, 1] are centred by a fixed shift of -0.5 inside the model (nothing is fitted on data).
+inputs in [0, 1] are centred by a fixed shift of -0.5 inside the model (nothing is fitted on data);
+the option ``centre_flow`` centres each flow map on its own median instead.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ class TSCNN(nn.Module):
         most of a face is still, so its median marks that level again (a per-clip rule: nothing is fitted)."""
         if not (self.centre_flow and stream in ("dt", "uvs")):
             return x - INPUT_CENTRE
-        return x - x.flatten(2).median(dim=2).values[..., None, None]
+        flat = x.flatten(2)  # the lower median, as torch.median gives it, taken by sorting (ONNX has no median)
+        return x - flat.sort(dim=2).values[..., (flat.shape[2] - 1) // 2, None, None]
 
     def trunk_features(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run each stream's input conv and the trunk; a shared trunk runs once on the stacked batch."""
