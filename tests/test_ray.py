@@ -61,3 +61,26 @@ def test_missing_ray_is_a_one_line_error_before_any_work(flows, tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "pip install 'tscnn[ray]'" in err and not out.exists()
+
+
+def test_a_table_on_ray_is_the_sequential_table(local_ray, synth_db, tmp_path):
+    """`tscnn table streams --ray`: every variant's folds go to the cluster (one session for the grid), and the
+    table holds the same figures as the run in this process."""
+    import json
+
+    from test_tables import subset
+
+    from tscnn.config import from_preset
+    from tscnn.tables import run_table
+
+    db = subset(synth_db, 2)
+    config = replace(from_preset("demo-sgd", dataset="samm", root="unused", flow="dis", max_epochs=1,
+                                 selection="fixed", val_fraction=0.0), threads=1)
+    run_table("streams", config, tmp_path / "here", tmp_path / "cache", database=db, progress=False)
+    run_table("streams", config, tmp_path / "ray", tmp_path / "cache", database=db, progress=False, ray="auto")
+    here, on_ray = (json.loads((tmp_path / d / "table.json").read_text()) for d in ("here", "ray"))
+    assert list(on_ray["rows"]) == ["SS", "LS", "DT", "SS+LS", "LS+DT", "DT+SS", "TSCNN"]
+    assert on_ray["rows"] == here["rows"]
+    for variant in ("ss", "tscnn"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "here" / variant / "predictions.csv"),
+                                      pd.read_csv(tmp_path / "ray" / variant / "predictions.csv"))
