@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -84,3 +85,37 @@ def test_a_table_on_ray_is_the_sequential_table(local_ray, synth_db, tmp_path):
     for variant in ("ss", "tscnn"):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "here" / variant / "predictions.csv"),
                                       pd.read_csv(tmp_path / "ray" / variant / "predictions.csv"))
+
+
+def test_a_cluster_given_by_address_gets_this_tscnn_shipped(tmp_path):
+    """For a cluster at an address (other machines), ray.init ships this tscnn with the job: a task on a fresh
+    Ray instance started with those options imports tscnn from Ray's package store, not from this checkout.
+    ``local`` and ``auto`` (this machine) ship nothing."""
+    import subprocess
+
+    import tscnn
+    from tscnn.experiment import ray_init_options
+
+    pytest.importorskip("ray")
+    assert "runtime_env" not in ray_init_options("local") and "runtime_env" not in ray_init_options("auto")
+    assert ray_init_options("10.0.0.1:6379")["runtime_env"] == {"py_modules": [tscnn]}
+    script = tmp_path / "ship.py"
+    script.write_text(
+        "import ray\n"
+        "from tscnn.experiment import ray_init_options\n"
+        "ray.init(address='local', num_cpus=1, object_store_memory=80 * 1024 ** 2, configure_logging=False,\n"
+        "         **ray_init_options('10.0.0.1:6379'))\n"
+        "@ray.remote\n"
+        "def where():\n"
+        "    import tscnn\n"
+        "    from tscnn.models import MODELS\n"
+        "    return tscnn.__file__, sorted(MODELS)\n"
+        "path, models = ray.get(where.remote())\n"
+        "print(path)\n"
+        "print(','.join(models))\n"
+        "ray.shutdown()\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    path, models = done.stdout.strip().splitlines()[-2:]
+    assert "py_modules_files" in path and not path.startswith(str(Path(tscnn.__file__).parents[1]))
+    assert models.split(",") == ["hoof", "linear", "offapexnet", "ststnet", "tscnn"]

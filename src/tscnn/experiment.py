@@ -308,15 +308,29 @@ def import_ray() -> ModuleType:
     return ray
 
 
+def ray_init_options(address: str) -> dict:
+    """``ray.init`` options for ``address``. A cluster given by its address (not ``local`` / ``auto``, this
+    machine) may have other machines whose Python lacks this tscnn: the package is shipped to them with the
+    job (Ray's ``runtime_env`` ``py_modules``), so every node runs this very code; the libraries it uses
+    (torch, OpenCV, ...) must be installed there."""
+    import tscnn
+
+    options: dict = {"include_dashboard": False, "log_to_driver": False}
+    if address not in ("local", "auto"):
+        options["runtime_env"] = {"py_modules": [tscnn]}
+    return options
+
+
 @contextlib.contextmanager
 def ray_cluster(address: str) -> Iterator[ModuleType]:
     """Joined to the Ray cluster at ``address`` for the block (``local``: a new local instance; ``auto``: the
-    cluster running on this machine, else a new local one); a cluster this started is shut down after it,
-    one that was already joined (``ray.init`` called before) is left as it was."""
+    cluster running on this machine, else a new local one; any other address: that cluster, with this tscnn
+    shipped to its nodes, ``ray_init_options``); a cluster this started is shut down after it, one that was
+    already joined (``ray.init`` called before) is left as it was."""
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
-        options = {"include_dashboard": False, "log_to_driver": False}
+        options = ray_init_options(address)
         if address == "auto":
             try:
                 ray.init(address="auto", **options)
@@ -334,9 +348,9 @@ def ray_cluster(address: str) -> Iterator[ModuleType]:
 class RayBackend(FoldBackend):
     """Fold jobs as Ray tasks on a cluster (``ray.init(address=...)``; ``local`` starts a new local instance,
     ``auto`` joins the cluster running on this machine or starts a local one). Records come back to this
-    process, which writes them: the cluster needs no shared filesystem, but every node needs ``tscnn``
-    (the same version) installed. Ray's own task retries are off: the shared loop retries once and names
-    what fails twice.
+    process, which writes them: the cluster needs no shared filesystem; a cluster given by its address gets
+    this tscnn shipped with the job (``ray_init_options``), its nodes need only the libraries. Ray's own task
+    retries are off: the shared loop retries once and names what fails twice.
 
     CPU threads per fold (Ray's ``num_cpus``): ``config.threads`` when set, else the cluster's CPUs shared
     among ``jobs`` (when > 1) or among the pending folds, at most one node's CPUs. With ``device cuda``
