@@ -44,21 +44,19 @@ SYNTHETIC_FLOWS = Path("data/synthetic-megc2019-flow28")
 
 # Each row: a model of the registry and the recipe preset it runs with (input streams and size are the
 # model's own; on a flow folder TSCNN reads the uvs maps with its dynamic-temporal stream).
+_DEV_TTA = {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True}
+
 ROWS: dict[str, dict] = {
     "tscnn-plus": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",)},
     "tscnn-paper": {"model": "tscnn", "preset": "paper", "streams": ("uvs",)},
     "tscnn-plus-tta": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",)},
     "tscnn-plus-tta-centre": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",), "centre_flow": True},
     # Changes to tscnn-plus tried on the synthetic composite only (``--synthetic``) when tscnn-plus-tta was chosen.
-    "dev-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True},
-    "dev-long-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
-                     "max_epochs": 45, "average_last": 15},
-    "dev-wd-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
-                   "weight_decay": 5e-4},
-    "dev-mixup-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
-                      "mixup": 0.2},
-    "dev-centre-tta": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "tta_flip": True,
-                       "centre_flow": True},
+    "dev-tta": _DEV_TTA,
+    "dev-long-tta": {**_DEV_TTA, "max_epochs": 45, "average_last": 15},
+    "dev-wd-tta": {**_DEV_TTA, "weight_decay": 5e-4},
+    "dev-mixup-tta": {**_DEV_TTA, "mixup": 0.2},
+    "dev-centre-tta": {**_DEV_TTA, "centre_flow": True},
     "ststnet": {"model": "ststnet"},
     "offapexnet": {"model": "offapexnet"},
     "hoof": {"model": "hoof"},

@@ -158,8 +158,9 @@ PRESETS: dict[str, dict] = {
     "tscnn-plus": _TSCNN_PLUS,
     # tscnn-plus, predicting with the mean of each clip's and its mirror's probabilities (test-time flip:
     # the mirrored face shows the same expression). Training is unchanged. Chosen on the synthetic
-    # MEGC2019-layout composite among four changes to tscnn-plus (test-time flip, 45 epochs, weight decay
-    # 5e-4, mixup), the only one that did not lower its UF1 there (README), then run once on real flows.
+    # MEGC2019-layout composite: the flip raised UF1 over tscnn-plus on both seeds tried, and nothing
+    # added on top of it (45 epochs, weight decay 5e-4, mixup) raised it further (README); then run once
+    # on the real flows.
     "tscnn-plus-tta": {**_TSCNN_PLUS, "tta_flip": True},
     # The peers' own recipes (SPEC section 9), made honest: the original flow images only (no
     # augmentation), Adam. STSTNet as its authors' MATLAB script: lr 5e-5, batch 256, 500 epochs, the

@@ -309,10 +309,10 @@ class Trainer:
             if mix is not None:
                 inputs = {s: mix[0] * x + (1.0 - mix[0]) * x[mix[1]] for s, x in inputs.items()}
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = model(inputs)
-            loss = F.cross_entropy(logits.float(), y, weight=weights)
+                logits = model(inputs).float()
+            loss = F.cross_entropy(logits, y, weight=weights)
             if mix is not None:
-                loss = mix[0] * loss + (1.0 - mix[0]) * F.cross_entropy(logits.float(), y[mix[1]], weight=weights)
+                loss = mix[0] * loss + (1.0 - mix[0]) * F.cross_entropy(logits, y[mix[1]], weight=weights)
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.optimizer.step()

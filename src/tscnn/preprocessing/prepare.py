@@ -209,6 +209,7 @@ def private_tmp_path(path: Path, pid: int | None = None) -> Path:
     runs preparing the same clip at once (parallel benchmark rows) never move each other's file away."""
     return path.with_name(f"{path.stem}.{os.getpid() if pid is None else pid}.tmp.npz")
 
+
 def prepare(table: pd.DataFrame, settings: PrepSettings, cache_dir: str | Path | None = None,
             progress: bool = True, streams: Sequence[str] | None = None) -> Prepared:
     """Stream tensors for every clip of ``table``, from the cache where possible.
