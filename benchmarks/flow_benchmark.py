@@ -19,6 +19,7 @@ subject: what the common leaky practice would have claimed), minutes per seed, a
 Usage: python benchmarks/flow_benchmark.py [--synthetic] [--rows tscnn-plus ststnet ...]
        [--protocols loso cross] [--seeds 0 1 2 3 4] [--data DIR] [--out results/flow-benchmark]
        [--json benchmarks/flow_benchmark-<data>.json] [--threads N] [--jobs N]
+       python benchmarks/flow_benchmark.py --paired linear   (compare finished rows; trains nothing)
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from dataclasses import replace
 from itertools import permutations
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from tscnn.datasets import read_flowfolder
 from tscnn.experiment import config_for, cpu_name, run_experiment
+from tscnn.metrics import paired_subject_bootstrap
 from tscnn.train import bf16_supported
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real" / "megc2019-flow28"
@@ -156,6 +159,35 @@ def merge(paths: list[Path], out: Path | None) -> int:
     return 0
 
 
+def paired_to_base(out: Path, base: str, summary_path: Path, resamples: int = 2000) -> int:
+    """UF1 difference of every finished LOSO row in ``out`` to the row ``base`` (the floor by default) on the
+    same clips, with a 95 % interval from resampling subjects (``tscnn.metrics.paired_subject_bootstrap``):
+    whether a gap between two rows is larger than the subjects' spread. Trains nothing."""
+    base_folder = out / base
+    if not (base_folder / "predictions.csv").is_file():
+        print(f"flow benchmark: no finished LOSO run of {base!r} in {out}; run it first.")
+        return 1
+    base_predictions = pd.read_csv(base_folder / "predictions.csv")
+    num_classes = len(json.loads((base_folder / "metrics.json").read_text())["classes"])
+    paired = {}
+    for row in ROWS:
+        folder = out / row
+        if row != base and (folder / "predictions.csv").is_file():
+            paired[row] = paired_subject_bootstrap(pd.read_csv(folder / "predictions.csv"), base_predictions,
+                                                   num_classes, resamples=resamples)
+    lines = [f"| row | UF1 - UF1({base}) | 95 % interval (subjects resampled) | share of resamples above 0 |",
+             "|---|---|---|---|"]
+    lines += [f"| {row} | {r['uf1_difference']:+.3f} | [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | "
+              f"{r['share_above_zero']:.3f} |" for row, r in paired.items()]
+    print("\n".join(lines))
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        summary["paired_subject_bootstrap"] = {"base": base, "resamples": resamples, "rows": paired}
+        summary_path.write_text(json.dumps(summary, indent=2, default=str))
+        print(f"\nwrote the comparison into {summary_path}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="a flow folder (default: the real megc2019-flow28 beside the repo)")
@@ -170,11 +202,17 @@ def main() -> int:
                         "--threads threads); every seed's folds share them")
     parser.add_argument("--merge", type=Path, nargs="+", help="only merge these summaries (rows run with other "
                         "seeds or in other processes) into --json and print the table")
+    parser.add_argument("--paired", metavar="BASE", help="only compare every finished LOSO row with row BASE "
+                        "(e.g. linear): UF1 difference with a subject-bootstrap 95 %% interval; trains nothing")
     parser.add_argument("--out", type=Path, help="results folders (default: results/flow-benchmark-<data>)")
     parser.add_argument("--json", type=Path, help="summary (default: benchmarks/flow_benchmark-<data>.json)")
     args = parser.parse_args()
     if args.merge:
         return merge(args.merge, args.json)
+    if args.paired:
+        tag = "synthetic" if args.synthetic else (args.data or REAL_DATA).name
+        return paired_to_base(args.out or Path(f"results/flow-benchmark-{tag}"), args.paired,
+                              args.json or Path(f"benchmarks/flow_benchmark-{tag}.json"))
     data = make_synthetic_flows() if args.synthetic else (args.data or REAL_DATA)
     if not (data / "index.csv").is_file():
         print(f"flow benchmark: no flow folder at {data} (expects ../shared/real/megc2019-flow28 beside the "
@@ -187,7 +225,8 @@ def main() -> int:
     datasets = sorted(db.table.dataset.unique())
     print(f"{data}: {len(db.table)} clips, {db.table.subject.nunique()} subjects, databases "
           + ", ".join(f"{d} {n}" for d, n in db.table.groupby("dataset").size().items()))
-    results = json.loads(summary_path.read_text())["rows"] if summary_path.exists() else {}
+    previous = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    results = previous.get("rows", {})
     jobs = [(row, "loso", None) for row in args.rows] if "loso" in args.protocols else []
     if "cross" in args.protocols:
         pairs = [tuple(p.split(":")) for p in args.pairs] if args.pairs else list(permutations(datasets, 2))
@@ -207,7 +246,7 @@ def main() -> int:
               f"{cell(results[name]['leaky_shadow']['whole'], 'uf1')} ({time.perf_counter() - start:.0f} s now)",
               flush=True)
         summary_path.write_text(json.dumps({
-            "data": str(data), "clips": int(len(db.table)), "subjects": int(db.table.subject.nunique()),
+            **previous, "data": str(data), "clips": int(len(db.table)), "subjects": int(db.table.subject.nunique()),
             "databases": datasets, "seeds": args.seeds, "machine": {
                 "cpu": cpu_name(), "native_bf16": bf16_supported(), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "python": platform.python_version()},

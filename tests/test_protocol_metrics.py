@@ -53,3 +53,94 @@ def test_std_is_shown_only_with_several_seeds():
 
     assert format_mean_std({"mean": 0.61234, "std": 0.0}, seeds=1) == "0.6123"
     assert format_mean_std({"mean": 0.61234, "std": 0.02}, seeds=3) == "0.6123 +- 0.0200"
+
+
+def test_uf1_from_confusions_matches_pooled_metrics_on_many_draws():
+    from tscnn.metrics import uf1_from_confusions
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        truth = rng.integers(0, 3, 30)
+        truth[truth == 2] = rng.integers(0, 2)  # class 2 absent from the truth, yet sometimes predicted
+        pred = rng.integers(0, 3, 30)
+        expected = pooled_metrics(truth, pred, 3)
+        assert uf1_from_confusions(np.array(expected["confusion"])) == pytest.approx(expected["uf1"])
+
+
+def _predictions(subjects: list[str], labels: list[int], preds: list[int], seed: int = 0) -> pd.DataFrame:
+    return pd.DataFrame({"subject": subjects, "label": labels, "pred": preds, "seed": seed})
+
+
+def test_paired_subject_bootstrap_identical_methods_differ_by_exactly_zero():
+    from tscnn.metrics import paired_subject_bootstrap
+
+    a = _predictions(["s1", "s1", "s2", "s3"], [0, 1, 1, 0], [0, 0, 1, 1])
+    result = paired_subject_bootstrap(a, a.copy(), 2, resamples=200)
+    assert result["uf1_difference"] == 0 and result["ci_low"] == 0 and result["ci_high"] == 0
+    assert result["share_above_zero"] == 0
+
+
+def test_paired_subject_bootstrap_resamples_subjects_not_clips():
+    from tscnn.metrics import paired_subject_bootstrap
+
+    # 10 subjects, 4 clips each; the methods disagree only on subject s0, where a is right and b wrong.
+    subjects = [f"s{i}" for i in range(10) for _ in range(4)]
+    labels = [0, 1, 0, 1] * 10
+    b_pred = list(labels)
+    b_pred[:4] = [1, 0, 1, 0]
+    a, b = _predictions(subjects, labels, labels), _predictions(subjects, labels, b_pred)
+    result = paired_subject_bootstrap(a, b, 2, resamples=4000)
+    # Point estimate by hand: a is perfect (UF1 1); b has TP 18 / FP 2 / FN 2 for each class: F1 = 0.9.
+    assert result["uf1_difference"] == pytest.approx(1 - pooled_metrics(np.array(labels), np.array(b_pred), 2)["uf1"])
+    assert result["uf1_difference"] == pytest.approx(0.1)
+    # A draw leaves s0 out with probability 0.9 ** 10 = 0.35: then the methods tie. Drawing clips instead
+    # of subjects would almost never tie.
+    assert result["ci_low"] == 0
+    assert result["share_above_zero"] == pytest.approx(1 - 0.9**10, abs=0.03)
+
+
+def test_paired_subject_bootstrap_averages_the_seeds_as_the_tables_do():
+    from tscnn.metrics import paired_subject_bootstrap
+
+    subjects, labels = ["s1", "s1", "s2", "s2"], [0, 1, 0, 1]
+    a = pd.concat([_predictions(subjects, labels, [0, 1, 0, 1], 0), _predictions(subjects, labels, [0, 0, 0, 1], 1)])
+    b = _predictions(subjects, labels, [1, 1, 0, 1])
+    per_seed = [pooled_metrics(np.array(labels), np.array(p), 2)["uf1"] for p in ([0, 1, 0, 1], [0, 0, 0, 1])]
+    floor = pooled_metrics(np.array(labels), np.array([1, 1, 0, 1]), 2)["uf1"]
+    result = paired_subject_bootstrap(a, b, 2, resamples=100)
+    assert result["uf1_difference"] == pytest.approx(np.mean(per_seed) - floor)
+
+
+def test_paired_subject_bootstrap_refuses_different_subjects():
+    from tscnn.metrics import paired_subject_bootstrap
+
+    with pytest.raises(ValueError, match="different subjects"):
+        paired_subject_bootstrap(_predictions(["s1"], [0], [0]), _predictions(["s2"], [0], [0]), 2)
+
+
+def test_flow_benchmark_paired_compares_finished_rows_with_the_floor(tmp_path):
+    """``flow_benchmark.py --paired linear`` reads finished LOSO folders, prints the differences and stores them."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subjects = [f"s{i}" for i in range(6) for _ in range(3)]
+    labels = [0, 1, 2] * 6
+    for row, preds in (("linear", labels), ("ststnet", [0, 1, 1] * 6)):
+        (tmp_path / row).mkdir()
+        pd.DataFrame({"subject": subjects, "label": labels, "pred": preds, "seed": 0}).to_csv(
+            tmp_path / row / "predictions.csv", index=False)
+        (tmp_path / row / "metrics.json").write_text(json.dumps({"classes": ["a", "b", "c"]}))
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"rows": {}}))
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "flow_benchmark.py"), "--paired", "linear",
+                           "--out", str(tmp_path), "--json", str(summary)], capture_output=True, text=True,
+                          timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = pooled_metrics(np.array(labels), np.array([0, 1, 1] * 6), 3)["uf1"] - 1
+    assert f"| ststnet | {expected:+.3f} |" in done.stdout
+    stored = json.loads(summary.read_text())["paired_subject_bootstrap"]
+    assert stored["base"] == "linear" and stored["rows"]["ststnet"]["uf1_difference"] == pytest.approx(expected)
+    assert stored["rows"]["ststnet"]["ci_high"] < 0  # wrong on every subject: every resample is below the floor

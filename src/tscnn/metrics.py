@@ -49,3 +49,53 @@ def format_mean_std(cell: dict[str, float], seeds: int) -> str:
 def over_seeds(metrics: list[dict], keys: tuple[str, ...] = ("accuracy", "uf1", "uar")) -> dict[str, dict[str, float]]:
     """{metric: {"mean", "std"}} over the per-seed metric dicts (each pooled over folds)."""
     return {k: dict(zip(("mean", "std"), mean_std([m[k] for m in metrics]), strict=True)) for k in keys}
+
+
+def uf1_from_confusions(confusions: np.ndarray) -> np.ndarray:
+    """UF1 of each confusion matrix in a stack (..., C, C; rows = truth), over the classes present in its
+    truth: the same figure as ``pooled_metrics`` gives, computed for thousands of resamples at once."""
+    confusions = np.asarray(confusions, float)
+    tp = np.diagonal(confusions, axis1=-2, axis2=-1)
+    truth, predicted = confusions.sum(-1), confusions.sum(-2)
+    present = truth > 0
+    denominator = truth + predicted  # = 2 TP + FP + FN
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return (f1 * present).sum(-1) / np.maximum(present.sum(-1), 1)
+
+
+def _subject_confusions(predictions: pd.DataFrame, subjects: list, num_classes: int) -> np.ndarray:
+    """Confusion matrices per seed and subject: (seeds, subjects, C, C)."""
+    seeds = sorted(predictions["seed"].unique()) if "seed" in predictions else [None]
+    out = np.zeros((len(seeds), len(subjects), num_classes, num_classes))
+    index = {s: i for i, s in enumerate(subjects)}
+    for k, seed in enumerate(seeds):
+        part = predictions if seed is None else predictions[predictions["seed"] == seed]
+        np.add.at(out[k], (part["subject"].map(index).to_numpy(), part["label"].to_numpy(), part["pred"].to_numpy()), 1)
+    return out
+
+
+def paired_subject_bootstrap(a: pd.DataFrame, b: pd.DataFrame, num_classes: int, resamples: int = 2000,
+                             level: float = 0.95, seed: int = 0) -> dict:
+    """UF1(a) - UF1(b) on the same clips, with a percentile interval from resampling whole subjects.
+
+    Clips of one subject are not independent (one person, one session), so the unit drawn with
+    replacement is the subject, and both methods are scored on the same draw (a paired comparison).
+    With several seeds (a ``seed`` column), a method's UF1 is the mean of its per-seed pooled UF1, as
+    the tables report it. Columns used: subject, label, pred (and seed).
+    """
+    subjects = sorted(set(a["subject"]) | set(b["subject"]))
+    if set(a["subject"]) != set(b["subject"]):
+        raise ValueError("paired_subject_bootstrap: the two prediction tables cover different subjects")
+    conf_a, conf_b = (_subject_confusions(p, subjects, num_classes) for p in (a, b))
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(subjects), np.full(len(subjects), 1 / len(subjects)), size=resamples)
+
+    def uf1(conf: np.ndarray, w: np.ndarray) -> np.ndarray:  # (R,) mean over seeds of the pooled UF1
+        pooled = np.einsum("rs,ksij->rkij", w, conf)
+        return uf1_from_confusions(pooled).mean(-1)
+
+    point = float(uf1(conf_a, np.ones((1, len(subjects))))[0] - uf1(conf_b, np.ones((1, len(subjects))))[0])
+    diffs = uf1(conf_a, weights) - uf1(conf_b, weights)
+    low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return {"uf1_difference": point, "ci_low": float(low), "ci_high": float(high), "level": level,
+            "resamples": resamples, "subjects": len(subjects), "share_above_zero": float((diffs > 0).mean())}
