@@ -182,7 +182,7 @@ def paired_to_base(out: Path, base: str, summary_path: Path, resamples: int = 20
     print("\n".join(lines))
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
-        summary["paired_subject_bootstrap"] = {"base": base, "resamples": resamples, "rows": paired}
+        summary.setdefault("paired_subject_bootstrap", {})[base] = {"resamples": resamples, "rows": paired}
         summary_path.write_text(json.dumps(summary, indent=2, default=str))
         print(f"\nwrote the comparison into {summary_path}")
     return 0
