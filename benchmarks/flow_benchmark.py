@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 import time
 from dataclasses import replace
@@ -160,21 +161,27 @@ def merge(paths: list[Path], out: Path | None) -> int:
 
 
 def paired_to_base(out: Path, base: str, summary_path: Path, resamples: int = 2000) -> int:
-    """UF1 difference of every finished LOSO row in ``out`` to the row ``base`` (the floor by default) on the
-    same clips, with a 95 % interval from resampling subjects (``tscnn.metrics.paired_subject_bootstrap``):
-    whether a gap between two rows is larger than the subjects' spread. Trains nothing."""
-    base_folder = out / base
-    if not (base_folder / "predictions.csv").is_file():
+    """UF1 difference of every finished row in ``out`` to the row ``base`` (e.g. the floor) on the same clips,
+    per protocol (LOSO, and each cross-database pair the base has), with a 95 % interval from resampling
+    subjects (``tscnn.metrics.paired_subject_bootstrap``): whether a gap between two rows is larger than the
+    subjects' spread. Trains nothing."""
+    if not (out / base / "predictions.csv").is_file():
         print(f"flow benchmark: no finished LOSO run of {base!r} in {out}; run it first.")
         return 1
-    base_predictions = pd.read_csv(base_folder / "predictions.csv")
-    num_classes = len(json.loads((base_folder / "metrics.json").read_text())["classes"])
+    protocols = {"": ""}  # folder suffix -> the suffix of the summary's row names
+    for folder in sorted(out.glob(f"{base}-*")):
+        pair = re.fullmatch(r"-([a-z0-9]+)-to-([a-z0-9]+)", folder.name[len(base):])
+        if pair and (folder / "predictions.csv").is_file():
+            protocols[folder.name[len(base):]] = f" [{pair[1]} -> {pair[2]}]"
+    num_classes = len(json.loads((out / base / "metrics.json").read_text())["classes"])
     paired = {}
-    for row in ROWS:
-        folder = out / row
-        if row != base and (folder / "predictions.csv").is_file():
-            paired[row] = paired_subject_bootstrap(pd.read_csv(folder / "predictions.csv"), base_predictions,
-                                                   num_classes, resamples=resamples)
+    for suffix, label in protocols.items():
+        base_predictions = pd.read_csv(out / f"{base}{suffix}" / "predictions.csv")
+        for row in ROWS:
+            folder = out / f"{row}{suffix}"
+            if row != base and (folder / "predictions.csv").is_file():
+                paired[row + label] = paired_subject_bootstrap(pd.read_csv(folder / "predictions.csv"),
+                                                               base_predictions, num_classes, resamples=resamples)
     lines = [f"| row | UF1 - UF1({base}) | 95 % interval (subjects resampled) | share of resamples above 0 |",
              "|---|---|---|---|"]
     lines += [f"| {row} | {r['uf1_difference']:+.3f} | [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | "

@@ -128,7 +128,8 @@ def test_flow_benchmark_paired_compares_finished_rows_with_the_floor(tmp_path):
     root = Path(__file__).resolve().parents[1]
     subjects = [f"s{i}" for i in range(6) for _ in range(3)]
     labels = [0, 1, 2] * 6
-    for row, preds in (("linear", labels), ("ststnet", [0, 1, 1] * 6)):
+    for row, preds in (("linear", labels), ("ststnet", [0, 1, 1] * 6), ("linear-casme2-to-smic", labels),
+                       ("ststnet-casme2-to-smic", labels)):
         (tmp_path / row).mkdir()
         pd.DataFrame({"subject": subjects, "label": labels, "pred": preds, "seed": 0}).to_csv(
             tmp_path / row / "predictions.csv", index=False)
@@ -144,3 +145,5 @@ def test_flow_benchmark_paired_compares_finished_rows_with_the_floor(tmp_path):
     stored = json.loads(summary.read_text())["paired_subject_bootstrap"]["linear"]
     assert stored["rows"]["ststnet"]["uf1_difference"] == pytest.approx(expected)
     assert stored["rows"]["ststnet"]["ci_high"] < 0  # wrong on every subject: every resample is below the floor
+    assert stored["rows"]["ststnet [casme2 -> smic]"]["uf1_difference"] == 0  # the cross-database pair, compared alone
+    assert set(stored["rows"]) == {"ststnet", "ststnet [casme2 -> smic]"}
