@@ -58,12 +58,16 @@ ROWS: dict[str, dict] = {
     "tscnn-paper": {"model": "tscnn", "preset": "paper", "streams": ("uvs",)},
     "tscnn-plus-tta": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",)},
     "tscnn-plus-tta-centre": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",), "centre_flow": True},
+    # Run on the real flows only if dev-scale-tta passes the rule written in the README before any run of it.
+    "tscnn-plus-tta-scale": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",), "centre_flow": True,
+                             "scale_flow": True},
     # Changes to tscnn-plus tried on the synthetic composite only (``--synthetic``) when tscnn-plus-tta was chosen.
     "dev-tta": _DEV_TTA,
     "dev-long-tta": {**_DEV_TTA, "max_epochs": 45, "average_last": 15},
     "dev-wd-tta": {**_DEV_TTA, "weight_decay": 5e-4},
     "dev-mixup-tta": {**_DEV_TTA, "mixup": 0.2},
     "dev-centre-tta": {**_DEV_TTA, "centre_flow": True},
+    "dev-scale-tta": {**_DEV_TTA, "centre_flow": True, "scale_flow": True},
     "ststnet": {"model": "ststnet"},
     "offapexnet": {"model": "offapexnet"},
     "hoof": {"model": "hoof"},

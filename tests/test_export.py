@@ -161,12 +161,13 @@ def test_latency_benchmark_quick_mode(tmp_path):
 
 
 def test_a_model_with_flow_centring_and_test_time_flip_exports(tmp_path):
-    """centre_flow (a per-map median inside the network) survives the export; tscnn_tta_flip says to average."""
+    """centre_flow and scale_flow (a per-map median and quantile inside the network) survive the export;
+    tscnn_tta_flip says to average."""
     import onnx
 
     from tscnn.export import export_onnx
 
-    config = Config(size=28, streams=("uvs",), centre_flow=True, tta_flip=True)
+    config = Config(size=28, streams=("uvs",), centre_flow=True, scale_flow=True, tta_flip=True)
     torch.manual_seed(0)
     path = save_model(tmp_path / "model.pt", build_model(config, 3, None), config, ("neg", "pos", "sur"), {})
     info = export_onnx(path, tmp_path / "model.onnx")

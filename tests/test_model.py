@@ -130,3 +130,24 @@ def test_centre_flow_takes_each_flow_maps_own_median():
         plain = TSCNN(3, streams=("ss", "uvs"), input_size=28).eval()
         plain.load_state_dict(model.state_dict())
         assert not torch.allclose(plain({"ss": grey, "uvs": shifted}), plain({"ss": grey, "uvs": x}))
+
+
+def test_scale_flow_divides_each_centred_map_by_its_robust_spread():
+    """scale_flow: a centred flow map times 0.5 / (its 99th percentile of |value|), hand-computed on a map of
+    784 known values; the answer is the same for any positive affine rescaling of a map (what min-max
+    normalisation does), and the option is refused without centring."""
+    torch.manual_seed(0)
+    model = TSCNN(3, streams=("uvs",), input_size=28, centre_flow=True, scale_flow=True).eval()
+    x = torch.full((1, 3, 28, 28), 0.5)
+    x[0, 0].view(-1)[:100] = torch.linspace(0.6, 1.0, 100)  # 684 pixels at the median 0.5, 100 above it
+    # |centred| sorted: 684 zeros, then 0.1 ... 0.5; rank int(0.99 * 783) = 775 is the 92nd of the 100 (index 91).
+    spread = torch.linspace(0.6, 1.0, 100)[91] - 0.5
+    scaled = model.centred("uvs", x)
+    torch.testing.assert_close(scaled[0, 0], (x[0, 0] - 0.5) * (0.5 / spread))
+    assert torch.equal(scaled[0, 1], torch.zeros(28, 28))  # a still map stays zero (the spread floor, no 0 / 0)
+    flows = torch.rand(2, 3, 28, 28)
+    rescaled = 0.3 * flows + torch.tensor([0.1, 0.4, 0.2])[None, :, None, None]
+    with torch.no_grad():
+        torch.testing.assert_close(model({"uvs": rescaled}), model({"uvs": flows}), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="needs centre_flow"):
+        TSCNN(3, streams=("uvs",), input_size=28, scale_flow=True)

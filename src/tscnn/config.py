@@ -50,6 +50,7 @@ class Config:
     dense2: int = 256
     dropout: float = 0.5
     centre_flow: bool = False  # TSCNN: each flow map minus its own median (else every input shifted by -0.5)
+    scale_flow: bool = False  # TSCNN with centre_flow: each centred flow map divided by a robust spread of its own
     pretrained: str = ""  # weights from `tscnn pretrain` for the static stream and the shared trunk
     # Training recipe (paper section 3.2).
     lr: float = 1e-3
@@ -193,6 +194,7 @@ FIELD_HELP: dict[str, str] = {
     "dense2": "Dense 2 units (the super feature vector)",
     "dropout": "dropout on the dense layers",
     "centre_flow": "TSCNN: centre each flow map on its own median (zero motion of the still face)",
+    "scale_flow": "TSCNN with --centre-flow: divide each centred flow map by twice its 99th percentile of |value|",
     "pretrained": "weights from `tscnn pretrain` for the static stream and the trunk",
     "lr": "learning rate",
     "momentum": "SGD momentum",

@@ -15,7 +15,8 @@ the class logits (softmax is applied by the loss / at prediction). Dropout sits 
 Two choices the paper leaves open, made here: weights use He initialisation for PReLU (He et al.
 2015, the paper's PReLU reference; PyTorch's default init left SGD stuck at the class prior), and
 inputs in [0, 1] are centred by a fixed shift of -0.5 inside the model (nothing is fitted on data);
-the option ``centre_flow`` centres each flow map on its own median instead.
+the option ``centre_flow`` centres each flow map on its own median instead, and ``scale_flow`` also
+divides it by a robust spread of its own (see ``TSCNN.centred``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ dynamic-temporal stream in the format the MEGC challenges distribute, for flow-f
 
 INPUT_SIZE = 48
 INPUT_CENTRE = 0.5
+SPREAD_QUANTILE = 0.99
+"""Share of a scaled flow map's pixels whose centred value ends within [-0.5, 0.5], the range of the -0.5 shift."""
+GREY_LEVEL = 1 / 255
+"""The smallest spread a flow map is divided by: one grey level of the 8-bit images the flows come in."""
 
 
 def stream_channels(stream: str, blocks: int = 3) -> int:
@@ -100,8 +105,11 @@ class TSCNN(nn.Module):
         channels: Mapping[str, int] | None = None,
         input_size: int = INPUT_SIZE,
         centre_flow: bool = False,
+        scale_flow: bool = False,
     ) -> None:
         super().__init__()
+        if scale_flow and not centre_flow:
+            raise ValueError("scale_flow divides the centred flow maps: it needs centre_flow")
         unknown = sorted(set(streams) - set(INPUT_STREAMS))
         if unknown:
             raise ValueError(f"unknown stream(s) {unknown}; TSCNN reads some of {INPUT_STREAMS}")
@@ -113,6 +121,7 @@ class TSCNN(nn.Module):
         self.share_trunk = share_trunk
         self.input_size = input_size
         self.centre_flow = centre_flow
+        self.scale_flow = scale_flow
         features = 128 * trunk_side(input_size) ** 2
         channels = {s: stream_channels(s, blocks) for s in streams} | dict(channels or {})
         self.input_convs = nn.ModuleDict({s: conv5x5(channels[s], 64) for s in streams})
@@ -136,11 +145,23 @@ class TSCNN(nn.Module):
     def centred(self, stream: str, x: torch.Tensor) -> torch.Tensor:
         """What the input convolution sees: the maps shifted by -0.5, or with ``centre_flow`` each flow map (DT,
         UVS) minus its own median. Min-max normalisation puts zero motion at a different level in every map;
-        most of a face is still, so its median marks that level again (a per-clip rule: nothing is fitted)."""
+        most of a face is still, so its median marks that level again (a per-clip rule: nothing is fitted).
+
+        ``scale_flow`` then divides each centred map by twice its 99th percentile of absolute values (at
+        least one grey level), so that 99 % of its pixels fall within [-0.5, 0.5]. Min-max normalisation
+        scales each map by its single most extreme pixel, often an artefact (a blink, the face border);
+        centred and scaled this way, a map no longer depends on any positive affine rescaling of it, so the
+        network sees the flow itself up to a robust scale of its own."""
         if not (self.centre_flow and stream in ("dt", "uvs")):
             return x - INPUT_CENTRE
         flat = x.flatten(2)  # the lower median, as torch.median gives it, taken by sorting (ONNX has no median)
-        return x - flat.sort(dim=2).values[..., (flat.shape[2] - 1) // 2, None, None]
+        pixels = flat.shape[2]
+        centred = x - flat.sort(dim=2).values[..., (pixels - 1) // 2, None, None]
+        if not self.scale_flow:
+            return centred
+        rank = int(SPREAD_QUANTILE * (pixels - 1))
+        spread = centred.abs().flatten(2).sort(dim=2).values[..., rank, None, None].clamp_min(GREY_LEVEL)
+        return centred * (INPUT_CENTRE / spread)
 
     def trunk_features(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run each stream's input conv and the trunk; a shared trunk runs once on the stacked batch."""
@@ -163,7 +184,8 @@ class TSCNN(nn.Module):
 
 def _build_tscnn(config, num_classes: int, channels: Mapping[str, int] | None = None) -> TSCNN:
     return TSCNN(num_classes, config.streams, config.blocks, config.share_trunk, config.dense1, config.dense2,
-                 config.dropout, channels=channels, input_size=config.size, centre_flow=config.centre_flow)
+                 config.dropout, channels=channels, input_size=config.size, centre_flow=config.centre_flow,
+                 scale_flow=config.scale_flow)
 
 
 register_model(ModelSpec(
