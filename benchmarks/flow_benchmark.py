@@ -213,8 +213,8 @@ def main() -> int:
                         "--threads threads); every seed's folds share them")
     parser.add_argument("--merge", type=Path, nargs="+", help="only merge these summaries (rows run with other "
                         "seeds or in other processes) into --json and print the table")
-    parser.add_argument("--paired", metavar="BASE", help="only compare every finished LOSO row with row BASE "
-                        "(e.g. linear): UF1 difference with a subject-bootstrap 95 %% interval; trains nothing")
+    parser.add_argument("--paired", metavar="BASE", help="only compare every finished row with row BASE (e.g. "
+                        "linear), per protocol: UF1 difference with a subject-bootstrap 95 %% interval; trains nothing")
     parser.add_argument("--out", type=Path, help="results folders (default: results/flow-benchmark-<data>)")
     parser.add_argument("--json", type=Path, help="summary (default: benchmarks/flow_benchmark-<data>.json)")
     args = parser.parse_args()

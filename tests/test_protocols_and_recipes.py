@@ -290,6 +290,7 @@ def test_features_models_run_in_the_same_protocol(flows, tmp_path):
     (["--device", "tpu"], "device 'tpu' is not available"),
     (["--blocks", "100"], "blocks .k = 100. must leave face blocks"),
     (["--model", "ststnet", "--streams", "dt"], "reads the stream"),
+    (["--streams", "uvs", "--scale-flow"], "give --centre-flow with --scale-flow"),
 ])
 def test_bad_options_fail_before_any_work(flows, tmp_path, capsys, option, message):
     out = tmp_path / "never"

@@ -655,6 +655,8 @@ def check_config(config: Config, local_device: bool = True) -> None:
                          f"{config.work_size // 8} for a {config.work_size}-px face crop")
     if config.size < 8 or config.size > config.work_size:
         raise ValueError(f"size {config.size} must be between 8 and work_size ({config.work_size})")
+    if config.scale_flow and not config.centre_flow:
+        raise ValueError("scale_flow divides the centred flow maps: give --centre-flow with --scale-flow")
 
 
 def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | None = None,

@@ -83,9 +83,9 @@ def paired_subject_bootstrap(a: pd.DataFrame, b: pd.DataFrame, num_classes: int,
     With several seeds (a ``seed`` column), a method's UF1 is the mean of its per-seed pooled UF1, as
     the tables report it. Columns used: subject, label, pred (and seed).
     """
-    subjects = sorted(set(a["subject"]) | set(b["subject"]))
     if set(a["subject"]) != set(b["subject"]):
         raise ValueError("paired_subject_bootstrap: the two prediction tables cover different subjects")
+    subjects = sorted(set(a["subject"]))
     conf_a, conf_b = (_subject_confusions(p, subjects, num_classes) for p in (a, b))
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(len(subjects), np.full(len(subjects), 1 / len(subjects)), size=resamples)
