@@ -238,6 +238,7 @@ def main() -> int:
     print(f"{data}: {len(db.table)} clips, {db.table.subject.nunique()} subjects, databases "
           + ", ".join(f"{d} {n}" for d, n in db.table.groupby("dataset").size().items()))
     previous = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    previous.pop("paired_subject_bootstrap", None)  # made from the rows as they were: run --paired again
     results = previous.get("rows", {})
     jobs = [(row, "loso", None) for row in args.rows] if "loso" in args.protocols else []
     if "cross" in args.protocols:

@@ -116,6 +116,8 @@ def test_paired_subject_bootstrap_refuses_different_subjects():
 
     with pytest.raises(ValueError, match="different subjects"):
         paired_subject_bootstrap(_predictions(["s1"], [0], [0]), _predictions(["s2"], [0], [0]), 2)
+    with pytest.raises(ValueError, match="table b has a label or prediction outside 0..1"):
+        paired_subject_bootstrap(_predictions(["s1"], [0], [0]), _predictions(["s1"], [0], [-1]), 2)
 
 
 def test_flow_benchmark_paired_compares_finished_rows_with_the_floor(tmp_path):

@@ -85,6 +85,11 @@ def paired_subject_bootstrap(a: pd.DataFrame, b: pd.DataFrame, num_classes: int,
     """
     if set(a["subject"]) != set(b["subject"]):
         raise ValueError("paired_subject_bootstrap: the two prediction tables cover different subjects")
+    for name, table in (("a", a), ("b", b)):
+        values = table[["label", "pred"]].to_numpy()
+        if len(values) and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"paired_subject_bootstrap: table {name} has a label or prediction outside "
+                             f"0..{num_classes - 1}")
     subjects = sorted(set(a["subject"]))
     conf_a, conf_b = (_subject_confusions(p, subjects, num_classes) for p in (a, b))
     rng = np.random.default_rng(seed)

@@ -148,10 +148,11 @@ class TSCNN(nn.Module):
         most of a face is still, so its median marks that level again (a per-clip rule: nothing is fitted).
 
         ``scale_flow`` then divides each centred map by twice its 99th percentile of absolute values (at
-        least one grey level), so that 99 % of its pixels fall within [-0.5, 0.5]. Min-max normalisation
-        scales each map by its single most extreme pixel, often an artefact (a blink, the face border);
-        centred and scaled this way, a map no longer depends on any positive affine rescaling of it, so the
-        network sees the flow itself up to a robust scale of its own."""
+        least one grey level), so that about 99 % of its pixels fall within [-0.5, 0.5]. Min-max
+        normalisation scales each map by its single most extreme pixel, often an artefact (a blink, the
+        face border); centred and scaled this way, a map whose spread exceeds one grey level no longer
+        depends on any positive affine rescaling of it, so the network sees the flow itself up to a
+        robust scale of its own."""
         if not (self.centre_flow and stream in ("dt", "uvs")):
             return x - INPUT_CENTRE
         flat = x.flatten(2)  # the lower median, as torch.median gives it, taken by sorting (ONNX has no median)
