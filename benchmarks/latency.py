@@ -14,10 +14,10 @@ timed on its own. Median and 90th percentile over repeats, after one warm-up cal
 
 The clip is ../shared/real/faces/single_face.mp4 (72 frames, 640x360, a real face going from neutral
 to a smile) when present, else a synthetic clip written to a temporary video. The model is an
-untrained TSCNN (three streams, 5 classes) unless --model names a file: the network's cost does not
-depend on its training.
+untrained TSCNN (three streams, 5 classes, inputs of --size pixels: 48 the paper's, 28 the tscnn-plus
+recipe's) unless --model names a file: the network's cost does not depend on its training.
 
-Usage: python benchmarks/latency.py [--model model.pt] [--video clip.mp4] [--repeats 30] [--quick]
+Usage: python benchmarks/latency.py [--model model.pt | --size 48] [--video clip.mp4] [--repeats 30] [--quick]
        [--out benchmarks/latency.json]
 """
 
@@ -176,7 +176,7 @@ def box_iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     return inter / float(aw * ah + bw * bh - inter)
 
 
-def run(model_path: Path | None, video: Path | None, repeats: int, slow: int, with_onnx: bool) -> dict:
+def run(model_path: Path | None, video: Path | None, repeats: int, slow: int, with_onnx: bool, size: int = 48) -> dict:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     results: dict = {"cpu": cpu_name(), "machine": platform.machine(), "threads": 1,
@@ -192,7 +192,8 @@ def run(model_path: Path | None, video: Path | None, repeats: int, slow: int, wi
         cropped = video != REAL_VIDEO and video.suffix == ".avi" and video.parent == folder
         if model_path is None:
             torch.manual_seed(0)
-            model_path = save_model(folder / "model.pt", TSCNN(5), Config(), tuple("abcde"), {})
+            model_path = save_model(folder / "model.pt", TSCNN(5, input_size=size), Config(size=size),
+                                    tuple("abcde"), {})
         saved = load_saved_model(model_path)
         images, _ = read_clip(video)
         last = len(images) - 1
@@ -201,6 +202,7 @@ def run(model_path: Path | None, video: Path | None, repeats: int, slow: int, wi
         results["clip"] = {"video": video.name, "frames": len(images), "size": list(images[0].shape[::-1]),
                            "apex": apex, "face_crop_already": cropped}
         results["model"] = {"name": saved.config.model, "streams": list(saved.model.streams),
+                            "input_size": saved.config.size,
                             "parameters": sum(p.numel() for p in saved.model.parameters())}
         stages: dict[str, dict[str, dict]] = {}
         few = slow if slow == 1 else max(3, repeats // 5)  # calls of the stages that read the whole clip
@@ -250,14 +252,18 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a model file (default: an untrained three-stream TSCNN)")
+    parser.add_argument("--size", type=int, help="input side of the default untrained TSCNN (default 48, the paper's; "
+                        "28 = the tscnn-plus recipe's)")
     parser.add_argument("--video", type=Path, help="a face video (default: the real one in ../shared, else synthetic)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per fast stage (default 30)")
     parser.add_argument("--slow-repeats", type=int, default=5, help="timed calls per TV-L1 flow / end to end (5)")
     parser.add_argument("--quick", action="store_true", help="2 repeats, 1 for TV-L1, no ONNX (a smoke test)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/latency.json"))
     args = parser.parse_args()
+    if args.model is not None and args.size is not None:
+        parser.error("--size sets the default untrained model's input; a --model file has its own")
     repeats, slow = (2, 1) if args.quick else (args.repeats, args.slow_repeats)
-    results = run(args.model, args.video, repeats, slow, with_onnx=not args.quick)
+    results = run(args.model, args.video, repeats, slow, with_onnx=not args.quick, size=args.size or 48)
     results["quick"] = args.quick
     clip = results["clip"]
     print(f"{results['cpu']} ({results['cpu_capability']}), 1 thread; fast path bf16: {results['fast_bf16']}; "

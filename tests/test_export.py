@@ -149,8 +149,8 @@ def test_fast_path_finds_the_face_on_a_real_video(tiny_model, real_faces):
 
 def test_latency_benchmark_quick_mode(tmp_path):
     out = tmp_path / "latency.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--quick", "--size", "28",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| forward |" in done.stdout and "frames in memory to label" in done.stdout
     results = json.loads(out.read_text())
@@ -158,6 +158,11 @@ def test_latency_benchmark_quick_mode(tmp_path):
         for stage in ("decode", "crop", "flow", "streams", "forward", "end to end (frames in memory)"):
             assert results["stages"][path][stage]["median_ms"] > 0
     assert {"cpu", "bf16_native", "avx512", "fast_bf16"} <= set(results)
+    assert results["model"]["input_size"] == 28 and results["model"]["streams"] == ["ss", "ls", "dt"]
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--quick", "--size", "28",
+                              "--model", str(tmp_path / "model.pt")], capture_output=True, text=True, timeout=60,
+                             cwd=ROOT)
+    assert refused.returncode == 2 and "a --model file has its own" in refused.stderr
 
 
 def test_a_model_with_flow_centring_and_test_time_flip_exports(tmp_path):
