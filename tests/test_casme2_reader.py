@@ -27,6 +27,22 @@ def test_real_2019_coding_and_all_classes(real_annotations):
     assert len(every.table) == 255
 
 
+def test_two_coding_files_in_one_folder_are_a_quirk_naming_both(real_annotations, tmp_path):
+    """CASME II's 2014 and 2019 sheets list different clips (246 and 249 five-class): with both beside the
+    frames and no --coding, the newest is read and the run says so."""
+    for name in ("CASME2-coding-20140508.xlsx", "CASME2-coding-20190701.xlsx"):
+        shutil.copy(real_annotations / name, tmp_path / name)
+    db = read_casme2(tmp_path, check_frames=False)
+    assert len(db.table) == 249
+    both = [q for q in db.quirks if "several CASME II coding files" in q]
+    assert len(both) == 1 and "CASME2-coding-20140508.xlsx, CASME2-coding-20190701.xlsx" in both[0]
+    assert "read CASME2-coding-20190701.xlsx" in both[0] and "--coding" in both[0]
+    chosen = read_casme2(tmp_path, coding=tmp_path / "CASME2-coding-20140508.xlsx", check_frames=False)
+    assert len(chosen.table) == 246 and not any("several" in q for q in chosen.quirks)
+    (tmp_path / "CASME2-coding-20190701.xlsx").unlink()
+    assert not any("several" in q for q in read_casme2(tmp_path, check_frames=False).quirks)
+
+
 def test_synthetic_database_loads_unchanged(synth_db, synth_root):
     t = synth_db.table
     assert len(t) > 40 and t.subject.nunique() == 6

@@ -11,6 +11,7 @@ import pytest
 from test_protocols_and_recipes import learnable_folder
 
 from tscnn import report
+from tscnn.config import Config
 from tscnn.datasets import read_flowfolder
 from tscnn.experiment import config_for, run_experiment
 from tscnn.html_report import per_class_f1
@@ -120,6 +121,8 @@ def test_report_html_is_self_contained_and_holds_the_figures(finished_run):
     assert page.scripts == 0
     # The Markdown report is still written, and the curves picture exists (ststnet has epochs).
     assert (out / "report.md").is_file() and (out / "curves.png").is_file()
+    assert "population standard deviation (ddof 0)" in (out / "report.md").read_text()
+    assert "FER2013" not in (out / "report.md").read_text()  # STSTNet has no static stream to pre-train
     history = json.loads(next((out / "seed_0" / "folds").glob("*.json")).read_text())["history"]
     assert len(history) == 3
 
@@ -143,3 +146,12 @@ def test_a_features_model_gets_a_page_without_curves(tmp_path):
     page.feed(text)
     assert "No training curves" in text
     assert page.tables["metrics"][0] == ["metric", "value", "leaky shadow (not a result)"]
+
+
+def test_the_report_says_whether_the_static_stream_was_pre_trained():
+    from tscnn.report import _pretraining_note
+
+    assert "random weights (no FER2013 pre-training" in _pretraining_note(Config())
+    assert _pretraining_note(Config(pretrained="p.pt")) == "Static stream and trunk started from `p.pt`. "
+    assert _pretraining_note(Config(streams=("dt",))) == ""  # no static stream
+    assert _pretraining_note(Config(model="ststnet", streams=("uvs",))) == ""

@@ -12,6 +12,7 @@ import torch
 
 from tscnn import experiment
 from tscnn.cli import main
+from tscnn.config import from_preset
 from tscnn.datasets import read_flowfolder
 from tscnn.datasets.flowfolder import write_flow_image
 from tscnn.experiment import check_config, config_for, run_experiment
@@ -408,3 +409,53 @@ def test_linear_floor_on_the_real_flows_matches_the_independent_measurement(tmp_
     assert (round(whole["uf1"], 3), round(whole["uar"], 3)) == (0.763, 0.771)
     assert (round(parts["casme2"]["uf1"], 3), round(parts["casme2"]["uar"], 3)) == (0.856, 0.869)
     assert (round(parts["smic"]["uf1"], 3), round(parts["smic"]["uar"], 3)) == (0.682, 0.687)
+
+
+def test_sample_mode_draws_one_variant_per_clip_and_expand_passes_every_variant():
+    """augment_mode: "sample" (tscnn-plus) gives each training clip once per epoch in one random variant;
+    "expand" (the paper) gives every clip in all its variants."""
+    from tscnn.train import _State
+
+    rng = np.random.default_rng(0)
+    arrays = {"uvs": rng.random((6, 10, 3, 28, 28)).astype(np.float32)}
+    train = np.array([0, 2, 3, 5])
+    for mode, count in (("sample", 4), ("expand", 40)):
+        trainer = Trainer(replace(config_for("tscnn", streams=("uvs",), size=28), augment_mode=mode), 3, seed=0)
+        state = _State(None, None, None, np.random.default_rng(1))
+        draws = [trainer._epoch_samples(state, trainer.data(arrays), train) for _ in range(30)]
+        rows, variants = draws[0]
+        assert len(rows) == count and sorted(set(rows)) == train.tolist()
+        if mode == "sample":
+            assert sorted(rows) == train.tolist()  # each clip exactly once
+            seen = np.concatenate([v for _, v in draws])
+            assert set(seen) == set(range(10))  # over epochs, every variant is drawn
+        else:
+            pairs = sorted(zip(rows.tolist(), variants.tolist(), strict=True))
+            assert pairs == [(r, v) for r in train.tolist() for v in range(10)]
+
+
+def test_the_cosine_schedule_decays_the_learning_rate_to_zero_over_the_budget(arrays_and_labels):
+    arrays, table = arrays_and_labels
+    labels = table.label.to_numpy()
+    config = replace(config_for("tscnn", streams=("uvs",), size=28, lr=0.1, batch_size=16, selection="fixed",
+                                val_fraction=0.0, max_epochs=4, schedule="cosine"), bf16=False,
+                     channels_last=False, augment=False)
+    result = Trainer(config, 3, seed=0).fit(arrays, labels, np.arange(len(table)), np.array([], int), progress=False)
+    lrs = [record["lr"] for record in result.history]  # the rate each epoch trained with
+    assert lrs == pytest.approx([0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)])
+    constant = Trainer(replace(config, schedule="constant", max_epochs=2), 3, seed=0).fit(
+        arrays, labels, np.arange(len(table)), np.array([], int), progress=False)
+    assert [r["lr"] for r in constant.history] == [0.1, 0.1]
+
+
+def test_the_presets_hold_the_recipes_the_readme_describes():
+    paper, plus = from_preset("paper"), from_preset("tscnn-plus")
+    assert (paper.size, paper.optimizer, paper.lr, paper.batch_size, paper.selection, paper.augment_mode,
+            paper.pretrained) == (48, "sgd", 1e-3, 128, "val_loss", "expand", "")
+    assert (plus.size, plus.lr, plus.batch_size, plus.max_epochs, plus.schedule, plus.selection, plus.val_fraction,
+            plus.average_last, plus.class_balanced, plus.augment_mode, plus.tta_flip) == \
+        (28, 1e-2, 32, 30, "cosine", "fixed", 0.0, 10, True, "sample", False)
+    assert from_preset("tscnn-plus-tta") == replace(plus, preset="tscnn-plus-tta", tta_flip=True)
+    demo = from_preset("demo")
+    assert (demo.optimizer, demo.lr, demo.batch_size, demo.max_epochs, demo.selection, demo.class_balanced,
+            demo.size, demo.augment) == ("adam", 1e-3, 16, 1, "fixed", True, 48, True)

@@ -1,12 +1,13 @@
 """Learning and resuming on the synthetic database (small but real runs)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from tscnn.config import from_preset
-from tscnn.experiment import run_experiment
+from tscnn.experiment import default_out, run_experiment
 from tscnn.metrics import pooled_metrics
 from tscnn.report import write_report
 
@@ -72,6 +73,12 @@ def test_leaky_selection_is_labelled_everywhere(synth_db, tmp_path):
     assert "LEAKY" in metrics_table(result.metrics)
     record = json.loads(next((tmp_path / "leaky" / "seed_0" / "folds").glob("*.json")).read_text())
     assert "test_accuracy" in record["history"][0]  # the leak is recorded, not hidden
+    # The leaky practice trains on every training subject: no validation subjects are held out unused.
+    assert record["val_subjects"] == [] and record["n_train_clips"] == len(table) - (table.subject == record[
+        "test_subject"]).sum()
+    assert set(pd.read_csv(tmp_path / "leaky" / "predictions.csv")["selection"]) == {"test_leaky (LEAKY)"}
+    assert default_out(config).name.endswith("-LEAKY")
+    assert not default_out(replace(config, selection="val_loss")).name.endswith("LEAKY")
 
 
 def test_device_resident_data_gives_the_host_path_bit_for_bit():

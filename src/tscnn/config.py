@@ -137,7 +137,8 @@ _TSCNN_PLUS = {"size": 28, "batch_size": 32, "lr": 1e-2, "max_epochs": 30, "sche
                "val_fraction": 0.0, "average_last": 10, "class_balanced": True, "augment_mode": "sample"}
 
 PRESETS: dict[str, dict] = {
-    # The paper's recipe, unchanged.
+    # The paper's training recipe, unchanged. Its FER2013 pre-training of the static stream is a separate step
+    # (`tscnn pretrain`, then --pretrained FILE); without it the static stream starts from random weights.
     "paper": {},
     # The main job within 10 minutes on any 2-core CPU, AVX2-only ones included (issue 10): one pass over
     # the x10-augmented training clips of every training subject (no held-out subjects, so a fixed budget

@@ -129,10 +129,14 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
 
 
 def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
-    """The folds of the Config's protocol: one per subject (LOSO), or one cross-database fold."""
+    """The folds of the Config's protocol: one per subject (LOSO), or one cross-database fold.
+
+    The leaky selection (``test_leaky``) holds out no validation subjects: the practice it reproduces
+    trains on every training subject and picks the epoch on the test subject."""
+    val_fraction = 0.0 if config.leaky else config.val_fraction
     if config.protocol == "cross":
-        return [cross_dataset_fold(table, config.train_datasets, config.test_datasets, config.val_fraction, seed)]
-    return loso_folds(table, config.val_fraction, seed)
+        return [cross_dataset_fold(table, config.train_datasets, config.test_datasets, val_fraction, seed)]
+    return loso_folds(table, val_fraction, seed)
 
 
 def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes: int, fold: Fold, seed: int,
@@ -512,6 +516,8 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
     all_predictions = [fold_predictions(json.loads(path.read_text()), prepared.table, seed, db.classes)
                        for seed, path in finished if path.exists()]
     predictions = pd.concat(all_predictions, ignore_index=True) if all_predictions else pd.DataFrame()
+    if len(predictions):
+        predictions["selection"] = config.selection + (" (LEAKY)" if config.leaky else "")  # each row says how
     metrics = summarise(predictions, config, db, num_classes) if complete else {}
     if complete:
         predictions.to_csv(out / "predictions.csv", index=False)
@@ -577,13 +583,13 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
 
 
 def default_out(config: Config, kind: str = "results") -> Path:
-    """Where a run writes unless told: ``results/<dataset>-<model>-<streams>[-k<blocks>]-<preset>``."""
+    """Where a run writes unless told: ``results/<dataset>-<model>-<streams>[-k<blocks>]-<preset>[-LEAKY]``."""
     parts = [config.dataset, config.model, "-".join(config.streams)]
     if "ls" in config.streams:
         parts.append(f"k{config.blocks}")
     if config.protocol == "cross":
         parts.append(f"{'+'.join(config.train_datasets)}-to-{'+'.join(config.test_datasets)}")
-    return Path(kind) / "-".join([*parts, config.preset])
+    return Path(kind) / "-".join([*parts, config.preset, *(["LEAKY"] if config.leaky else [])])
 
 
 def run_and_report(config: Config, out: str | Path | None = None, cache_dir: str | Path | None = None,

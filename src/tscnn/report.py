@@ -146,6 +146,17 @@ def plot_flow_example(row: pd.Series, config: Config, path: Path) -> None:
     plt.close(fig)
 
 
+def _pretraining_note(config: Config) -> str:
+    """Whether TSCNN's static stream started from pre-trained weights: the paper pre-trains it on FER2013,
+    which ``--preset paper`` alone does not do (it is the separate ``tscnn pretrain`` step)."""
+    if config.model != "tscnn" or "ss" not in config.streams:
+        return ""
+    if config.pretrained:
+        return f"Static stream and trunk started from `{config.pretrained}`. "
+    return "Static stream from random weights (no FER2013 pre-training; the paper's is `tscnn pretrain`, then " \
+           "`--pretrained FILE`). "
+
+
 def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame | None = None) -> Path:
     """Pictures, ``report.md`` and the self-contained ``report.html`` in the results folder; returns the
     Markdown report's path."""
@@ -180,7 +191,7 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         f"lr {config.lr}, {config.schedule} schedule, max {config.max_epochs} epochs, selection "
         f"`{config.selection}`{', class-balanced loss' if config.class_balanced else ''}"
         f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''}). "
-        f"Seeds: {list(config.seeds)}. Code {code_version()}.",
+        f"{_pretraining_note(config)}Seeds: {list(config.seeds)}. Code {code_version()}.",
         "",
         "| metric | " + ("mean | std over seeds | seed ensemble |" if several else "value |")
         + (" leaky shadow (not a result) |" if shadow else ""),
@@ -188,6 +199,8 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         *[f"| {k} | {ms[k]['mean']:.4f} | " + (f"{ms[k]['std']:.4f} | {ensemble[k]:.4f} |" if several else "")
           + (f" {shadow[k]['mean']:.4f} |" if shadow else "") for k in ("accuracy", "uf1", "uar")],
         "",
+        "Std over seeds is the population standard deviation (ddof 0) of the per-seed pooled figures. "
+        if several else "",
         "The leaky shadow is what the same training runs would have claimed had each fold's epoch been chosen "
         "on its test subject (the common leaky practice); it measures the inflation and is never a result."
         if shadow else "",

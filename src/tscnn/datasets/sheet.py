@@ -60,6 +60,17 @@ class SheetRow:
         return f"{self.source} clip {self.subject}/{self.clip}"
 
 
+def _other_coding_files(chosen: Path, spec: SheetSpec) -> list[str]:
+    """A quirk when the folder holds several coding files (e.g. CASME II's 2014 and 2019 sheets, which list
+    different clips): which one was read, and how to read another."""
+    patterns = [spec.coding_patterns] if isinstance(spec.coding_patterns, str) else list(spec.coding_patterns)
+    found = sorted({p.name for pattern in patterns for p in chosen.parent.glob(pattern) if not p.name.startswith("~$")})
+    if len(found) < 2:
+        return []
+    return [f"{chosen.parent}: several {spec.file_what} files ({', '.join(found)}); read {chosen.name}, the last "
+            "by name (the newest); pass --coding FILE to read another"]
+
+
 def folder_per_subject(base: Path, row: SheetRow, quirks: list[str]) -> Path:
     """``<base>/<subject>/<clip>``, the layout of CASME II and SAMM."""
     return base / row.subject / row.clip
@@ -129,7 +140,7 @@ def read_sheet_database(spec: SheetSpec, root: str | Path, coding: str | Path | 
     layout = spec.frames_root(root) if check_frames and spec.frames_root else FrameLayout(root)
     excluded = spec.excluded.get(classes, ())
     rows: list[dict] = []
-    quirks: list[str] = []
+    quirks: list[str] = [] if coding is not None else _other_coding_files(coding_path, spec)
     for i, rec in sheet.iterrows():
         source = f"{coding_path.name} row {i + spec.header_row + 2}"
         subject = spec.subject_id(rec, source)

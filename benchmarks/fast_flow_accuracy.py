@@ -1,0 +1,197 @@
+"""What fast optical flow costs in accuracy: TV-L1 against DIS and Farneback, in training and at prediction.
+
+1. Training with each flow (LOSO): the ``tscnn-plus`` recipe on the u, v, strain stream (``uvs``) of the
+   synthetic MEGC2019-layout composite's frames (16 CASME II, 8 SAMM, 10 SMIC-layout subjects; 254 clips,
+   3 classes; the frames ``flow_benchmark.py --synthetic`` makes), the flow computed by each method. Per
+   flow: UF1 / UAR (mean +- std over seeds), the seed ensemble, the paired subject bootstrap of each fast
+   flow against TV-L1 (``tscnn.metrics.paired_subject_bootstrap``), and the flow's time per clip.
+2. The fast path at prediction (``tscnn predict --fast``): one ``tscnn-plus`` model (three streams, TV-L1)
+   trained on every clip of the synthetic CASME II database of data seed 0, then every clip of data seed 1
+   (other subjects, never seen) predicted by ``tscnn predict``'s path (TV-L1, ``predict_frames``) and by
+   ``FastPredictor`` with DIS and with Farneback (apex as annotated): accuracy, UF1, UAR of each and the
+   share of clips whose fast answer equals the TV-L1 answer.
+
+Results folders are resumable (``--out``); the summary goes to ``--json``. ``--quick`` runs both parts on
+tiny generated databases with 2 epochs (a smoke test of the script, not a measurement).
+
+Usage: python benchmarks/fast_flow_accuracy.py [--seeds 0 1 2] [--threads 1] [--jobs 2]
+       [--out results/fast-flow-accuracy] [--json benchmarks/fast_flow_accuracy.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tscnn.datasets import read_casme2, read_megc2019
+from tscnn.experiment import config_for, cpu_name, ensure_demo_data, run_experiment, train_final_model
+from tscnn.fast import FastPredictor
+from tscnn.metrics import evaluate_predictions, paired_subject_bootstrap
+from tscnn.predict import load_saved_model, predict_frames, read_clip
+from tscnn.preprocessing.prepare import PrepSettings, clip_inputs
+from tscnn.synth import SynthSettings, write_database
+
+FLOWS = ("tvl1", "dis", "farneback")
+COMPOSITE_FRAMES = Path("data/synthetic-megc2019")  # the frames flow_benchmark.py --synthetic makes
+COMPOSITE_PARTS = (("CASME2_Cropped", "casme2", 16), ("SAMM", "samm", 8), ("SMIC_all_cropped", "smic", 10))
+
+
+def make_composite(frames: Path, quick: bool) -> Path:
+    """The synthetic MEGC2019-layout composite's frames (as ``flow_benchmark.make_synthetic_flows`` makes them;
+    2 subjects per part with ``quick``)."""
+    for folder, layout, subjects in COMPOSITE_PARTS:
+        if not (frames / folder).exists():
+            write_database(frames / folder, SynthSettings(subjects=2 if quick else subjects, seed=7, layout=layout))
+    return frames
+
+
+def flow_ms_per_clip(table: pd.DataFrame, flow: str, clips: int = 20) -> float:
+    """Median milliseconds of one clip's two flow fields (onset->apex, apex->offset) at the work size."""
+    settings = PrepSettings.from_config(config_for("tscnn", "tscnn-plus", flow=flow))
+    times = []
+    for row in table.head(clips).to_dict("records"):
+        start = time.perf_counter()
+        clip_inputs(row, settings)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def training_part(frames: Path, seeds: tuple[int, ...], threads: int, jobs: int, out: Path, quick: bool) -> dict:
+    """LOSO with each flow on the composite's uvs stream; every fast flow paired against TV-L1."""
+    db = read_megc2019(frames, apex_fallback="middle")
+    results, predictions = {}, {}
+    for flow in FLOWS:
+        config = config_for("tscnn", "tscnn-plus", dataset="megc2019", root=str(frames), classes="3class",
+                            apex_fallback="middle", streams=("uvs",), flow=flow, seeds=seeds, threads=threads)
+        if quick:
+            config = replace(config, max_epochs=2, average_last=1)
+        start = time.perf_counter()
+        run = run_experiment(config, out / f"loso-{flow}", cache_dir="data/cache", database=db, progress=False,
+                             jobs=jobs)
+        folds = [json.loads(p.read_text())["seconds"] for s in seeds
+                 for p in (out / f"loso-{flow}" / f"seed_{s}" / "folds").glob("*.json")]
+        metrics = run.metrics
+        results[flow] = {"uf1": metrics["mean_std_over_seeds"]["uf1"], "uar": metrics["mean_std_over_seeds"]["uar"],
+                         "seed_ensemble": {k: metrics["seed_ensemble"][k] for k in ("uf1", "uar")},
+                         "per_seed_uf1": [metrics["per_seed"][s]["uf1"] for s in seeds],
+                         "flow_ms_per_clip": flow_ms_per_clip(db.table, flow, 4 if quick else 20),
+                         "train_minutes_per_seed": sum(folds) / 60 / len(seeds),
+                         "wall_minutes": (time.perf_counter() - start) / 60}
+        predictions[flow] = run.predictions
+    for flow in FLOWS[1:]:
+        results[flow]["against_tvl1"] = paired_subject_bootstrap(predictions[flow], predictions["tvl1"],
+                                                                 len(db.classes), resamples=200 if quick else 2000)
+    return {"data": str(frames), "clips": int(len(db.table)), "subjects": int(db.table.subject.nunique()),
+            "classes": list(db.classes), "seeds": list(seeds), "recipe": "tscnn-plus, stream uvs",
+            "flows": results}
+
+
+def prediction_part(train_root: Path, test_root: Path, threads: int, out: Path, quick: bool) -> dict:
+    """A TV-L1 model trained on data seed 0, every clip of data seed 1 predicted by the TV-L1 and the fast paths."""
+    config = config_for("tscnn", "tscnn-plus", dataset="casme2", root=str(train_root), classes="5class",
+                        threads=threads)
+    if quick:
+        config = replace(config, max_epochs=2, average_last=1)
+    model_path = out / "final-tvl1" / "model.pt"
+    if not model_path.exists():
+        train_final_model(config, out / "final-tvl1", cache_dir="data/cache", progress=False)
+    saved = load_saved_model(model_path)
+    test = read_casme2(test_root, classes="5class")
+    if quick:
+        test = replace(test, table=test.table.head(6))
+    paths = {"tvl1": None, **{flow: FastPredictor(saved, flow=flow) for flow in FLOWS[1:]}}
+    rows = []
+    for row in test.table.to_dict("records"):
+        images, numbers = read_clip(row["frames_dir"])
+        phases = [int(row[c]) for c in ("onset", "apex", "offset")]  # frame numbers, as annotated
+        answers = {}
+        for flow, fast in paths.items():
+            start = time.perf_counter()
+            if fast is None:
+                answer = predict_frames(saved, images, numbers, row["clip"], *phases, cropped=bool(row["cropped"]))
+            else:
+                answer = fast.predict(images, *(numbers.index(n) for n in phases), cropped=bool(row["cropped"]))
+            answers[flow] = (saved.classes.index(answer.predicted), time.perf_counter() - start)
+        rows.append({"dataset": row["dataset"], "subject": row["subject"], "clip": row["clip"],
+                     "label": int(row["label"]),
+                     **{f"pred_{flow}": a[0] for flow, a in answers.items()},
+                     **{f"seconds_{flow}": a[1] for flow, a in answers.items()}})
+    table = pd.DataFrame(rows)
+    num_classes = len(saved.classes)
+    result = {"train": str(train_root), "test": str(test_root), "test_clips": int(len(table)),
+              "test_subjects": int(table.subject.nunique()), "classes": list(saved.classes), "paths": {}}
+    for flow in FLOWS:
+        scored = evaluate_predictions(table.assign(pred=table[f"pred_{flow}"]), num_classes)
+        result["paths"][flow] = {"accuracy": scored["accuracy"], "uf1": scored["uf1"], "uar": scored["uar"],
+                                 "agrees_with_tvl1": float((table[f"pred_{flow}"] == table["pred_tvl1"]).mean()),
+                                 "median_ms_per_clip": 1000 * float(table[f"seconds_{flow}"].median())}
+    return result
+
+
+def markdown(summary: dict) -> str:
+    lines = []
+    if "training" in summary:
+        t = summary["training"]
+        lines += [f"Training with each flow: LOSO, {t['recipe']}, {t['clips']} clips, {t['subjects']} subjects, "
+                  f"seeds {t['seeds']}", "",
+                  "| flow | UF1 | UAR | seed ensemble UF1 / UAR | UF1 minus TV-L1's [95 % interval] | flow ms / clip |",
+                  "|---|---|---|---|---|---|"]
+        for flow, r in t["flows"].items():
+            pair = r.get("against_tvl1")
+            gap = "-" if pair is None else \
+                f"{pair['uf1_difference']:+.3f} [{pair['ci_low']:+.3f}, {pair['ci_high']:+.3f}]"
+            lines.append(f"| {flow} | {r['uf1']['mean']:.3f} +- {r['uf1']['std']:.3f} | {r['uar']['mean']:.3f} +- "
+                         f"{r['uar']['std']:.3f} | {r['seed_ensemble']['uf1']:.3f} / {r['seed_ensemble']['uar']:.3f} "
+                         f"| {gap} | {r['flow_ms_per_clip']:.1f} |")
+    if "prediction" in summary:
+        p = summary["prediction"]
+        lines += ["", f"Prediction: a TV-L1 model, {p['test_clips']} unseen clips of {p['test_subjects']} subjects", "",
+                  "| path | accuracy | UF1 | UAR | same answer as TV-L1 | ms / clip |", "|---|---|---|---|---|---|"]
+        for flow, r in p["paths"].items():
+            name = "`tscnn predict` (TV-L1)" if flow == "tvl1" else f"fast, {flow}"
+            lines.append(f"| {name} | {r['accuracy']:.3f} | {r['uf1']:.3f} | {r['uar']:.3f} | "
+                         f"{r['agrees_with_tvl1']:.3f} | {r['median_ms_per_clip']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="folds trained at once in worker processes")
+    parser.add_argument("--parts", nargs="+", default=["training", "prediction"], choices=["training", "prediction"])
+    parser.add_argument("--out", type=Path, default=Path("results/fast-flow-accuracy"))
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/fast_flow_accuracy.json"))
+    parser.add_argument("--quick", action="store_true", help="tiny databases, 2 epochs: a smoke test, no measurement")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = args.out / "data" if args.quick else Path("data")
+    summary: dict = {"cpu": cpu_name(), "torch": torch.__version__, "quick": args.quick}
+    if "training" in args.parts:
+        frames = make_composite(data / "synthetic-megc2019" if args.quick else COMPOSITE_FRAMES, args.quick)
+        summary["training"] = training_part(frames, tuple(args.seeds), args.threads, args.jobs, args.out, args.quick)
+    if "prediction" in args.parts:
+        if args.quick:
+            train_root, test_root = data / "casme2-s0", data / "casme2-s1"
+            for root, seed in ((train_root, 0), (test_root, 1)):
+                if not root.exists():
+                    write_database(root, SynthSettings(subjects=3, seed=seed))
+        else:
+            train_root = ensure_demo_data(data / "synthetic-casme2", 0)
+            test_root = ensure_demo_data(data / "synthetic-casme2-s1", 1)
+        summary["prediction"] = prediction_part(train_root, test_root, args.threads, args.out, args.quick)
+    print(markdown(summary))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(summary, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
