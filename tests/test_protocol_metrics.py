@@ -40,6 +40,20 @@ def test_metrics_hand_computed():
     assert pooled_metrics(np.array([0, 1]), np.array([0, 2]), 3)["uar"] == pytest.approx(0.5)
 
 
+def test_fold_mean_f1_averages_each_folds_macro_f1():
+    """Fold a: truth 0 0 1, predicted 0 1 1 -> F1 (2/3 + 2/3) / 2; fold b: truth 2 2, predicted 2 0 -> only
+    class 2 present: F1 2/3. Mean 2/3; pooled, the five clips give another figure."""
+    from tscnn.metrics import evaluate_predictions
+
+    table = pd.DataFrame({"dataset": "x", "fold": ["a", "a", "a", "b", "b"], "label": [0, 0, 1, 2, 2],
+                          "pred": [0, 1, 1, 2, 0]})
+    m = evaluate_predictions(table, 3)
+    assert m["fold_mean_f1"] == pytest.approx(((2 / 3 + 2 / 3) / 2 + 2 / 3) / 2)
+    assert m["fold_mean_accuracy"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert m["uf1"] == pytest.approx(pooled_metrics(table.label, table.pred, 3)["uf1"])
+    assert m["uf1"] != pytest.approx(m["fold_mean_f1"])
+
+
 def test_per_dataset_subsets():
     frame = pd.DataFrame({"dataset": ["a", "a", "b", "b"], "label": [0, 1, 0, 1], "pred": [0, 1, 1, 1]})
     result = evaluate_predictions(frame, 2)

@@ -20,6 +20,8 @@ def test_blocks_table(synth_db, tmp_path):
         assert f"| {variant} |" in text and f"{f1:.4f}" in text and f"{accuracy / 100:.4f}" in text
     stored = json.loads((tmp_path / "t3" / "table.json").read_text())
     assert set(stored["rows"]) == set(TABLES["blocks"])
+    assert "| UF1 (pooled F1) | F1, mean over folds |" in text
+    assert all("fold_mean_f1" in row for row in stored["rows"].values())
     assert json.loads((tmp_path / "t3" / "k2" / "config.json").read_text())["blocks"] == 2
     # Run again: every fold is found on disk, nothing is retrained, the table is the same.
     folds = sorted((tmp_path / "t3").glob("*/seed_0/folds/*.json"))

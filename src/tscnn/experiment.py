@@ -553,6 +553,9 @@ def seed_ensemble(predictions: pd.DataFrame) -> pd.DataFrame:
     return ensemble
 
 
+_SEED_METRICS = ("accuracy", "uf1", "uar", "fold_mean_f1", "fold_mean_accuracy")
+
+
 def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_classes: int) -> dict:
     """Metrics per seed (pooled over folds), their mean +- std over seeds, the seed ensemble, and the
     leaky shadow (what choosing each fold's epoch on the test subject would have claimed)."""
@@ -568,8 +571,9 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         "protocol": "leave-one-subject-out" if config.protocol == "loso" else
         f"cross-database: train {'+'.join(config.train_datasets)}, test {'+'.join(config.test_datasets)}",
         "selection": config.selection, "leaky": config.leaky,
-        "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds",
-        "mean_std_over_seeds": over_seeds(list(per_seed.values())),
+        "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds; fold_mean_f1 = the mean "
+              "over folds of each fold's macro F1 (classes present in that fold), the other reading of a 'mean F1'",
+        "mean_std_over_seeds": over_seeds(list(per_seed.values()), _SEED_METRICS),
         "per_seed": per_seed, "quirks": db.quirks,
         **({"per_dataset_mean_std_over_seeds": per_dataset} if per_dataset else {}),
         "seed_ensemble": evaluate_predictions(seed_ensemble(predictions), num_classes),
