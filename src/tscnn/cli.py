@@ -292,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("table", help="the paper's Table 3 (blocks) or Table 4 (streams), run with LOSO")
-    p.add_argument("table", choices=["blocks", "streams"])
+    p = sub.add_parser("table", help="the paper's Table 3 (blocks), Table 4 (streams) or Tables 1 and 2 (methods: "
+                       "TSCNN, LBP-TOP, HOOF, the linear floor), run with LOSO")
+    p.add_argument("table", choices=["blocks", "streams", "methods"])
     add_experiment_arguments(p)
     add_ray_argument(p)
     p.set_defaults(func=cmd_table)

@@ -28,7 +28,7 @@ FACE_ALIGN = ("auto", "landmarks", "haar")  # how faces are cut: tscnn.preproces
 class Config:
     """A TSCNN experiment: data, preparation, network, training recipe and run settings."""
 
-    # Model (a name of the registry in tscnn.models: tscnn, ststnet, offapexnet, hoof, linear).
+    # Model (a name of the registry in tscnn.models: tscnn, ststnet, offapexnet, hoof, lbptop, linear).
     model: str = "tscnn"
     # Data.
     dataset: str = "casme2"
@@ -176,7 +176,7 @@ PRESETS: dict[str, dict] = {
 
 
 FIELD_HELP: dict[str, str] = {
-    "model": "model of the registry: tscnn (default), ststnet, offapexnet, hoof, linear",
+    "model": "model of the registry: tscnn (default), ststnet, offapexnet, hoof, lbptop, linear",
     "dataset": "database reader (see `tscnn datasets describe`)",
     "root": "the database folder, as distributed",
     "coding": "annotation spreadsheet (found in the root when omitted)",
@@ -189,7 +189,7 @@ FIELD_HELP: dict[str, str] = {
     "augment": "prepare the x10 augmentation variants (flip, +-5, +-10 degrees)",
     "face_align": "face cut: auto (eye-landmark alignment of uncropped frames when the align extra is installed, "
                   "else Haar), landmarks (align every clip, face crops too), haar (Haar box, no alignment)",
-    "streams": "input streams: ss, ls, dt (TSCNN), uvs (onset->apex u, v, strain)",
+    "streams": "input streams: ss, ls, dt (TSCNN), uvs (onset->apex u, v, strain), vol (face volume, LBP-TOP)",
     "share_trunk": "one trunk shared by the streams (the paper); --no-share-trunk is the ablation",
     "dense1": "Dense 1 units per stream",
     "dense2": "Dense 2 units (the super feature vector)",

@@ -33,7 +33,7 @@ from tscnn.datasets import Database, load_database
 from tscnn.errors import one_line
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
-from tscnn.preprocessing.prepare import STREAM_NAMES, Prepared, PrepSettings, check_streams, prepare
+from tscnn.preprocessing.prepare import STREAM_NAMES, VOLUME_STREAM, Prepared, PrepSettings, check_streams, prepare
 from tscnn.protocols import Fold, cross_dataset_fold, loso_folds
 from tscnn.train import Trainer
 
@@ -649,9 +649,10 @@ def check_config(config: Config, local_device: bool = True) -> None:
     spec = get_model(config.model)
     if not config.streams:
         raise ValueError("no input stream given: name at least one of ss, ls, dt, uvs")
-    unknown = [s for s in config.streams if s not in STREAM_NAMES]
+    known = (*STREAM_NAMES, VOLUME_STREAM)
+    unknown = [s for s in config.streams if s not in known]
     if unknown:
-        raise ValueError(f"unknown stream {', '.join(map(repr, unknown))}; expected some of {', '.join(STREAM_NAMES)} "
+        raise ValueError(f"unknown stream {', '.join(map(repr, unknown))}; expected some of {', '.join(known)} "
                          "(lower case)")
     if config.model != "tscnn" and tuple(config.streams) != spec.streams:
         raise ValueError(f"model {config.model} reads the stream(s) {', '.join(spec.streams)}, "

@@ -2,6 +2,8 @@
 
 * ``blocks`` (the paper's Table 3): TSCNN with k = 2, 3, 4 blocks in the local-spatial stream.
 * ``streams`` (the paper's Table 4): every single stream, every pair, and all three.
+* ``methods`` (the paper's Tables 1 and 2): TSCNN beside the hand-crafted baselines those tables list,
+  LBP-TOP and HOOF (each + linear SVM), and the linear floor, on the same folds.
 
 Each variant is an ordinary LOSO run in its own results folder (``<out>/<variant>/``, resumable);
 the table (``table.md``, ``table.json``) puts accuracy, UF1 and UAR (mean +- std over seeds, pooled
@@ -21,14 +23,19 @@ from tscnn.config import Config
 from tscnn.datasets import Database
 from tscnn.experiment import check_config, ray_cluster, run_experiment
 from tscnn.metrics import format_mean_std
+from tscnn.models import get_model
 
 TABLES: dict[str, dict[str, dict]] = {
     "blocks": {"k=2": {"blocks": 2}, "k=3": {"blocks": 3}, "k=4": {"blocks": 4}},
     "streams": {"SS": {"streams": ("ss",)}, "LS": {"streams": ("ls",)}, "DT": {"streams": ("dt",)},
                 "SS+LS": {"streams": ("ss", "ls")}, "LS+DT": {"streams": ("ls", "dt")},
                 "DT+SS": {"streams": ("ss", "dt")}, "TSCNN": {"streams": ("ss", "ls", "dt")}},
+    # A row naming a model reads that model's own streams and input size (its registry entry); TSCNN is the
+    # configuration the table is run with.
+    "methods": {"LBP-TOP": {"model": "lbptop"}, "HOOF": {"model": "hoof"}, "linear": {"model": "linear"},
+                "TSCNN": {}},
 }
-# The paper's Tables 3 and 4: (accuracy %, mean F1) per database and variant.
+# The paper's Tables 3 and 4 (and 1, 2): (accuracy %, mean F1) per database and variant.
 PAPER: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     "blocks": {"casme2": {"k=2": (77.33, 0.7706), "k=3": (80.97, 0.8070), "k=4": (75.67, 0.7529)},
                "samm": {"k=2": (63.46, 0.5965), "k=3": (71.76, 0.6942), "k=4": (62.13, 0.5808)}},
@@ -38,7 +45,20 @@ PAPER: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
                 "samm": {"SS": (49.27, 0.4087), "LS": (47.43, 0.3827), "DT": (70.88, 0.6760),
                          "SS+LS": (50.44, 0.4327), "LS+DT": (59.63, 0.5376), "DT+SS": (66.77, 0.6444),
                          "TSCNN": (71.76, 0.6942)}},
+    # Tables 1 (CASME II) and 2 (SAMM): the rows this project also runs. The baselines' figures are those the
+    # paper quotes from their own papers, each with its own protocol.
+    "methods": {"casme2": {"LBP-TOP": (43.78, 0.3337), "HOOF": (76.60, 0.5500), "TSCNN": (80.97, 0.8070)},
+                "samm": {"LBP-TOP": (34.56, 0.3456), "TSCNN": (71.76, 0.6942)}},
 }
+
+
+def table_variant(config: Config, overrides: dict) -> Config:
+    """The table's configuration with one variant's changes; a variant naming a model takes that model's
+    streams and input size from the registry."""
+    if "model" in overrides:
+        spec = get_model(overrides["model"])
+        overrides = {"streams": spec.streams, **({"size": spec.size} if spec.size else {}), **overrides}
+    return replace(config, **overrides)
 
 
 def variant_folder(variant: str) -> str:
@@ -53,7 +73,7 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
         raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
     out = Path(out)
     rows = {}
-    variants = {variant: replace(config, **overrides) for variant, overrides in TABLES[name].items()}
+    variants = {variant: table_variant(config, overrides) for variant, overrides in TABLES[name].items()}
     for variant_config in variants.values():
         check_config(variant_config, local_device=not ray)
     with ray_cluster(ray) if ray else contextlib.nullcontext():  # one cluster session for every variant
@@ -66,7 +86,9 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
                                                 "selection": config.selection, "rows": rows, "paper": paper},
                                                indent=2))
     leaky = " LEAKY (epoch chosen on the test subject)" if config.leaky else ""
-    lines = [f"# {'Table 3: block mode k' if name == 'blocks' else 'Table 4: network structure'} on "
+    title = {"blocks": "Table 3: block mode k", "streams": "Table 4: network structure",
+             "methods": "Tables 1 and 2: TSCNN and hand-crafted baselines"}[name]
+    lines = [f"# {title} on "
              f"{config.dataset}{leaky}", "",
              f"LOSO, predictions pooled over folds; "
              f"{'mean +- std over seeds' if len(config.seeds) > 1 else 'seed'} {list(config.seeds)}; preset "

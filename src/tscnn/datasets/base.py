@@ -7,7 +7,6 @@ across databases (``sub01``, ``s1``, ``006``) so composite protocols can group b
 
 from __future__ import annotations
 
-import re
 import zipfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,8 +18,8 @@ import pandas as pd
 
 from tscnn.errors import DatasetError, one_line
 from tscnn.preprocessing.apex import spot_apex
+from tscnn.preprocessing.frames import FRAME_NUMBER, list_frames  # noqa: F401  (the readers' frame listing)
 
-FRAME_NUMBER = re.compile(r"(\d+)\.(?:jpe?g|png|bmp|tiff?)$", re.IGNORECASE)
 TABLE_COLUMNS = ["dataset", "subject", "clip", "emotion", "label", "onset", "apex", "offset", "apex_rule",
                  "action_units", "frames_dir", "onset_path", "apex_path", "offset_path", "cropped"]
 
@@ -82,18 +81,6 @@ class ClipSource:
     prefix: str | None = None  # only frames whose names start with it (CASME II's "reg_img")
     cropped: bool | None = None  # whether frames are face crops; None: judged by the first frame's width
     apex_fallback: str = "spotter"  # see resolve_apex
-
-
-def list_frames(clip_dir: Path, prefix: str | None = None) -> dict[int, Path]:
-    """Frame number -> path for the images in ``clip_dir``, numbers parsed (never sorted as text)."""
-    frames: dict[int, Path] = {}
-    if not clip_dir.is_dir():
-        return frames
-    for path in clip_dir.iterdir():
-        match = FRAME_NUMBER.search(path.name)
-        if match and (prefix is None or path.name.startswith(prefix)):
-            frames[int(match.group(1))] = path
-    return frames
 
 
 APEX_FALLBACKS = ("spotter", "middle")

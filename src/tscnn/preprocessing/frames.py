@@ -8,12 +8,28 @@ flow-folder format: R, G, B = u, v, strain, each min-max normalised to 0..255).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from tscnn.errors import DatasetError
+
+FRAME_NUMBER = re.compile(r"(\d+)\.(?:jpe?g|png|bmp|tiff?)$", re.IGNORECASE)
+"""A frame file name ends in its frame number and an image suffix (``img46.jpg``, ``reg_image036237.bmp``)."""
+
+
+def list_frames(clip_dir: Path, prefix: str | None = None) -> dict[int, Path]:
+    """Frame number -> path for the images in ``clip_dir``, numbers parsed (never sorted as text)."""
+    frames: dict[int, Path] = {}
+    if not clip_dir.is_dir():
+        return frames
+    for path in clip_dir.iterdir():
+        match = FRAME_NUMBER.search(path.name)
+        if match and (prefix is None or path.name.startswith(prefix)):
+            frames[int(match.group(1))] = path
+    return frames
 
 
 def read_grey(path: str, clip: str) -> np.ndarray:

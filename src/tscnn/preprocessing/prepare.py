@@ -22,7 +22,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,13 @@ from tscnn.errors import DatasetError
 from tscnn.preprocessing.align import find_alignment, resolve_face_align
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
-from tscnn.preprocessing.frames import read_flow_image, read_grey
-from tscnn.preprocessing.streams import augmented_streams, normalised_uvs_variants
+from tscnn.preprocessing.frames import FRAME_NUMBER, list_frames, read_flow_image, read_grey
+from tscnn.preprocessing.streams import augmented_streams, normalised_uvs_variants, volume_maps
 
 STREAM_NAMES = ("ss", "ls", "dt", "uvs")
+VOLUME_STREAM = "vol"
+"""The face volume onset..offset (``volume_maps``; LBP-TOP reads it): built only when asked for, since it reads
+every frame of the clip, and cached in files of its own keyed by all those frames."""
 FLOW_FOLDER_STREAMS = ("uvs",)
 """The streams a flow-folder clip can give: its frames, and so SS, LS and DT, are not there."""
 PREPARATION_MODULES = ("tscnn.preprocessing.flow", "tscnn.preprocessing.streams", "tscnn.preprocessing.prepare",
@@ -163,10 +166,12 @@ def available_streams(table: pd.DataFrame) -> tuple[str, ...]:
 
 def check_streams(table: pd.DataFrame, streams: Sequence[str]) -> None:
     """A clear error when ``streams`` asks for what the table cannot give (e.g. SS from a flow folder)."""
-    unknown = [s for s in streams if s not in STREAM_NAMES]
+    unknown = [s for s in streams if s not in (*STREAM_NAMES, VOLUME_STREAM)]
     if unknown:
-        raise ValueError(f"unknown streams {unknown}; expected some of {STREAM_NAMES}")
+        raise ValueError(f"unknown streams {unknown}; expected some of {(*STREAM_NAMES, VOLUME_STREAM)}")
     available = available_streams(table)
+    if available == STREAM_NAMES:
+        available = (*STREAM_NAMES, VOLUME_STREAM)
     missing = [s for s in streams if s not in available]
     if missing:
         flow_rows = table[[bool(flow_path_of(r)) for r in table.to_dict("records")]]
@@ -186,6 +191,42 @@ def prepare_clip(row: pd.Series | dict, settings: PrepSettings) -> dict[str, np.
     key, flow1, flow2 = clip_inputs(row, settings)
     streams = augmented_streams(key, flow1, flow2, settings.size, settings.blocks, settings.augment)
     return {name: array.astype(np.float16) for name, array in streams.items()}
+
+
+def clip_volume_frames(row: pd.Series | dict) -> list[str]:
+    """Paths of a clip's frames from onset to offset, in frame order (the onset file's name prefix, so other
+    images in the folder are not taken)."""
+    onset_path = Path(row["onset_path"])
+    match = FRAME_NUMBER.search(onset_path.name)
+    frames = list_frames(Path(row["frames_dir"]), onset_path.name[:match.start(1)] if match else None)
+    span = [str(frames[n]) for n in sorted(frames) if int(row["onset"]) <= n <= int(row["offset"])]
+    if len(span) < 2:
+        raise DatasetError(f"clip {row['dataset']}:{row['subject']}/{row['clip']}: a volume needs at least 2 "
+                           f"frames from onset {row['onset']} to offset {row['offset']} in {row['frames_dir']}, "
+                           f"found {len(span)}")
+    return span
+
+
+def prepare_volume(row: pd.Series | dict, settings: PrepSettings) -> np.ndarray:
+    """The ``vol`` stream of one clip, (1, T, n, n) float16: every frame onset..offset read in grey, the face
+    cut as for the other streams (found on the onset, one transform for all), ``volume_maps``. Variant 0
+    only: the volume feeds hand-crafted features, which never see augmentation."""
+    name = f"{row['dataset']}:{row['subject']}/{row['clip']}"
+    paths = clip_volume_frames(row)
+    frames = face_frames([read_grey(p, name) for p in paths], bool(row["cropped"]), settings.face_align,
+                         f"clip {name}: no face found in {paths[0]}")
+    return volume_maps(frames, settings.size)[None].astype(np.float16)
+
+
+def volume_cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, key: str | None = None) -> Path:
+    """Per-clip cache file of the ``vol`` stream: the same settings-and-code folder as ``cache_path``, the
+    name hashing every frame of the span (path, size, mtime)."""
+    digest = hashlib.sha1()
+    for path in clip_volume_frames(row):
+        stat = Path(path).stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns};".encode())
+    safe = f"{row['dataset']}__{row['subject']}__{row['clip']}".replace("/", "_")
+    return cache_dir / f"prep-{key or settings.key()}" / f"{safe}__vol__{digest.hexdigest()[:10]}.npz"
 
 
 def cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, key: str | None = None) -> Path:
@@ -222,20 +263,33 @@ def prepare(table: pd.DataFrame, settings: PrepSettings, cache_dir: str | Path |
     names = tuple(dict.fromkeys(streams)) if streams is not None else available_streams(table)
     cache = Path(cache_dir) if cache_dir else None
     key = settings.key() if cache else None
+    frame_streams = tuple(n for n in names if n != VOLUME_STREAM)
     per_clip: list[dict[str, np.ndarray]] = []
     for _, row in tqdm(table.iterrows(), total=len(table), desc="prepare", unit="clip", disable=not progress):
-        path = cache_path(cache, row, settings, key) if cache else None
-        if path is not None and path.exists():
-            with np.load(path) as stored:
-                if all(name in stored.files for name in names):
-                    per_clip.append({name: stored[name] for name in names})
-                    continue
-        clip_streams = prepare_clip(row, settings)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = private_tmp_path(path)
-            np.savez(tmp, **clip_streams)
-            tmp.replace(path)
-        per_clip.append(clip_streams)
+        clip: dict[str, np.ndarray] = {}
+        if frame_streams:
+            clip |= _cached(cache_path(cache, row, settings, key) if cache else None,
+                            lambda row=row: prepare_clip(row, settings), frame_streams)
+        if VOLUME_STREAM in names:
+            clip |= _cached(volume_cache_path(cache, row, settings, key) if cache else None,
+                            lambda row=row: {VOLUME_STREAM: prepare_volume(row, settings)}, (VOLUME_STREAM,))
+        per_clip.append(clip)
     arrays = {name: np.stack([c[name] for c in per_clip]) for name in names}
     return Prepared(table.reset_index(drop=True), arrays, settings)
+
+
+def _cached(path: Path | None, compute: Callable[[], dict[str, np.ndarray]],
+            names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of one clip from its cache file when it holds them all, else computed (and the file
+    written through a private temporary name, so parallel runs never see half a file)."""
+    if path is not None and path.exists():
+        with np.load(path) as stored:
+            if all(name in stored.files for name in names):
+                return {name: stored[name] for name in names}
+    arrays = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = private_tmp_path(path)
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    return arrays

@@ -160,3 +160,21 @@ def normalised_uvs_variants(maps: np.ndarray, size: int = 48, augment: bool = Tr
         if flip:
             out[i, 0] = 1.0 - out[i, 0]  # u of the mirrored face is -u: 1 - u after min-max normalisation
     return out
+
+
+VOLUME_FRAMES = 10
+"""Frames of the ``vol`` stream: a clip's face frames onset..offset resampled in time to this length."""
+
+
+def volume_maps(frames: Sequence[np.ndarray], size: int, length: int = VOLUME_FRAMES) -> np.ndarray:
+    """(length, n, n) float32 in [0, 1]: grey face frames (onset..offset, in order) area-resized to n x n and
+    resampled in time by linear interpolation between neighbouring frames (the first and last kept), so
+    clips of any length give volumes of one shape (what LBP-TOP baselines do with the temporal
+    interpolation model)."""
+    if len(frames) < 2:
+        raise ValueError(f"a volume needs at least 2 frames, got {len(frames)}")
+    stack = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames]).astype(np.float32)
+    position = np.linspace(0, len(frames) - 1, length)
+    below = np.minimum(np.floor(position).astype(int), len(frames) - 2)
+    weight = (position - below)[:, None, None].astype(np.float32)
+    return ((1 - weight) * stack[below] + weight * stack[below + 1]) / np.float32(255)

@@ -1,0 +1,101 @@
+"""LBP-TOP + linear SVM (the paper's Tables 1 and 2 baseline) and the face-volume stream it reads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tscnn.config import from_preset
+from tscnn.datasets import DatasetError, read_flowfolder
+from tscnn.experiment import config_for, run_experiment
+from tscnn.models import get_model
+from tscnn.models.lbptop import BINS, DIMENSION, UNIFORM_BIN, UNIFORM_CODES, lbp_codes, lbptop
+from tscnn.preprocessing.prepare import PrepSettings, clip_volume_frames, prepare
+from tscnn.preprocessing.streams import volume_maps
+from tscnn.tables import run_table
+
+
+def test_the_58_uniform_patterns_and_the_bin_of_every_other():
+    assert len(UNIFORM_CODES) == 58 and BINS == 59 and DIMENSION == 5 * 5 * 3 * 59
+    assert 0 in UNIFORM_CODES and 255 in UNIFORM_CODES and 0b00111000 in UNIFORM_CODES
+    assert UNIFORM_BIN[0b01010101] == 58 and UNIFORM_BIN[0b00100100] == 58  # 8 and 4 transitions
+    assert UNIFORM_BIN[0] == 0 and UNIFORM_BIN[255] == 57
+
+
+def test_an_lbp_code_by_hand_on_each_plane():
+    """Centre 6; ring clockwise from the top-left: 5 9 1 7 3 6 2 4 -> bits 1, 3, 5 set (>= 6): 2 + 8 + 32."""
+    patch = np.array([[5, 9, 1], [4, 6, 7], [2, 6, 3]], float)
+    volume = np.stack([patch] * 3)
+    assert lbp_codes(volume, "xy")[1, 1, 1] == 42
+    assert (lbp_codes(volume, "xy")[:, 0] == -1).all()  # the plane's border has no code
+    # Brightness rising in time, constant in space: on XT and YT the ring's row above (t - 1) is darker
+    # (bits 0-2 clear), the centre row equal (bits 3 and 7 set), the row below brighter (bits 4-6 set).
+    rising = np.arange(3, dtype=float)[:, None, None] * np.ones((3, 3, 3))
+    for plane in ("xt", "yt"):
+        assert lbp_codes(rising, plane)[1, 1, 1] == 8 + 16 + 32 + 64 + 128
+    assert lbp_codes(rising, "xy")[1, 1, 1] == 255
+
+
+def test_lbptop_histograms_sum_to_one_and_a_flat_volume_is_all_uniform_255():
+    features = lbptop(np.random.default_rng(0).random((10, 48, 48)))
+    assert features.shape == (DIMENSION,)
+    np.testing.assert_allclose(features.reshape(25, 3, BINS).sum(-1), 1.0)
+    flat = lbptop(np.full((10, 48, 48), 0.5)).reshape(25, 3, BINS)
+    assert (flat[..., UNIFORM_BIN[255]] == 1).all() and flat.sum() == 75
+    with pytest.raises(ValueError, match="LBP-TOP needs"):
+        lbptop(np.zeros((2, 48, 48)))
+
+
+def test_the_volume_is_resampled_in_time_by_linear_interpolation():
+    frames = [np.zeros((20, 20), np.uint8), np.full((20, 20), 100, np.uint8), np.full((20, 20), 200, np.uint8)]
+    volume = volume_maps(frames, 8, length=5)
+    assert volume.shape == (5, 8, 8) and volume.dtype == np.float32
+    np.testing.assert_allclose(volume[:, 0, 0], np.array([0, 50, 100, 150, 200]) / 255, atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        volume_maps(frames[:1], 8)
+
+
+def test_the_vol_stream_reads_every_frame_of_the_span_and_is_cached(synth_db, tmp_path):
+    table = synth_db.table.head(3)
+    row = table.iloc[0]
+    paths = clip_volume_frames(row)
+    assert len(paths) == row.offset - row.onset + 1 and paths[0] == row.onset_path and paths[-1] == row.offset_path
+    settings = PrepSettings()
+    first = prepare(table, settings, tmp_path, progress=False, streams=("vol",))
+    assert set(first.arrays) == {"vol"} and first.arrays["vol"].shape == (3, 1, 10, 48, 48)
+    cached = sorted(p.name for p in tmp_path.glob("prep-*/*__vol__*.npz"))
+    assert len(cached) == 3
+    again = prepare(table, settings, tmp_path, progress=False, streams=("dt", "vol"))  # vol from the cache
+    np.testing.assert_array_equal(again.arrays["vol"], first.arrays["vol"])
+    assert again.arrays["dt"].shape[:2] == (3, 10)
+
+
+def test_a_flow_folder_cannot_give_the_volume(tmp_path):
+    from test_protocols_and_recipes import learnable_folder
+
+    db = read_flowfolder(learnable_folder(tmp_path / "flows"))
+    with pytest.raises(DatasetError, match="gives only the uvs stream; asked for vol"):
+        prepare(db.table, PrepSettings(size=28), progress=False, streams=("vol",))
+
+
+def test_lbptop_runs_loso_through_the_registry_and_the_methods_table(synth_db, tmp_path):
+    spec = get_model("lbptop")
+    assert (spec.kind, spec.streams) == ("features", ("vol",))
+    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
+    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    config = config_for("lbptop", dataset="casme2", root="unused")
+    result = run_experiment(config, tmp_path / "lbptop", tmp_path / "cache", database=db, progress=False)
+    assert result.metrics["clips"] == len(table) and 0 <= result.metrics["mean_std_over_seeds"]["uf1"]["mean"] <= 1
+    # The paper's Tables 1 / 2 shape: LBP-TOP, HOOF, the floor and TSCNN on the same folds, the paper beside.
+    base = from_preset("demo-sgd", dataset="casme2", root="unused", flow="dis", max_epochs=1, streams=("dt",))
+    path = run_table("methods", base, tmp_path / "t1", tmp_path / "cache", database=db, progress=False)
+    stored = json.loads((tmp_path / "t1" / "table.json").read_text())
+    assert list(stored["rows"]) == ["LBP-TOP", "HOOF", "linear", "TSCNN"]
+    assert stored["paper"]["LBP-TOP"] == [43.78, 0.3337] and stored["paper"]["HOOF"] == [76.6, 0.55]
+    hoof = json.loads((tmp_path / "t1" / "hoof" / "config.json").read_text())
+    assert (hoof["model"], hoof["streams"], hoof["size"]) == ("hoof", ["uvs"], 28)
+    lbp = json.loads((tmp_path / "t1" / "lbp-top" / "config.json").read_text())
+    assert (lbp["model"], lbp["streams"], lbp["size"]) == ("lbptop", ["vol"], 48)
+    assert "Tables 1 and 2" in path.read_text() and "| LBP-TOP |" in path.read_text()
