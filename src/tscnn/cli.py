@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   tscnn run --dataset flowfolder --root megc2019-flow28 --model ststnet --protocol cross \\
             --train-datasets casme2 --test-datasets smic
   tscnn table streams --root /data/CASME2 --seeds 0 1 2        # the paper's Table 4
+  tscnn table methods --root /data/CASME2                       # Table 1: TSCNN, LBP-TOP, HOOF, the floor
   tscnn predict models/casme2/model.pt clip.mp4
   tscnn spot recording.mp4 --model models/casme2/model.pt --json intervals.json
 """
