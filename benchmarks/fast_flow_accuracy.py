@@ -1,17 +1,20 @@
 """What fast optical flow costs in accuracy: TV-L1 against DIS and Farneback, in training and at prediction.
 
-1. Training with each flow (LOSO): the ``tscnn-plus`` recipe on the u, v, strain stream (``uvs``) of the
+1. Training with each flow (LOSO; ``training``): the ``tscnn-plus`` recipe on the u, v, strain stream (``uvs``) of the
    synthetic MEGC2019-layout composite's frames (16 CASME II, 8 SAMM, 10 SMIC-layout subjects; 254 clips,
    3 classes; the frames ``flow_benchmark.py --synthetic`` makes), the flow computed by each method. Per
    flow: UF1 / UAR (mean +- std over seeds), the seed ensemble, the paired subject bootstrap of each fast
    flow against TV-L1 (``tscnn.metrics.paired_subject_bootstrap``), and the flow's time per clip.
-2. The fast path at prediction (``tscnn predict --fast``): one ``tscnn-plus`` model (three streams, TV-L1)
-   trained on every clip of the synthetic CASME II database of data seed 0, then every clip of data seed 1
-   (other subjects, never seen) predicted by ``tscnn predict``'s path (TV-L1, ``predict_frames``) and by
-   ``FastPredictor`` with DIS and with Farneback (apex as annotated): accuracy, UF1, UAR of each and the
-   share of clips whose fast answer equals the TV-L1 answer.
+   ``training_casme2``: the same with all three streams (SS, LS, DT) on the main job's synthetic CASME II
+   database (data seed 0, 114 clips, 12 subjects, 5 classes), TV-L1 against DIS.
+2. The fast path at prediction (``tscnn predict --fast``): ``tscnn-plus`` models (three streams) trained
+   with TV-L1 and with DIS on every clip of the synthetic CASME II database of data seed 0, then every clip
+   of data seed 1 (other subjects, never seen) predicted by ``tscnn predict``'s path (``predict_frames``,
+   the model's own flow) and by ``FastPredictor`` with DIS and with Farneback (apex as annotated):
+   accuracy, UF1, UAR of each and the share of clips whose answer equals the reference path's.
 
-Results folders are resumable (``--out``); the summary goes to ``--json``. ``--quick`` runs both parts on
+Results folders are resumable (``--out``); the summary goes to ``--json`` (``--parts`` reruns one part and
+keeps the other's figures). ``--quick`` runs both parts on
 tiny generated databases with 2 epochs (a smoke test of the script, not a measurement).
 
 Usage: python benchmarks/fast_flow_accuracy.py [--seeds 0 1 2] [--threads 1] [--jobs 2]
@@ -63,20 +66,20 @@ def flow_ms_per_clip(table: pd.DataFrame, flow: str, clips: int = 20) -> float:
     return 1000 * float(np.median(times))
 
 
-def training_part(frames: Path, seeds: tuple[int, ...], threads: int, jobs: int, out: Path, quick: bool) -> dict:
-    """LOSO with each flow on the composite's uvs stream; every fast flow paired against TV-L1."""
-    db = read_megc2019(frames, apex_fallback="middle")
+def training_part(db, root: Path, streams: tuple[str, ...], flows: tuple[str, ...], seeds: tuple[int, ...],
+                  threads: int, jobs: int, out: Path, quick: bool) -> dict:
+    """LOSO with each flow (the ``tscnn-plus`` recipe on ``streams``); every other flow paired against the first."""
     results, predictions = {}, {}
-    for flow in FLOWS:
-        config = config_for("tscnn", "tscnn-plus", dataset="megc2019", root=str(frames), classes="3class",
-                            apex_fallback="middle", streams=("uvs",), flow=flow, seeds=seeds, threads=threads)
+    for flow in flows:
+        config = config_for("tscnn", "tscnn-plus", dataset=db.name, root=str(root), classes=db_classes(db),
+                            apex_fallback="middle", streams=streams, flow=flow, seeds=seeds, threads=threads)
         if quick:
             config = replace(config, max_epochs=2, average_last=1)
+        folder = out / f"loso-{flow}" if streams == ("uvs",) else out / f"loso-{db.name}-{'-'.join(streams)}-{flow}"
         start = time.perf_counter()
-        run = run_experiment(config, out / f"loso-{flow}", cache_dir="data/cache", database=db, progress=False,
-                             jobs=jobs)
+        run = run_experiment(config, folder, cache_dir="data/cache", database=db, progress=False, jobs=jobs)
         folds = [json.loads(p.read_text())["seconds"] for s in seeds
-                 for p in (out / f"loso-{flow}" / f"seed_{s}" / "folds").glob("*.json")]
+                 for p in (folder / f"seed_{s}" / "folds").glob("*.json")]
         metrics = run.metrics
         results[flow] = {"uf1": metrics["mean_std_over_seeds"]["uf1"], "uar": metrics["mean_std_over_seeds"]["uar"],
                          "seed_ensemble": {k: metrics["seed_ensemble"][k] for k in ("uf1", "uar")},
@@ -85,62 +88,79 @@ def training_part(frames: Path, seeds: tuple[int, ...], threads: int, jobs: int,
                          "train_minutes_per_seed": sum(folds) / 60 / len(seeds),
                          "wall_minutes": (time.perf_counter() - start) / 60}
         predictions[flow] = run.predictions
-    for flow in FLOWS[1:]:
-        results[flow]["against_tvl1"] = paired_subject_bootstrap(predictions[flow], predictions["tvl1"],
-                                                                 len(db.classes), resamples=200 if quick else 2000)
-    return {"data": str(frames), "clips": int(len(db.table)), "subjects": int(db.table.subject.nunique()),
-            "classes": list(db.classes), "seeds": list(seeds), "recipe": "tscnn-plus, stream uvs",
+    for flow in flows[1:]:
+        results[flow]["against_" + flows[0]] = paired_subject_bootstrap(
+            predictions[flow], predictions[flows[0]], len(db.classes), resamples=200 if quick else 2000)
+    return {"data": str(root), "clips": int(len(db.table)), "subjects": int(db.table.subject.nunique()),
+            "classes": list(db.classes), "seeds": list(seeds), "recipe": f"tscnn-plus, streams {'+'.join(streams)}",
             "flows": results}
 
 
-def prediction_part(train_root: Path, test_root: Path, threads: int, out: Path, quick: bool) -> dict:
-    """A TV-L1 model trained on data seed 0, every clip of data seed 1 predicted by the TV-L1 and the fast paths."""
-    config = config_for("tscnn", "tscnn-plus", dataset="casme2", root=str(train_root), classes="5class",
-                        threads=threads)
-    if quick:
-        config = replace(config, max_epochs=2, average_last=1)
-    model_path = out / "final-tvl1" / "model.pt"
-    if not model_path.exists():
-        train_final_model(config, out / "final-tvl1", cache_dir="data/cache", progress=False)
-    saved = load_saved_model(model_path)
+def db_classes(db) -> str:
+    """The class-set name a Config needs for the databases read here."""
+    return "3class" if db.name == "megc2019" else "5class"
+
+
+def prediction_part(train_root: Path, test_root: Path, threads: int, out: Path, quick: bool,
+                    train_flows: tuple[str, ...] = ("tvl1", "dis")) -> dict:
+    """For each training flow, a model trained on every clip of data seed 0; every clip of data seed 1 predicted
+    by the reference path (``predict_frames``, the model's own flow) and by the fast path with DIS and with
+    Farneback. Agreement is with the same model's reference path."""
     test = read_casme2(test_root, classes="5class")
     if quick:
         test = replace(test, table=test.table.head(6))
-    paths = {"tvl1": None, **{flow: FastPredictor(saved, flow=flow) for flow in FLOWS[1:]}}
+    result = {"train": str(train_root), "test": str(test_root), "test_clips": int(len(test.table)),
+              "test_subjects": int(test.table.subject.nunique()), "models": {}}
+    for train_flow in train_flows:
+        config = config_for("tscnn", "tscnn-plus", dataset="casme2", root=str(train_root), classes="5class",
+                            threads=threads, flow=train_flow)
+        if quick:
+            config = replace(config, max_epochs=2, average_last=1)
+        model_path = out / f"final-{train_flow}" / "model.pt"
+        if not model_path.exists():
+            train_final_model(config, out / f"final-{train_flow}", cache_dir="data/cache", progress=False)
+        saved = load_saved_model(model_path)
+        result["models"][train_flow] = _predict_every_clip(saved, test)
+        result["classes"] = list(saved.classes)
+    return result
+
+
+def _predict_every_clip(saved, test) -> dict:
+    """Every clip of ``test`` by the reference path and each fast flow: scores, agreement, time per clip."""
+    paths = {"reference": None, **{flow: FastPredictor(saved, flow=flow) for flow in FLOWS[1:]}}
     rows = []
     for row in test.table.to_dict("records"):
         images, numbers = read_clip(row["frames_dir"])
         phases = [int(row[c]) for c in ("onset", "apex", "offset")]  # frame numbers, as annotated
         answers = {}
-        for flow, fast in paths.items():
+        for path, fast in paths.items():
             start = time.perf_counter()
             if fast is None:
                 answer = predict_frames(saved, images, numbers, row["clip"], *phases, cropped=bool(row["cropped"]))
             else:
                 answer = fast.predict(images, *(numbers.index(n) for n in phases), cropped=bool(row["cropped"]))
-            answers[flow] = (saved.classes.index(answer.predicted), time.perf_counter() - start)
+            answers[path] = (saved.classes.index(answer.predicted), time.perf_counter() - start)
         rows.append({"dataset": row["dataset"], "subject": row["subject"], "clip": row["clip"],
-                     "label": int(row["label"]),
-                     **{f"pred_{flow}": a[0] for flow, a in answers.items()},
-                     **{f"seconds_{flow}": a[1] for flow, a in answers.items()}})
+                     "label": int(row["label"]), **{f"pred_{p}": a[0] for p, a in answers.items()},
+                     **{f"seconds_{p}": a[1] for p, a in answers.items()}})
     table = pd.DataFrame(rows)
-    num_classes = len(saved.classes)
-    result = {"train": str(train_root), "test": str(test_root), "test_clips": int(len(table)),
-              "test_subjects": int(table.subject.nunique()), "classes": list(saved.classes), "paths": {}}
-    for flow in FLOWS:
-        scored = evaluate_predictions(table.assign(pred=table[f"pred_{flow}"]), num_classes)
-        result["paths"][flow] = {"accuracy": scored["accuracy"], "uf1": scored["uf1"], "uar": scored["uar"],
-                                 "agrees_with_tvl1": float((table[f"pred_{flow}"] == table["pred_tvl1"]).mean()),
-                                 "median_ms_per_clip": 1000 * float(table[f"seconds_{flow}"].median())}
-    return result
+    scores = {}
+    for path in paths:
+        scored = evaluate_predictions(table.assign(pred=table[f"pred_{path}"]), len(saved.classes))
+        scores[path] = {"accuracy": scored["accuracy"], "uf1": scored["uf1"], "uar": scored["uar"],
+                        "agrees_with_reference": float((table[f"pred_{path}"] == table["pred_reference"]).mean()),
+                        "median_ms_per_clip": 1000 * float(table[f"seconds_{path}"].median())}
+    return {"flow_in_training": saved.config.flow, "paths": scores}
 
 
 def markdown(summary: dict) -> str:
     lines = []
-    if "training" in summary:
-        t = summary["training"]
-        lines += [f"Training with each flow: LOSO, {t['recipe']}, {t['clips']} clips, {t['subjects']} subjects, "
-                  f"seeds {t['seeds']}", "",
+    for part in ("training", "training_casme2"):
+        if part not in summary:
+            continue
+        t = summary[part]
+        lines += ["", f"Training with each flow: LOSO, {t['recipe']}, {t['clips']} clips, {t['subjects']} subjects, "
+                  f"seeds {t['seeds']} ({t['data']})", "",
                   "| flow | UF1 | UAR | seed ensemble UF1 / UAR | UF1 minus TV-L1's [95 % interval] | flow ms / clip |",
                   "|---|---|---|---|---|---|"]
         for flow, r in t["flows"].items():
@@ -152,13 +172,27 @@ def markdown(summary: dict) -> str:
                          f"| {gap} | {r['flow_ms_per_clip']:.1f} |")
     if "prediction" in summary:
         p = summary["prediction"]
-        lines += ["", f"Prediction: a TV-L1 model, {p['test_clips']} unseen clips of {p['test_subjects']} subjects", "",
-                  "| path | accuracy | UF1 | UAR | same answer as TV-L1 | ms / clip |", "|---|---|---|---|---|---|"]
-        for flow, r in p["paths"].items():
-            name = "`tscnn predict` (TV-L1)" if flow == "tvl1" else f"fast, {flow}"
-            lines.append(f"| {name} | {r['accuracy']:.3f} | {r['uf1']:.3f} | {r['uar']:.3f} | "
-                         f"{r['agrees_with_tvl1']:.3f} | {r['median_ms_per_clip']:.1f} |")
+        lines += ["", f"Prediction: {p['test_clips']} unseen clips of {p['test_subjects']} subjects", "",
+                  "| model trained with | prediction path | accuracy | UF1 | UAR | same answer as the reference path "
+                  "| ms / clip |", "|---|---|---|---|---|---|---|"]
+        for train_flow, model in p["models"].items():
+            for path, r in model["paths"].items():
+                name = f"`tscnn predict` ({train_flow})" if path == "reference" else f"fast, {path}"
+                lines.append(f"| {train_flow} | {name} | {r['accuracy']:.3f} | {r['uf1']:.3f} | {r['uar']:.3f} | "
+                             f"{r['agrees_with_reference']:.3f} | {r['median_ms_per_clip']:.1f} |")
     return "\n".join(lines)
+
+
+def casme2_roots(data: Path, quick: bool) -> tuple[Path, Path]:
+    """The synthetic CASME II databases of data seeds 0 and 1 (the main job's and the one it was chosen on;
+    3 subjects each with ``quick``)."""
+    if not quick:
+        return ensure_demo_data(data / "synthetic-casme2", 0), ensure_demo_data(data / "synthetic-casme2-s1", 1)
+    roots = data / "casme2-s0", data / "casme2-s1"
+    for root, seed in zip(roots, (0, 1), strict=True):
+        if not root.exists():
+            write_database(root, SynthSettings(subjects=3, seed=seed))
+    return roots
 
 
 def main() -> None:
@@ -166,26 +200,28 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     parser.add_argument("--jobs", type=int, default=1, help="folds trained at once in worker processes")
-    parser.add_argument("--parts", nargs="+", default=["training", "prediction"], choices=["training", "prediction"])
+    parser.add_argument("--parts", nargs="+", default=["training", "training_casme2", "prediction"],
+                        choices=["training", "training_casme2", "prediction"])
     parser.add_argument("--out", type=Path, default=Path("results/fast-flow-accuracy"))
     parser.add_argument("--json", type=Path, default=Path("benchmarks/fast_flow_accuracy.json"))
     parser.add_argument("--quick", action="store_true", help="tiny databases, 2 epochs: a smoke test, no measurement")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = args.out / "data" if args.quick else Path("data")
-    summary: dict = {"cpu": cpu_name(), "torch": torch.__version__, "quick": args.quick}
+    previous = json.loads(args.json.read_text()) if args.json.exists() else {}
+    summary: dict = {**previous, "cpu": cpu_name(), "torch": torch.__version__, "quick": args.quick}
     if "training" in args.parts:
         frames = make_composite(data / "synthetic-megc2019" if args.quick else COMPOSITE_FRAMES, args.quick)
-        summary["training"] = training_part(frames, tuple(args.seeds), args.threads, args.jobs, args.out, args.quick)
+        db = read_megc2019(frames, apex_fallback="middle")
+        summary["training"] = training_part(db, frames, ("uvs",), FLOWS, tuple(args.seeds), args.threads, args.jobs,
+                                            args.out, args.quick)
+    if "training_casme2" in args.parts:
+        root = casme2_roots(data, args.quick)[0]
+        summary["training_casme2"] = training_part(read_casme2(root, classes="5class"), root, ("ss", "ls", "dt"),
+                                                   FLOWS[:2], tuple(args.seeds), args.threads, args.jobs, args.out,
+                                                   args.quick)
     if "prediction" in args.parts:
-        if args.quick:
-            train_root, test_root = data / "casme2-s0", data / "casme2-s1"
-            for root, seed in ((train_root, 0), (test_root, 1)):
-                if not root.exists():
-                    write_database(root, SynthSettings(subjects=3, seed=seed))
-        else:
-            train_root = ensure_demo_data(data / "synthetic-casme2", 0)
-            test_root = ensure_demo_data(data / "synthetic-casme2-s1", 1)
+        train_root, test_root = casme2_roots(data, args.quick)
         summary["prediction"] = prediction_part(train_root, test_root, args.threads, args.out, args.quick)
     print(markdown(summary))
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -147,6 +147,27 @@ def test_fast_path_finds_the_face_on_a_real_video(tiny_model, real_faces):
     assert (result.onset, result.apex, result.offset) == (0, 30, len(images) - 1)
 
 
+def test_the_fast_path_uses_the_flow_the_model_was_trained_with(tiny_model, tmp_path):
+    """A model trained with DIS (or Farneback) gets its own flow; a TV-L1 model gets DIS and a warning that
+    its network sees another flow than in training; an explicit flow is kept."""
+    import warnings
+
+    from tscnn.fast import FastPredictor
+
+    tvl1 = load_saved_model(tiny_model)
+    with pytest.warns(UserWarning, match="trained on tvl1 flow; the fast path computes DIS"):
+        assert FastPredictor(tvl1).settings.flow == "dis"
+    for flow in ("dis", "farneback"):
+        config = Config(size=28, flow=flow)
+        path = save_model(tmp_path / flow / "model.pt", build_model(config, 3, None), config, ("a", "b", "c"), {})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert FastPredictor(load_saved_model(path)).settings.flow == flow
+    assert FastPredictor(tvl1, flow="farneback").settings.flow == "farneback"
+    with pytest.raises(ValueError, match="fast flows"):
+        FastPredictor(tvl1, flow="tvl1")
+
+
 def test_latency_benchmark_quick_mode(tmp_path):
     out = tmp_path / "latency.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--quick", "--size", "28",

@@ -306,8 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onset", type=int, help="onset frame number (folder) or index (video); default: the first")
     p.add_argument("--apex", type=int, help="apex frame; default: the spotter's choice")
     p.add_argument("--offset", type=int, help="offset frame; default: the last")
-    p.add_argument("--fast", action="store_true", help="the fast path (tscnn.fast): DIS flow instead of TV-L1, "
-                   "face found on a shrunk frame, bf16 network where native; close to the default answer")
+    p.add_argument("--fast", action="store_true", help="the fast path (tscnn.fast): DIS (or the model's own fast "
+                   "flow) instead of TV-L1, face found on a shrunk frame, bf16 network where native; for a model "
+                   "trained with --flow dis close to the default answer, for a TV-L1 model often not (a warning "
+                   "says so)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -14,18 +14,23 @@ keeps the preparation's steps and changes only what costs time:
   micro-expression databases the face fills about half of the frame's height); the box is scaled
   back, and only when no face is found there is the full-resolution frame searched. A box can also
   be passed in (``box=``) or the previous clip's cut kept (``reuse_box=True``, a fixed camera);
-* the flow is DIS (``dis``, default) or Farneback instead of TV-L1, at the work size;
+* the flow is DIS or Farneback instead of TV-L1, at the work size: by default the model's own flow when it
+  was trained with one of them (``--flow dis``), else DIS with a warning (``fast_flow_for``): a network fed
+  another flow than in training loses accuracy;
 * only the streams the network reads are built (no UVS strain for TSCNN);
 * the network runs channels-last, in bf16 weights on a CPU with native bf16 (AMX / AVX-512 BF16) and
   for the models that allow it (TSCNN), otherwise in fp32; under ``torch.inference_mode``.
 
-The answer is therefore close to, not identical with, the reference path's (another flow, a box a few
-pixels off, bf16 rounding); the reference path is unchanged. ``benchmarks/latency.py`` times each stage.
+For a model trained with DIS the answer is close to, not identical with, the reference path's (a box a few
+pixels off, bf16 rounding); for a model trained on TV-L1 it is often another answer (another flow), which
+``benchmarks/fast_flow_accuracy.py`` measures. The reference path is unchanged. ``benchmarks/latency.py``
+times each stage.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
@@ -87,13 +92,27 @@ def grey_frame(frame: np.ndarray, i: int, source: str) -> np.ndarray:
     return frame
 
 
+def fast_flow_for(saved: SavedModel) -> str:
+    """The flow the fast path computes for a model: the one it was trained with when that is a fast flow.
+    A model trained on TV-L1 gets DIS, with a warning: a network sees another flow than in training, and on
+    the synthetic database such a model's fast answers matched its TV-L1 answers for only about half of the
+    clips (``benchmarks/fast_flow_accuracy.py``); a model trained with ``--flow dis`` has no such gap."""
+    if saved.config.flow in FAST_FLOWS:
+        return saved.config.flow
+    warnings.warn(f"this model was trained on {saved.config.flow} flow; the fast path computes DIS instead, which "
+                  "costs accuracy (on the synthetic database about half of the answers changed): for fast "
+                  "prediction, train the model with --flow dis", UserWarning, stacklevel=3)
+    return "dis"
+
+
 class FastPredictor:
     """A loaded model set up for low-latency prediction on clips held in memory (see the module docstring).
 
     Each stage is a method, so ``benchmarks/latency.py`` can time it; :meth:`predict` runs them in order."""
 
-    def __init__(self, saved: SavedModel, flow: str = "dis", bf16: bool | None = None,
+    def __init__(self, saved: SavedModel, flow: str | None = None, bf16: bool | None = None,
                  detect_side: int = DETECT_SIDE) -> None:
+        flow = fast_flow_for(saved) if flow is None else flow
         if flow not in FAST_FLOWS:
             raise ValueError(f"fast prediction uses one of the fast flows {FAST_FLOWS}, not {flow!r}")
         self.saved = saved
@@ -198,7 +217,7 @@ class FastPredictor:
 
 
 def predict_clip_fast(model_path: str | Path, source: str | Path, onset: int | None = None, apex: int | None = None,
-                      offset: int | None = None, cropped: bool = False, flow: str = "dis") -> Prediction:
+                      offset: int | None = None, cropped: bool = False, flow: str | None = None) -> Prediction:
     """``tscnn.predict.predict_clip`` by the fast path (a video's frames are indices 0..n-1; a frame
     folder's numbers are mapped to positions and back)."""
     images, numbers = read_clip(source)
