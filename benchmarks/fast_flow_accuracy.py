@@ -33,11 +33,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tscnn.datasets import read_casme2, read_megc2019
+from tscnn.config import Config
+from tscnn.datasets import Database, read_casme2, read_megc2019
 from tscnn.experiment import config_for, cpu_name, ensure_demo_data, run_experiment, train_final_model
 from tscnn.fast import FastPredictor
 from tscnn.metrics import evaluate_predictions, paired_subject_bootstrap
-from tscnn.predict import load_saved_model, predict_frames, read_clip
+from tscnn.predict import SavedModel, load_saved_model, predict_frames, read_clip
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs
 from tscnn.synth import SynthSettings, write_database
 
@@ -66,7 +67,7 @@ def flow_ms_per_clip(table: pd.DataFrame, flow: str, clips: int = 20) -> float:
     return 1000 * float(np.median(times))
 
 
-def training_part(db, root: Path, streams: tuple[str, ...], flows: tuple[str, ...], seeds: tuple[int, ...],
+def training_part(db: Database, root: Path, streams: tuple[str, ...], flows: tuple[str, ...], seeds: tuple[int, ...],
                   threads: int, jobs: int, out: Path, quick: bool) -> dict:
     """LOSO with each flow (the ``tscnn-plus`` recipe on ``streams``); every other flow paired against the first."""
     results, predictions = {}, {}
@@ -96,7 +97,7 @@ def training_part(db, root: Path, streams: tuple[str, ...], flows: tuple[str, ..
             "flows": results}
 
 
-def db_classes(db) -> str:
+def db_classes(db: Database) -> str:
     """The class-set name a Config needs for the databases read here."""
     return "3class" if db.name == "megc2019" else "5class"
 
@@ -117,7 +118,7 @@ def prediction_part(train_root: Path, test_root: Path, threads: int, out: Path, 
         if quick:
             config = replace(config, max_epochs=2, average_last=1)
         model_path = out / f"final-{train_flow}" / "model.pt"
-        if not model_path.exists():
+        if not model_path.exists() or _recipe(load_saved_model(model_path).config) != _recipe(config):
             train_final_model(config, out / f"final-{train_flow}", cache_dir="data/cache", progress=False)
         saved = load_saved_model(model_path)
         result["models"][train_flow] = _predict_every_clip(saved, test)
@@ -125,7 +126,12 @@ def prediction_part(train_root: Path, test_root: Path, threads: int, out: Path, 
     return result
 
 
-def _predict_every_clip(saved, test) -> dict:
+def _recipe(config: Config) -> dict:
+    """What decides a trained model (the thread count does not)."""
+    return {k: v for k, v in config.to_dict().items() if k != "threads"}
+
+
+def _predict_every_clip(saved: SavedModel, test: Database) -> dict:
     """Every clip of ``test`` by the reference path and each fast flow: scores, agreement, time per clip."""
     paths = {"reference": None, **{flow: FastPredictor(saved, flow=flow) for flow in FLOWS[1:]}}
     rows = []
@@ -203,10 +209,16 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["training", "training_casme2", "prediction"],
                         choices=["training", "training_casme2", "prediction"])
     parser.add_argument("--out", type=Path, default=Path("results/fast-flow-accuracy"))
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/fast_flow_accuracy.json"))
-    parser.add_argument("--quick", action="store_true", help="tiny databases, 2 epochs: a smoke test, no measurement")
+    parser.add_argument("--json", type=Path, help="summary (default: benchmarks/fast_flow_accuracy.json; with --quick "
+                        "OUT/quick/fast_flow_accuracy.json)")
+    parser.add_argument("--quick", action="store_true", help="tiny databases, 2 epochs: a smoke test, no measurement "
+                        "(everything under OUT/quick, apart from the real results)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.quick:
+        args.out = args.out / "quick"
+    args.json = args.json or (args.out / "fast_flow_accuracy.json" if args.quick
+                              else Path("benchmarks/fast_flow_accuracy.json"))
     data = args.out / "data" if args.quick else Path("data")
     previous = json.loads(args.json.read_text()) if args.json.exists() else {}
     summary: dict = {**previous, "cpu": cpu_name(), "torch": torch.__version__, "quick": args.quick}

@@ -223,7 +223,7 @@ def run(model_path: Path | None, video: Path | None, repeats: int, slow: int, wi
                     stages[path]["forward, onnxruntime fp32"] = onnx
         if not cropped:
             results["face_box"] = {"reference": [int(v) for v in detect_face(images[0])],
-                                   "fast": [int(v) for v in FastPredictor(saved).face_box(images[0])]}
+                                   "fast": [int(v) for v in FastPredictor(saved, flow="dis").face_box(images[0])]}
             results["face_box"]["iou"] = box_iou(results["face_box"]["reference"], results["face_box"]["fast"])
         results["answers"] = {path: {"predicted": a.predicted, "probabilities": a.probabilities}
                               for path, a in answers.items()}

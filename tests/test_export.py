@@ -200,3 +200,22 @@ def test_a_model_with_flow_centring_and_test_time_flip_exports(tmp_path):
     assert info["max_abs_diff"] <= info["tolerance"]
     meta = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
     assert meta["tscnn_tta_flip"] is True
+
+
+def test_fast_flow_accuracy_benchmark_quick_mode(tmp_path):
+    """The benchmark of what fast flow costs runs end to end on tiny databases (a smoke test of the script: two
+    epochs measure nothing) and writes every part under OUT/quick, never into the real results."""
+    script = ROOT / "benchmarks" / "fast_flow_accuracy.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--seeds", "0", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "quick" / "fast_flow_accuracy.json").read_text())
+    assert results["quick"] is True
+    assert list(results["training"]["flows"]) == ["tvl1", "dis", "farneback"]
+    assert list(results["training_casme2"]["flows"]) == ["tvl1", "dis"]
+    for part in ("training", "training_casme2"):
+        assert "against_tvl1" in results[part]["flows"]["dis"] and "against_tvl1" not in results[part]["flows"]["tvl1"]
+    for model in results["prediction"]["models"].values():
+        assert model["paths"]["reference"]["agrees_with_reference"] == 1.0
+        assert all(0 <= path["uf1"] <= 1 for path in model["paths"].values())
+    assert [m["flow_in_training"] for m in results["prediction"]["models"].values()] == ["tvl1", "dis"]

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from tscnn.config import from_preset
 from tscnn.datasets import DatasetError, read_flowfolder
-from tscnn.experiment import config_for, run_experiment
+from tscnn.experiment import check_config, config_for, run_experiment, train_final_model
 from tscnn.models import get_model
-from tscnn.models.lbptop import BINS, DIMENSION, UNIFORM_BIN, UNIFORM_CODES, lbp_codes, lbptop
-from tscnn.preprocessing.prepare import PrepSettings, clip_volume_frames, prepare
+from tscnn.models.lbptop import (
+    BINS,
+    DIMENSION,
+    UNIFORM_BIN,
+    UNIFORM_CODES,
+    lbp_codes,
+    lbptop,
+    lbptop_classifier,
+    lbptop_features,
+)
+from tscnn.preprocessing import prepare as prepare_module
+from tscnn.preprocessing.prepare import PrepSettings, clip_volume_frames, prepare, volume_cache_path
 from tscnn.preprocessing.streams import volume_maps
 from tscnn.tables import run_table
 
@@ -36,6 +48,12 @@ def test_an_lbp_code_by_hand_on_each_plane():
     for plane in ("xt", "yt"):
         assert lbp_codes(rising, plane)[1, 1, 1] == 8 + 16 + 32 + 64 + 128
     assert lbp_codes(rising, "xy")[1, 1, 1] == 255
+    # A ramp along x only: on XY and XT the right column (bits 2, 3, 4) and the centre column (bits 1, 5)
+    # are >= the centre: 2 + 4 + 8 + 16 + 32 = 62; on YT (t, y) every neighbour equals the centre: 255.
+    # Swapped plane axes would give another code on one of them.
+    ramp = np.zeros((3, 3, 3))
+    ramp[:] = np.arange(3, dtype=float)[None, None, :]
+    assert [lbp_codes(ramp, plane)[1, 1, 1] for plane in ("xy", "xt", "yt")] == [62, 62, 255]
 
 
 def test_lbptop_histograms_sum_to_one_and_a_flat_volume_is_all_uniform_255():
@@ -53,11 +71,13 @@ def test_the_volume_is_resampled_in_time_by_linear_interpolation():
     volume = volume_maps(frames, 8, length=5)
     assert volume.shape == (5, 8, 8) and volume.dtype == np.float32
     np.testing.assert_allclose(volume[:, 0, 0], np.array([0, 50, 100, 150, 200]) / 255, atol=1e-6)
-    with pytest.raises(ValueError, match="at least 2 frames"):
-        volume_maps(frames[:1], 8)
+    still = volume_maps(frames[1:2], 8, length=4)  # one frame (onset == offset): a still volume
+    np.testing.assert_allclose(still, 100 / 255, atol=1e-6)
+    with pytest.raises(ValueError, match="at least 1 frame"):
+        volume_maps([], 8)
 
 
-def test_the_vol_stream_reads_every_frame_of_the_span_and_is_cached(synth_db, tmp_path):
+def test_the_vol_stream_reads_every_frame_of_the_span_and_is_cached(synth_db, tmp_path, monkeypatch):
     table = synth_db.table.head(3)
     row = table.iloc[0]
     paths = clip_volume_frames(row)
@@ -67,9 +87,62 @@ def test_the_vol_stream_reads_every_frame_of_the_span_and_is_cached(synth_db, tm
     assert set(first.arrays) == {"vol"} and first.arrays["vol"].shape == (3, 1, 10, 48, 48)
     cached = sorted(p.name for p in tmp_path.glob("prep-*/*__vol__*.npz"))
     assert len(cached) == 3
-    again = prepare(table, settings, tmp_path, progress=False, streams=("dt", "vol"))  # vol from the cache
+    assert first.arrays["vol"].dtype == np.float32  # LBP compares neighbours: no float16 ties
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the volume was recomputed, not read from the cache")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(prepare_module, "prepare_volume", refuse)
+        again = prepare(table, settings, tmp_path, progress=False, streams=("dt", "vol"))
     np.testing.assert_array_equal(again.arrays["vol"], first.arrays["vol"])
     assert again.arrays["dt"].shape[:2] == (3, 10)
+
+
+def test_a_changed_frame_inside_the_span_gives_a_new_volume_cache_file(synth_root, tmp_path):
+    import shutil
+
+    from tscnn.datasets import read_casme2
+
+    root = tmp_path / "db"
+    shutil.copytree(synth_root, root)
+    table = read_casme2(root).table.head(1)
+    row = table.iloc[0]
+    before = volume_cache_path(tmp_path / "cache", row, PrepSettings(), "k")
+    middle = clip_volume_frames(row)[1]  # neither onset, apex nor offset may be what changed
+    assert middle not in (row.onset_path, row.offset_path)
+    image = cv2.imread(middle)
+    cv2.imwrite(middle, 255 - image)
+    assert volume_cache_path(tmp_path / "cache", row, PrepSettings(), "k") != before
+
+
+def test_the_volume_takes_only_frames_named_as_the_onset_file(synth_db, tmp_path):
+    """Masks or another format beside the frames (img_mask2.png, img3.png next to img3.jpg) never enter the
+    volume; a clip with onset == offset gives its one frame."""
+    import shutil
+
+    row = synth_db.table.iloc[0].to_dict()
+    folder = tmp_path / "clip"
+    shutil.copytree(row["frames_dir"], folder)
+    onset = Path(row["onset_path"]).name
+    prefix, suffix = onset[:onset.rindex(str(row["onset"]))], Path(onset).suffix
+    for number in range(row["onset"], row["offset"] + 1):
+        (folder / f"{prefix}mask{number}.png").write_bytes(b"not a frame")
+        (folder / f"{prefix}{number}.png").write_bytes(b"not a frame either")
+    moved = {**row, "frames_dir": str(folder), "onset_path": str(folder / onset)}
+    paths = clip_volume_frames(moved)
+    assert len(paths) == row["offset"] - row["onset"] + 1
+    assert all(Path(p).suffix == suffix and "mask" not in p for p in paths)
+    single = clip_volume_frames({**moved, "offset": row["onset"]})
+    assert single == [str(folder / onset)]
+
+
+def test_only_a_model_that_reads_the_volume_may_ask_for_it(tmp_path):
+    with pytest.raises(ValueError, match="feeds hand-crafted features"):
+        check_config(config_for("tscnn", streams=("ss", "vol"), root="unused"))
+    check_config(config_for("lbptop", root="unused"))
+    with pytest.raises(ValueError, match="is a features model"):  # refused before any preparation
+        train_final_model(config_for("lbptop", root=str(tmp_path / "nowhere")), tmp_path / "model")
 
 
 def test_a_flow_folder_cannot_give_the_volume(tmp_path):
@@ -87,7 +160,18 @@ def test_lbptop_runs_loso_through_the_registry_and_the_methods_table(synth_db, t
     db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
     config = config_for("lbptop", dataset="casme2", root="unused")
     result = run_experiment(config, tmp_path / "lbptop", tmp_path / "cache", database=db, progress=False)
-    assert result.metrics["clips"] == len(table) and 0 <= result.metrics["mean_std_over_seeds"]["uf1"]["mean"] <= 1
+    # The runner's predictions are those of LBP-TOP features and a linear SVM fitted on each fold's training
+    # subjects, computed here by hand from the same prepared volumes.
+    volumes = prepare(db.table, PrepSettings(), tmp_path / "cache", progress=False, streams=("vol",)).arrays["vol"]
+    features, labels = lbptop_features({"vol": volumes[:, 0]}), db.table.label.to_numpy()
+    expected = np.empty_like(labels)
+    for subject in db.table.subject.unique():
+        test = (db.table.subject == subject).to_numpy()
+        classifier = lbptop_classifier().set_params(random_state=0)  # the runner seeds it with the run's seed
+        expected[test] = classifier.fit(features[~test], labels[~test]).predict(features[test])
+    got = result.predictions.set_index(["subject", "clip"]).loc[list(zip(db.table.subject, db.table["clip"],
+                                                                         strict=True)), "pred"].to_numpy()
+    np.testing.assert_array_equal(got, expected)
     # The paper's Tables 1 / 2 shape: LBP-TOP, HOOF, the floor and TSCNN on the same folds, the paper beside.
     base = from_preset("demo-sgd", dataset="casme2", root="unused", flow="dis", max_epochs=1, streams=("dt",))
     path = run_table("methods", base, tmp_path / "t1", tmp_path / "cache", database=db, progress=False)
@@ -99,3 +183,17 @@ def test_lbptop_runs_loso_through_the_registry_and_the_methods_table(synth_db, t
     lbp = json.loads((tmp_path / "t1" / "lbp-top" / "config.json").read_text())
     assert (lbp["model"], lbp["streams"], lbp["size"]) == ("lbptop", ["vol"], 48)
     assert "Tables 1 and 2" in path.read_text() and "| LBP-TOP |" in path.read_text()
+    with pytest.raises(ValueError, match="run it with --model tscnn"):
+        run_table("methods", config_for("ststnet", root="unused"), tmp_path / "t2", database=db, progress=False)
+
+
+def test_the_methods_table_on_a_flow_folder_leaves_lbptop_out_and_says_so(tmp_path):
+    from test_protocols_and_recipes import learnable_folder
+
+    db = read_flowfolder(learnable_folder(tmp_path / "flows"))
+    base = config_for("tscnn", "tscnn-plus", dataset="flowfolder", root="unused", classes="all", streams=("uvs",),
+                      max_epochs=1, average_last=1)
+    path = run_table("methods", base, tmp_path / "t", database=db, progress=False)
+    stored = json.loads((tmp_path / "t" / "table.json").read_text())
+    assert list(stored["rows"]) == ["HOOF", "linear", "TSCNN"]
+    assert "vol stream" in stored["skipped"]["LBP-TOP"] and "| LBP-TOP | skipped" in path.read_text()

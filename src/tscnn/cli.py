@@ -308,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=int, help="offset frame; default: the last")
     p.add_argument("--fast", action="store_true", help="the fast path (tscnn.fast): DIS (or the model's own fast "
                    "flow) instead of TV-L1, face found on a shrunk frame, bf16 network where native; for a model "
-                   "trained with --flow dis close to the default answer, for a TV-L1 model often not (a warning "
-                   "says so)")
+                   "trained with --flow dis the default answer, for a TV-L1 model often another (a warning says "
+                   "so; benchmarks/fast_flow_accuracy.py)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -654,6 +654,9 @@ def check_config(config: Config, local_device: bool = True) -> None:
     if unknown:
         raise ValueError(f"unknown stream {', '.join(map(repr, unknown))}; expected some of {', '.join(known)} "
                          "(lower case)")
+    if VOLUME_STREAM in config.streams and VOLUME_STREAM not in spec.streams:
+        raise ValueError(f"the {VOLUME_STREAM} stream (the face volume) feeds hand-crafted features (lbptop); "
+                         f"model {config.model} does not read it")
     if config.model != "tscnn" and tuple(config.streams) != spec.streams:
         raise ValueError(f"model {config.model} reads the stream(s) {', '.join(spec.streams)}, "
                          f"not {', '.join(config.streams)}")
@@ -680,10 +683,14 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     from tscnn.predict import save_model
     from tscnn.protocols import validation_subjects
 
+    if get_model(config.model).kind != "network":
+        raise ValueError(f"model {config.model!r} is a features model: it is fitted per LOSO fold (tscnn run), "
+                         "not saved for prediction; train a network (tscnn, ststnet, offapexnet)")
     if config.threads:
         torch.set_num_threads(config.threads)
     db = database or config_database(config)
-    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress)
+    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress,
+                       streams=config.streams)
     subjects = prepared.table["subject"].astype(str).to_numpy()
     val_subjects = validation_subjects(sorted(set(subjects)), config.val_fraction,
                                        np.random.default_rng([config.seeds[0], 17]))

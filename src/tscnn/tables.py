@@ -21,9 +21,10 @@ from pathlib import Path
 
 from tscnn.config import Config
 from tscnn.datasets import Database
-from tscnn.experiment import check_config, ray_cluster, run_experiment
+from tscnn.experiment import check_config, config_database, ray_cluster, run_experiment
 from tscnn.metrics import format_mean_std
 from tscnn.models import get_model
+from tscnn.preprocessing.prepare import givable_streams
 
 TABLES: dict[str, dict[str, dict]] = {
     "blocks": {"k=2": {"blocks": 2}, "k=3": {"blocks": 3}, "k=4": {"blocks": 4}},
@@ -71,11 +72,24 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
     (each variant's folds in ``jobs`` worker processes, or on the Ray cluster at ``ray``)."""
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
+    if name == "methods" and config.model != "tscnn":
+        raise ValueError(f"the methods table puts TSCNN beside the baselines: run it with --model tscnn, not "
+                         f"{config.model}")
     out = Path(out)
     rows = {}
     variants = {variant: table_variant(config, overrides) for variant, overrides in TABLES[name].items()}
     for variant_config in variants.values():
         check_config(variant_config, local_device=not ray)
+    skipped: dict[str, str] = {}
+    if name == "methods":  # a baseline the data cannot feed (LBP-TOP reads frames) is left out, and said so
+        database = database or config_database(config)
+        givable = givable_streams(database.table)
+        for variant, settings in list(variants.items()):
+            missing = [s for s in settings.streams if s not in givable]
+            if missing:
+                skipped[variant] = f"needs the {', '.join(missing)} stream, which this database cannot give"
+                print(f"table {name}: {variant} skipped: {skipped[variant]}")
+                del variants[variant]
     with ray_cluster(ray) if ray else contextlib.nullcontext():  # one cluster session for every variant
         for variant, variant_config in variants.items():
             result = run_experiment(variant_config, out / variant_folder(variant), cache_dir, database=database,
@@ -83,8 +97,8 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
             rows[variant] = result.metrics["mean_std_over_seeds"]
     paper = PAPER[name].get(config.dataset, {})
     (out / "table.json").write_text(json.dumps({"table": name, "dataset": config.dataset, "seeds": list(config.seeds),
-                                                "selection": config.selection, "rows": rows, "paper": paper},
-                                               indent=2))
+                                                "selection": config.selection, "rows": rows, "paper": paper,
+                                                "skipped": skipped}, indent=2))
     leaky = " LEAKY (epoch chosen on the test subject)" if config.leaky else ""
     title = {"blocks": "Table 3: block mode k", "streams": "Table 4: network structure",
              "methods": "Tables 1 and 2: TSCNN and hand-crafted baselines"}[name]
@@ -101,6 +115,7 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
         published = paper.get(variant)
         cells += [f"{published[0] / 100:.4f}", f"{published[1]:.4f}"] if published else ["-", "-"]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += [f"| {variant} | skipped: {why} | | | | | |" for variant, why in skipped.items()]
     lines += ["", "The paper's figures come from its own protocol (epoch selection unclear); they are a "
               "reference, not a target. It does not say how its mean F1 is pooled: UF1 pools every fold's "
               "predictions, the fold mean averages each fold's macro F1; both are given."]

@@ -67,8 +67,9 @@ def _other_coding_files(chosen: Path, spec: SheetSpec) -> list[str]:
     found = sorted({p.name for pattern in patterns for p in chosen.parent.glob(pattern) if not p.name.startswith("~$")})
     if len(found) < 2:
         return []
-    return [f"{chosen.parent}: several {spec.file_what} files ({', '.join(found)}); read {chosen.name}, the last "
-            "by name (the newest); pass --coding FILE to read another"]
+    return [f"{chosen.parent}: several {spec.file_what} files ({', '.join(found)}); read {chosen.name} (of the "
+            "first file pattern that matches, the last by name: the newest for dated names); pass --coding FILE "
+            "to read another"]
 
 
 def folder_per_subject(base: Path, row: SheetRow, quirks: list[str]) -> Path:

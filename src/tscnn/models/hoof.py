@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import LinearSVC
 
+from tscnn.models._grid import block_index as grid_block_index
 from tscnn.models.registry import ModelSpec, register_model
 
 STREAM = "uvs"
@@ -52,8 +53,7 @@ def direction_bins(u: np.ndarray, v: np.ndarray, bins: int = BINS) -> np.ndarray
 
 def block_index(n: int, grid: int = GRID) -> np.ndarray:
     """(n, n) map of each pixel's block number (row-major over the grid x grid blocks)."""
-    band = np.searchsorted(np.linspace(0, n, grid + 1).round()[1:-1], np.arange(n), side="right")
-    return band[:, None] * grid + band[None, :]
+    return grid_block_index(n, grid)
 
 
 def hoof(u: np.ndarray, v: np.ndarray, grid: int = GRID, bins: int = BINS) -> np.ndarray:

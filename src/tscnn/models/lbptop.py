@@ -2,18 +2,23 @@
 baseline of the CASME II and SMIC papers).
 
 Input: the ``vol`` stream, the clip's face frames from onset to offset resampled in time to 10 frames
-(linear interpolation, as the temporal interpolation model is used for short clips) at the stream size
-(48 x 48 by default), grey, in [0, 1]. It needs the clip's frames, so it runs on databases of frames, not
-on flow folders.
+by linear interpolation (the baselines used the temporal interpolation model, TIM, for this; linear
+interpolation is the simpler stand-in) at the stream size (48 x 48 by default), grey, in [0, 1]. It
+needs the clip's frames, so it runs on databases of frames, not on flow folders.
 
-Features (d = 5 x 5 x 3 x 59 = 4425): the volume is cut into a 5 x 5 grid of face blocks (all frames);
-in each block and on each of the three orthogonal planes (XY: the frame; XT: a row over time; YT: a
-column over time) every interior voxel gets an 8-bit local binary pattern: its 8 neighbours on the
-3 x 3 square ring of that plane (radius 1, clockwise from the top-left corner), bit k set when
-neighbour k >= the centre. Codes map to the 58 uniform patterns (at most 2 circular 0/1 transitions)
-plus one bin for every other pattern; each block-plane histogram is normalised to sum 1. The
-classifier is a linear SVM (``LinearSVC``, C = 1, class-balanced for the macro metrics), fitted per
-fold on the training subjects only. One setting, as the papers' baselines used; not tuned here.
+Features (d = 5 x 5 x 3 x 59 = 4425): the volume is cut into a 5 x 5 grid of face blocks (all frames).
+Every voxel interior in x, y and t (one set for the three planes, as the reference implementation
+counts them) gets, on each of the three orthogonal planes (XY: the frame; XT: a row over time; YT: a
+column over time), an 8-bit local binary pattern: its 8 neighbours on the 3 x 3 square ring of that
+plane (radius 1 on every axis, clockwise from the top-left corner), bit k set when neighbour k >= the
+centre. Codes map to the 58 uniform patterns (at most 2 circular 0/1 transitions) plus one bin for
+every other pattern; each block-plane histogram is normalised to sum 1. The classifier is a linear SVM
+(``LinearSVC``, C = 1, class-balanced for the macro metrics), fitted per fold on the training subjects
+only. One setting, not tuned here.
+
+Where this departs from Zhao and Pietikainen's definition: the neighbours are the 8 pixels of the
+square ring, not 8 points on a circle sampled with bilinear interpolation (the reference code's
+non-interpolated mode), and the time radius is 1 (papers also use 2 to 4 on longer volumes).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from tscnn.models.hoof import block_index
+from tscnn.models._grid import block_index
 from tscnn.models.registry import ModelSpec, register_model
 
 STREAM = "vol"
@@ -69,15 +74,16 @@ def lbp_codes(volume: np.ndarray, plane: str) -> np.ndarray:
 
 def lbptop(volume: np.ndarray, grid: int = GRID) -> np.ndarray:
     """LBP-TOP of one (T, n, n) volume -> (grid * grid * 3 * BINS,): per block, per plane, a uniform-pattern
-    histogram normalised to sum 1 (a block-plane without interior voxels stays zero)."""
+    histogram over the voxels interior in x, y and t, normalised to sum 1."""
     n = volume.shape[1]
-    if volume.shape[0] < 3 or volume.shape[2] != n:
-        raise ValueError(f"LBP-TOP needs a (T >= 3, n, n) volume, got {volume.shape}")
+    if volume.shape[0] < 3 or volume.shape[2] != n or n < 3:
+        raise ValueError(f"LBP-TOP needs a (T >= 3, n >= 3, n) volume, got {volume.shape}")
     blocks = block_index(n, grid)
+    valid = np.zeros(volume.shape, dtype=bool)
+    valid[1:-1, 1:-1, 1:-1] = True  # the voxels every plane's ring fits around
     out = np.zeros((grid * grid, len(PLANES), BINS))
     for p, plane in enumerate(PLANES):
         codes = lbp_codes(volume, plane)
-        valid = codes >= 0
         block = np.broadcast_to(blocks, codes.shape)[valid]
         np.add.at(out[:, p], (block, UNIFORM_BIN[codes[valid]]), 1)
     totals = out.sum(-1, keepdims=True)

@@ -36,7 +36,7 @@ from tscnn.errors import DatasetError
 from tscnn.preprocessing.align import find_alignment, resolve_face_align
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
-from tscnn.preprocessing.frames import FRAME_NUMBER, list_frames, read_flow_image, read_grey
+from tscnn.preprocessing.frames import FRAME_NUMBER, read_flow_image, read_grey
 from tscnn.preprocessing.streams import augmented_streams, normalised_uvs_variants, volume_maps
 
 STREAM_NAMES = ("ss", "ls", "dt", "uvs")
@@ -164,14 +164,19 @@ def available_streams(table: pd.DataFrame) -> tuple[str, ...]:
     return STREAM_NAMES
 
 
+def givable_streams(table: pd.DataFrame) -> tuple[str, ...]:
+    """Every stream ``prepare`` can build for ``table`` when asked: ``available_streams`` and, for frames, the
+    face volume (``VOLUME_STREAM``)."""
+    available = available_streams(table)
+    return (*available, VOLUME_STREAM) if available == STREAM_NAMES else available
+
+
 def check_streams(table: pd.DataFrame, streams: Sequence[str]) -> None:
     """A clear error when ``streams`` asks for what the table cannot give (e.g. SS from a flow folder)."""
     unknown = [s for s in streams if s not in (*STREAM_NAMES, VOLUME_STREAM)]
     if unknown:
         raise ValueError(f"unknown streams {unknown}; expected some of {(*STREAM_NAMES, VOLUME_STREAM)}")
-    available = available_streams(table)
-    if available == STREAM_NAMES:
-        available = (*STREAM_NAMES, VOLUME_STREAM)
+    available = givable_streams(table)
     missing = [s for s in streams if s not in available]
     if missing:
         flow_rows = table[[bool(flow_path_of(r)) for r in table.to_dict("records")]]
@@ -194,37 +199,45 @@ def prepare_clip(row: pd.Series | dict, settings: PrepSettings) -> dict[str, np.
 
 
 def clip_volume_frames(row: pd.Series | dict) -> list[str]:
-    """Paths of a clip's frames from onset to offset, in frame order (the onset file's name prefix, so other
-    images in the folder are not taken)."""
+    """Paths of a clip's frames from onset to offset, in frame order: only files named as the onset file is
+    (the same text before the frame number and the same suffix), so other images in the folder (masks,
+    another format) are never taken. A clip with onset == offset gives its one frame."""
     onset_path = Path(row["onset_path"])
     match = FRAME_NUMBER.search(onset_path.name)
-    frames = list_frames(Path(row["frames_dir"]), onset_path.name[:match.start(1)] if match else None)
+    prefix = onset_path.name[:match.start(1)] if match else ""
+    frames: dict[int, Path] = {}
+    folder = Path(row["frames_dir"])
+    for path in folder.iterdir() if folder.is_dir() else ():
+        found = FRAME_NUMBER.search(path.name)
+        if found and path.name[:found.start(1)] == prefix and path.suffix == onset_path.suffix:
+            frames[int(found.group(1))] = path
     span = [str(frames[n]) for n in sorted(frames) if int(row["onset"]) <= n <= int(row["offset"])]
-    if len(span) < 2:
-        raise DatasetError(f"clip {row['dataset']}:{row['subject']}/{row['clip']}: a volume needs at least 2 "
-                           f"frames from onset {row['onset']} to offset {row['offset']} in {row['frames_dir']}, "
-                           f"found {len(span)}")
+    if not span:
+        raise DatasetError(f"clip {row['dataset']}:{row['subject']}/{row['clip']}: no frame from onset {row['onset']} "
+                           f"to offset {row['offset']} named like {onset_path.name} in {row['frames_dir']}")
     return span
 
 
 def prepare_volume(row: pd.Series | dict, settings: PrepSettings) -> np.ndarray:
-    """The ``vol`` stream of one clip, (1, T, n, n) float16: every frame onset..offset read in grey, the face
+    """The ``vol`` stream of one clip, (1, T, n, n) float32: every frame onset..offset read in grey, the face
     cut as for the other streams (found on the onset, one transform for all), ``volume_maps``. Variant 0
-    only: the volume feeds hand-crafted features, which never see augmentation."""
+    only: the volume feeds hand-crafted features, which never see augmentation. float32, not float16: LBP
+    codes compare neighbouring values, and float16 rounding would turn near-equal voxels into ties."""
     name = f"{row['dataset']}:{row['subject']}/{row['clip']}"
     paths = clip_volume_frames(row)
     frames = face_frames([read_grey(p, name) for p in paths], bool(row["cropped"]), settings.face_align,
                          f"clip {name}: no face found in {paths[0]}")
-    return volume_maps(frames, settings.size)[None].astype(np.float16)
+    return volume_maps(frames, settings.size)[None].astype(np.float32)
 
 
 def volume_cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, key: str | None = None) -> Path:
     """Per-clip cache file of the ``vol`` stream: the same settings-and-code folder as ``cache_path``, the
-    name hashing every frame of the span (path, size, mtime)."""
+    name hashing every frame of the span (path, size, mtime) and whether the frames are face crops."""
     digest = hashlib.sha1()
     for path in clip_volume_frames(row):
         stat = Path(path).stat()
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns};".encode())
+    digest.update(f"cropped={bool(row['cropped'])}".encode())  # decides whether the face is cut
     safe = f"{row['dataset']}__{row['subject']}__{row['clip']}".replace("/", "_")
     return cache_dir / f"prep-{key or settings.key()}" / f"{safe}__vol__{digest.hexdigest()[:10]}.npz"
 

@@ -169,10 +169,12 @@ VOLUME_FRAMES = 10
 def volume_maps(frames: Sequence[np.ndarray], size: int, length: int = VOLUME_FRAMES) -> np.ndarray:
     """(length, n, n) float32 in [0, 1]: grey face frames (onset..offset, in order) area-resized to n x n and
     resampled in time by linear interpolation between neighbouring frames (the first and last kept), so
-    clips of any length give volumes of one shape (what LBP-TOP baselines do with the temporal
-    interpolation model)."""
-    if len(frames) < 2:
-        raise ValueError(f"a volume needs at least 2 frames, got {len(frames)}")
+    clips of any length give volumes of one shape (LBP-TOP baselines use the temporal interpolation model
+    for this; linear interpolation is the simpler stand-in used here). One frame gives a still volume."""
+    if not frames:
+        raise ValueError("a volume needs at least 1 frame, got none")
+    if len(frames) == 1:
+        frames = [frames[0], frames[0]]
     stack = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames]).astype(np.float32)
     position = np.linspace(0, len(frames) - 1, length)
     below = np.minimum(np.floor(position).astype(int), len(frames) - 2)
