@@ -118,4 +118,7 @@ def test_a_cluster_given_by_address_gets_this_tscnn_shipped(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     path, models = done.stdout.strip().splitlines()[-2:]
     assert "py_modules_files" in path and not path.startswith(str(Path(tscnn.__file__).parents[1]))
-    assert models.split(",") == ["hoof", "linear", "offapexnet", "ststnet", "tscnn"]
+    from tscnn.models import MODELS
+
+    assert models.split(",") == sorted(MODELS)  # every model of this checkout, lbptop included
+    assert "lbptop" in models.split(",")
