@@ -145,7 +145,11 @@ def test_a_features_model_gets_a_page_without_curves(tmp_path):
     text = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     page.feed(text)
     assert "No training curves" in text
-    assert page.tables["metrics"][0] == ["metric", "value", "leaky shadow (not a result)"]
+    # No epochs, so no leaky shadow (it would repeat the honest figure) and no training recipe in the report.
+    assert page.tables["metrics"][0] == ["metric", "value"]
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    assert "leaky shadow" not in markdown.lower() and "no epochs, no recipe" in markdown
+    assert "leaky shadow" not in report.metrics_table(result.metrics)
 
 
 def test_the_report_says_whether_the_static_stream_was_pre_trained():

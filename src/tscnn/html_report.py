@@ -100,7 +100,9 @@ def metrics_section(metrics: dict) -> str:
     ms = metrics["mean_std_over_seeds"]
     several = len(metrics["per_seed"]) > 1
     ensemble = metrics.get("seed_ensemble") if several else None
-    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
+    # A features model has no epochs to choose: its leaky shadow is its honest figure and says nothing.
+    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds") \
+        if get_model(metrics.get("model", "tscnn")).kind == "network" else None
     header = ["metric", "mean over seeds" if several else "value"]
     if several:
         header += ["std over seeds"] + (["seed ensemble"] if ensemble else [])

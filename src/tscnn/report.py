@@ -177,9 +177,15 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
             print(f"warning: flow picture not drawn: {err}")
     ms = metrics["mean_std_over_seeds"]
     several = len(metrics["per_seed"]) > 1
-    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
-    ensemble = metrics.get("seed_ensemble")
     model = get_model(config.model)
+    # A features model has no epochs: its leaky shadow is its honest figure and says nothing.
+    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds") if model.kind == "network" else None
+    ensemble = metrics.get("seed_ensemble")
+    recipe = (f"preset `{config.preset}` (optimizer {config.optimizer}, batch {config.batch_size}, lr {config.lr}, "
+              f"{config.schedule} schedule, max {config.max_epochs} epochs, selection `{config.selection}`"
+              f"{', class-balanced loss' if config.class_balanced else ''}"
+              f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''}). "
+              if model.kind == "network" else "fitted on each fold's training subjects (no epochs, no recipe). ")
     lines = [
         f"# {model.description.split(':')[0]}, {metrics.get('protocol', 'leave-one-subject-out')}, on "
         f"{metrics['dataset']}{leaky}",
@@ -187,11 +193,7 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         f"{metrics['clips']} clips, {metrics['subjects']} subjects, classes: {', '.join(classes)}. "
         f"Model `{config.model}` ({model.description}). "
         f"Streams: {'+'.join(s.upper() for s in config.streams)} at {config.size} px; k = {config.blocks}; "
-        f"flow {config.flow}; preset `{config.preset}` (optimizer {config.optimizer}, batch {config.batch_size}, "
-        f"lr {config.lr}, {config.schedule} schedule, max {config.max_epochs} epochs, selection "
-        f"`{config.selection}`{', class-balanced loss' if config.class_balanced else ''}"
-        f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''}). "
-        f"{_pretraining_note(config)}Seeds: {list(config.seeds)}. Code {code_version()}.",
+        f"flow {config.flow}; {recipe}{_pretraining_note(config)}Seeds: {list(config.seeds)}. Code {code_version()}.",
         "",
         "| metric | " + ("mean | std over seeds | seed ensemble |" if several else "value |")
         + (" leaky shadow (not a result) |" if shadow else ""),
@@ -277,7 +279,7 @@ def metrics_table(metrics: dict) -> str:
     rows += [f"{k:<10}{ms[k]['mean']:>8.4f}" + (f"{ms[k]['std']:>8.4f}{metrics['seed_ensemble'][k]:>10.4f}"
                                                    if several else "") for k in ("accuracy", "uf1", "uar")]
     shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
-    if shadow and not metrics["leaky"]:
+    if shadow and not metrics["leaky"] and get_model(metrics.get("model", "tscnn")).kind == "network":
         rows.append(f"leaky shadow (epoch chosen on the test subject; not a result): UF1 {shadow['uf1']['mean']:.4f}, "
                     f"UAR {shadow['uar']['mean']:.4f}")
     return "\n".join(rows)
