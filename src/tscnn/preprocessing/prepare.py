@@ -6,6 +6,9 @@ when installed, ``tscnn.preprocessing.align``, else the Haar box), the same cut 
 resize to ``work_size``; compute flow onset->key and key->offset; build the SS, LS, DT and UVS
 streams for every augmentation variant.
 
+Asked for by name only, the ``vol`` stream is the face volume onset..offset (every frame of the span,
+resampled in time; ``prepare_volume``) that LBP-TOP reads, cached in files of its own.
+
 A table with a ``flow_path`` column (a flow folder, ``tscnn.datasets.flowfolder``) holds
 precomputed, normalised u, v, strain images instead of frames: those clips give only the "uvs"
 stream (``available_streams``), built by ``normalised_uvs_variants``.
