@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from flow_benchmark import make_synthetic_frames  # this folder's script: the synthetic composite, made one way
 
 from tscnn.config import Config
 from tscnn.datasets import Database, read_casme2, read_megc2019
@@ -43,17 +44,6 @@ from tscnn.preprocessing.prepare import PrepSettings, clip_inputs
 from tscnn.synth import SynthSettings, write_database
 
 FLOWS = ("tvl1", "dis", "farneback")
-COMPOSITE_FRAMES = Path("data/synthetic-megc2019")  # the frames flow_benchmark.py --synthetic makes
-COMPOSITE_PARTS = (("CASME2_Cropped", "casme2", 16), ("SAMM", "samm", 8), ("SMIC_all_cropped", "smic", 10))
-
-
-def make_composite(frames: Path, quick: bool) -> Path:
-    """The synthetic MEGC2019-layout composite's frames (as ``flow_benchmark.make_synthetic_flows`` makes them;
-    2 subjects per part with ``quick``)."""
-    for folder, layout, subjects in COMPOSITE_PARTS:
-        if not (frames / folder).exists():
-            write_database(frames / folder, SynthSettings(subjects=2 if quick else subjects, seed=7, layout=layout))
-    return frames
 
 
 def flow_ms_per_clip(table: pd.DataFrame, flow: str, clips: int = 20) -> float:
@@ -223,7 +213,8 @@ def main() -> None:
     previous = json.loads(args.json.read_text()) if args.json.exists() else {}
     summary: dict = {**previous, "cpu": cpu_name(), "torch": torch.__version__, "quick": args.quick}
     if "training" in args.parts:
-        frames = make_composite(data / "synthetic-megc2019" if args.quick else COMPOSITE_FRAMES, args.quick)
+        # The frames flow_benchmark.py --synthetic makes (2 subjects per part with --quick).
+        frames = make_synthetic_frames(data / "synthetic-megc2019", 2) if args.quick else make_synthetic_frames()
         db = read_megc2019(frames, apex_fallback="middle")
         summary["training"] = training_part(db, frames, ("uvs",), FLOWS, tuple(args.seeds), args.threads, args.jobs,
                                             args.out, args.quick)

@@ -85,20 +85,31 @@ REFERENCES = {
 }
 
 
+SYNTHETIC_PARTS = (("CASME2_Cropped", "casme2", 16), ("SAMM", "samm", 8), ("SMIC_all_cropped", "smic", 10))
+"""The synthetic composite's parts: folder, database layout, subjects (all generated with seed 7)."""
+
+
+def make_synthetic_frames(frames: Path = SYNTHETIC_FRAMES, subjects: int | None = None) -> Path:
+    """The synthetic MEGC2019-layout composite's frames (16 CASME II, 8 SAMM, 10 SMIC subjects, seed 7; or
+    ``subjects`` per part), each part made once, then reused."""
+    from tscnn.synth import SynthSettings, write_database
+
+    for folder, layout, count in SYNTHETIC_PARTS:
+        if not (frames / folder).exists():
+            write_database(frames / folder, SynthSettings(subjects=subjects or count, seed=7, layout=layout))
+    return frames
+
+
 def make_synthetic_flows(frames: Path = SYNTHETIC_FRAMES, flows: Path = SYNTHETIC_FLOWS) -> Path:
-    """The synthetic MEGC2019-layout composite (16 CASME II, 8 SAMM, 10 SMIC subjects, seed 7), its flows
-    exported as a flow folder; made once, then reused."""
+    """The synthetic MEGC2019-layout composite (``make_synthetic_frames``), its flows exported as a flow folder;
+    made once, then reused."""
     from tscnn.datasets import read_megc2019
     from tscnn.datasets.flowfolder import write_flow_folder
-    from tscnn.synth import SynthSettings, write_database
 
     if (flows / "index.csv").exists():
         return flows
-    for folder, layout, subjects in (("CASME2_Cropped", "casme2", 16), ("SAMM", "samm", 8),
-                                     ("SMIC_all_cropped", "smic", 10)):
-        if not (frames / folder).exists():
-            write_database(frames / folder, SynthSettings(subjects=subjects, seed=7, layout=layout))
-    write_flow_folder(read_megc2019(frames, apex_fallback="middle"), flows, size=28, cache_dir="data/cache")
+    write_flow_folder(read_megc2019(make_synthetic_frames(frames), apex_fallback="middle"), flows, size=28,
+                      cache_dir="data/cache")
     return flows
 
 

@@ -94,15 +94,21 @@ def figure(path: Path, alt: str, caption: str) -> str:
     return f'<figure><img src="{uri}" alt="{escape(alt)}"><figcaption>{escape(caption)}</figcaption></figure>'
 
 
+def leaky_shadow_to_show(metrics: dict) -> dict | None:
+    """The leaky shadow's mean +- std over seeds, as every report shows it; None for a features model, which has
+    no epochs to choose, so its shadow is its honest figure and says nothing."""
+    if get_model(metrics.get("model", "tscnn")).kind != "network":
+        return None
+    return metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
+
+
 def metrics_section(metrics: dict) -> str:
     """Accuracy, UF1, UAR: the mean over seeds, and with several seeds the std and the seed ensemble; the
     leaky shadow in a greyed column that says it is not a result."""
     ms = metrics["mean_std_over_seeds"]
     several = len(metrics["per_seed"]) > 1
     ensemble = metrics.get("seed_ensemble") if several else None
-    # A features model has no epochs to choose: its leaky shadow is its honest figure and says nothing.
-    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds") \
-        if get_model(metrics.get("model", "tscnn")).kind == "network" else None
+    shadow = leaky_shadow_to_show(metrics)
     header = ["metric", "mean over seeds" if several else "value"]
     if several:
         header += ["std over seeds"] + (["seed ensemble"] if ensemble else [])

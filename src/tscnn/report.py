@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from tscnn.config import Config  # noqa: E402
 from tscnn.datasets.flowfolder import read_flow_image  # noqa: E402
 from tscnn.experiment import ExperimentResult, code_version  # noqa: E402
-from tscnn.html_report import write_html_report  # noqa: E402
+from tscnn.html_report import leaky_shadow_to_show, write_html_report  # noqa: E402
 from tscnn.metrics import format_mean_std  # noqa: E402
 from tscnn.models import get_model  # noqa: E402
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs  # noqa: E402
@@ -178,8 +178,7 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
     ms = metrics["mean_std_over_seeds"]
     several = len(metrics["per_seed"]) > 1
     model = get_model(config.model)
-    # A features model has no epochs: its leaky shadow is its honest figure and says nothing.
-    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds") if model.kind == "network" else None
+    shadow = leaky_shadow_to_show(metrics)
     ensemble = metrics.get("seed_ensemble")
     recipe = (f"preset `{config.preset}` (optimizer {config.optimizer}, batch {config.batch_size}, lr {config.lr}, "
               f"{config.schedule} schedule, max {config.max_epochs} epochs, selection `{config.selection}`"
@@ -278,8 +277,8 @@ def metrics_table(metrics: dict) -> str:
     rows = [head, f"{'metric':<10}{'mean':>8}" + (f"{'std':>8}{'ensemble':>10}" if several else "")]
     rows += [f"{k:<10}{ms[k]['mean']:>8.4f}" + (f"{ms[k]['std']:>8.4f}{metrics['seed_ensemble'][k]:>10.4f}"
                                                    if several else "") for k in ("accuracy", "uf1", "uar")]
-    shadow = metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
-    if shadow and not metrics["leaky"] and get_model(metrics.get("model", "tscnn")).kind == "network":
+    shadow = leaky_shadow_to_show(metrics)
+    if shadow and not metrics["leaky"]:
         rows.append(f"leaky shadow (epoch chosen on the test subject; not a result): UF1 {shadow['uf1']['mean']:.4f}, "
                     f"UAR {shadow['uar']['mean']:.4f}")
     return "\n".join(rows)
