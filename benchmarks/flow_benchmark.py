@@ -155,7 +155,9 @@ def markdown(results: dict, datasets: list[str]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         h, e, lk = r["honest"], r["seed_ensemble"], r["leaky_shadow"]
-        per = [f"{cell(h.get(d), 'uf1')} / {cell(h.get(d), 'uar')}" if d in h else "-" for d in datasets]
+        # a folder of one database has no per-database metrics: its column is the whole set's (LOSO only)
+        parts = {datasets[0]: h["whole"]} if len(datasets) == 1 and r["protocol_short"] == "loso" else h
+        per = [f"{cell(parts[d], 'uf1')} / {cell(parts[d], 'uar')}" if d in parts else "-" for d in datasets]
         lines.append("| " + " | ".join([
             name, r["protocol_short"], cell(h["whole"], "uf1"), cell(h["whole"], "uar"), *per,
             f"{cell(e['whole'], 'uf1')} / {cell(e['whole'], 'uar')}",
