@@ -114,6 +114,80 @@ def test_cross_dataset_fold_trains_on_one_database_and_tests_on_the_other(arrays
         cross_dataset_fold(table, ("samm",), ("smic",))
 
 
+def test_learning_curve_folds_learn_from_a_share_of_the_training_subjects():
+    """train_fraction < 1 draws each fold's training pool from the other subjects (validation subjects come out
+    of the pool); the draw depends on the seed and the fold alone, and train_fraction 1 is the ordinary fold."""
+    table = pd.DataFrame({"subject": [f"s{i:02d}" for i in range(11) for _ in range(2)],
+                          "dataset": ["a"] * 12 + ["b"] * 10})
+    groups = table.subject.to_numpy()
+    for full, same in zip(loso_folds(table, 0.2, seed=3), loso_folds(table, 0.2, seed=3, train_fraction=1.0),
+                          strict=True):
+        for part in ("train", "val", "test"):
+            assert np.array_equal(getattr(full, part), getattr(same, part))
+
+    def pools(val_fraction, seed):
+        return [set(groups[np.concatenate([f.train, f.val])]) for f in
+                loso_folds(table, val_fraction, seed=seed, train_fraction=0.5)]
+
+    for fold, pool in zip(loso_folds(table, 0.2, seed=3, train_fraction=0.5), pools(0.2, 3), strict=True):
+        assert len(pool) == 5 and fold.test_subject not in pool  # half of the 10 other subjects
+        assert len(set(groups[fold.val])) == 1 and set(groups[fold.val]) < pool  # 20 % of the pool
+    assert pools(0.0, 3) == pools(0.2, 3)  # with one seed every recipe learns from the same subjects
+    assert pools(0.0, 3) != pools(0.0, 4)
+    cross = cross_dataset_fold(table, ("a",), ("b",), val_fraction=0.0, seed=3, train_fraction=0.5)
+    assert len(set(groups[cross.train])) == 3 and set(groups[cross.train]) < set(groups[:12])  # 3 of a's 6
+    assert len(cross.test) == 10
+
+
+def test_a_learning_curve_run_fits_each_fold_on_its_drawn_subjects(flows, tmp_path):
+    """The floor in a learning-curve run predicts exactly what it predicts when fitted by hand on each fold's
+    drawn subjects; the run says it is a learning curve, and only LOSO evaluation takes the option."""
+    from tscnn.models.linear import linear_classifier
+    from tscnn.preprocessing.prepare import PrepSettings, prepare
+
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all", train_fraction=0.5,
+                        seeds=(2,))
+    result = run_experiment(config, tmp_path / "curve", progress=False)
+    assert "learning curve: each fold learns from 50% of its training subjects" in result.metrics["protocol"]
+    assert experiment.default_out(config).name.endswith("train0.5-paper")
+    db = read_flowfolder(flows)
+    prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
+    features = prepared.arrays["uvs"].reshape(len(prepared.table), -1)
+    labels = prepared.table["label"].to_numpy()
+    expected = pd.Series(-1, index=prepared.table["clip"])
+    for fold in loso_folds(prepared.table, 0.0, seed=2, train_fraction=0.5):
+        assert len(set(prepared.table.subject.iloc[fold.train])) == 2  # half of the 5 other subjects, rounded
+        classifier = linear_classifier().fit(features[fold.train], labels[fold.train])
+        expected.iloc[fold.test] = classifier.predict(features[fold.test])
+    got = result.predictions.set_index("clip")["pred"]
+    assert (got.loc[expected.index].to_numpy() == expected.to_numpy()).all()
+    with pytest.raises(ValueError, match="train_fraction is a share"):
+        replace(config, train_fraction=0.0)
+    with pytest.raises(ValueError, match="the final model learns from every subject"):
+        experiment.train_final_model(replace(config, model="tscnn", streams=("uvs",), train_fraction=0.5),
+                                     tmp_path / "final")
+
+
+def test_learning_curve_benchmark_prints_each_fraction(flows, tmp_path):
+    """``benchmarks/learning_curve.py`` runs each row at each share of the training subjects and stores the
+    points: the floor at 0.5 learns from 2 subjects per fold and at 1 from all 5 (6 subjects, LOSO)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    summary = tmp_path / "curve.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "learning_curve.py"), "--data", str(flows),
+                           "--rows", "linear", "--fractions", "0.5", "1", "--seeds", "0",
+                           "--out", str(tmp_path / "out"), "--json", str(summary)],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    points = json.loads(summary.read_text())["points"]["linear"]
+    assert points["0.5"]["subjects_per_fold"] == 2 and points["1"]["subjects_per_fold"] == 5
+    assert (tmp_path / "out" / "linear-train0.5").is_dir() and (tmp_path / "out" / "linear").is_dir()
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| linear |"))
+    assert f"{points['0.5']['uf1']['mean']:.3f} +- 0.000 / {points['0.5']['uar']['mean']:.3f} +- 0.000 (2.0)" in row
+
+
 def test_check_fold_catches_every_leak():
     groups = np.array(["a", "a", "b", "c", "d"])
     check_fold(Fold("a", np.array([2, 3]), np.array([4]), np.array([0, 1])), groups)

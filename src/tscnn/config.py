@@ -62,6 +62,7 @@ class Config:
     patience: int = 10
     selection: str = "val_loss"
     val_fraction: float = 0.2  # share of training subjects held out for early stopping (at least 1)
+    train_fraction: float = 1.0  # learning curves: share of each fold's training subjects it may use (1 = all)
     optimizer: str = "sgd"  # sgd (the paper's, with momentum / nesterov), adam or adamw
     schedule: str = "constant"  # constant learning rate, or cosine decay to 0 over max_epochs
     class_balanced: bool = False  # cross-entropy weighted by inverse class frequency of the training rows
@@ -97,6 +98,9 @@ class Config:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.blocks < 1:
             raise ValueError("blocks (k) must be at least 1")
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"train_fraction is a share of the training subjects: in (0, 1], "
+                             f"got {self.train_fraction}")
         if self.mixup < 0:
             raise ValueError(f"mixup is the alpha of a Beta distribution: 0 (off) or positive, got {self.mixup}")
         if self.tta_flip and not self.augment:
@@ -206,6 +210,8 @@ FIELD_HELP: dict[str, str] = {
     "patience": "early-stopping patience (epochs without a better validation loss)",
     "selection": "epoch choice: val_loss (held-out training subjects), fixed (last / averaged), test_leaky (LEAKY)",
     "val_fraction": "share of training subjects held out for early stopping",
+    "train_fraction": "learning curve: share of each fold's training subjects it may use, drawn per seed and "
+                      "fold, the same for every model (1 = all)",
     "optimizer": "sgd, adam or adamw",
     "schedule": "learning rate: constant or cosine",
     "class_balanced": "cross-entropy weighted by inverse class frequency of the training rows",

@@ -135,8 +135,9 @@ def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
     trains on every training subject and picks the epoch on the test subject."""
     val_fraction = 0.0 if config.leaky else config.val_fraction
     if config.protocol == "cross":
-        return [cross_dataset_fold(table, config.train_datasets, config.test_datasets, val_fraction, seed)]
-    return loso_folds(table, val_fraction, seed)
+        return [cross_dataset_fold(table, config.train_datasets, config.test_datasets, val_fraction, seed,
+                                   train_fraction=config.train_fraction)]
+    return loso_folds(table, val_fraction, seed, train_fraction=config.train_fraction)
 
 
 def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes: int, fold: Fold, seed: int,
@@ -167,6 +168,7 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     return {
         "test_subject": fold.test_subject,
         "val_subjects": sorted(set(table.subject.iloc[fold.val])),
+        "train_subjects": sorted(set(table.subject.iloc[fold.train])),
         "n_train_clips": int(len(fold.train)),
         "chosen_epoch": chosen,
         "leaky_epoch": leaky_epoch,
@@ -568,8 +570,10 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
     return {
         "dataset": db.name, "classes": list(db.classes), "clips": int(len(db.table)),
         "subjects": int(db.table.subject.nunique()), "model": config.model,
-        "protocol": "leave-one-subject-out" if config.protocol == "loso" else
-        f"cross-database: train {'+'.join(config.train_datasets)}, test {'+'.join(config.test_datasets)}",
+        "protocol": ("leave-one-subject-out" if config.protocol == "loso" else
+                     f"cross-database: train {'+'.join(config.train_datasets)}, test {'+'.join(config.test_datasets)}")
+        + (f", learning curve: each fold learns from {config.train_fraction:.0%} of its training subjects"
+           if config.train_fraction < 1 else ""),
         "selection": config.selection, "leaky": config.leaky,
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds; fold_mean_f1 = the mean "
               "over folds of each fold's macro F1 (classes present in that fold), the other reading of a 'mean F1'",
@@ -593,6 +597,8 @@ def default_out(config: Config, kind: str = "results") -> Path:
         parts.append(f"k{config.blocks}")
     if config.protocol == "cross":
         parts.append(f"{'+'.join(config.train_datasets)}-to-{'+'.join(config.test_datasets)}")
+    if config.train_fraction < 1:
+        parts.append(f"train{config.train_fraction:g}")
     return Path(kind) / "-".join([*parts, config.preset, *(["LEAKY"] if config.leaky else [])])
 
 
@@ -686,6 +692,9 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     if get_model(config.model).kind != "network":
         raise ValueError(f"model {config.model!r} is a features model: it is fitted per LOSO fold (tscnn run), "
                          "not saved for prediction; train a network (tscnn, ststnet, offapexnet)")
+    if config.train_fraction < 1:
+        raise ValueError(f"train_fraction {config.train_fraction} draws a share of each LOSO fold's training "
+                         "subjects (a learning curve, tscnn run); the final model learns from every subject")
     if config.threads:
         torch.set_num_threads(config.threads)
     db = database or config_database(config)

@@ -1,5 +1,6 @@
 """Evaluation protocols: leave-one-subject-out folds, and cross-database folds, each with a
-subject-disjoint validation split drawn from the training subjects.
+subject-disjoint validation split drawn from the training subjects, and optionally (for a learning
+curve) a training pool that is a random share of them.
 
 Nothing of the test subjects is used for training, validation, early stopping or normalisation:
 ``loso_folds`` and ``cross_dataset_fold`` guarantee it and ``check_fold`` asserts it.
@@ -36,18 +37,30 @@ def validation_subjects(subjects: list[str], fraction: float, rng: np.random.Gen
     return sorted(rng.choice(subjects, size=count, replace=False).tolist())
 
 
+def training_pool(subjects: list[str], fraction: float, seed: int, name: str) -> list[str]:
+    """The subjects a fold may learn from: all of them, or (``fraction`` < 1, a learning curve) a random
+    share of them (at least one), drawn from ``seed`` and the fold's ``name`` alone, so every model and
+    recipe run with the same seed learns from the same subjects."""
+    if fraction >= 1 or not subjects:
+        return list(subjects)
+    count = max(1, int(round(fraction * len(subjects))))
+    rng = np.random.default_rng([seed, sum(map(ord, name)), 1])
+    return sorted(rng.choice(subjects, size=count, replace=False).tolist())
+
+
 def loso_folds(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0,
-               group: str = "subject") -> list[Fold]:
-    """One fold per subject (sorted), each with validation subjects drawn from the rest."""
+               group: str = "subject", train_fraction: float = 1.0) -> list[Fold]:
+    """One fold per subject (sorted), each with validation subjects drawn from the rest (from its training
+    pool when ``train_fraction`` < 1; the subjects outside the pool are used for nothing)."""
     groups = table[group].astype(str).to_numpy()
     folds = []
     for subject in sorted(set(groups)):
-        others = sorted(set(groups) - {subject})
+        others = training_pool(sorted(set(groups) - {subject}), train_fraction, seed, subject)
         rng = np.random.default_rng([seed, sum(map(ord, subject))])
         val_subjects = validation_subjects(others, val_fraction, rng)
         test = np.flatnonzero(groups == subject)
         val = np.flatnonzero(np.isin(groups, val_subjects))
-        train = np.flatnonzero(~np.isin(groups, [subject, *val_subjects]))
+        train = np.flatnonzero(np.isin(groups, others) & ~np.isin(groups, val_subjects))
         fold = Fold(subject, train, val, test)
         check_fold(fold, groups)
         folds.append(fold)
@@ -55,7 +68,7 @@ def loso_folds(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0,
 
 
 def cross_dataset_fold(table: pd.DataFrame, train_datasets: tuple[str, ...], test_datasets: tuple[str, ...],
-                       val_fraction: float = 0.2, seed: int = 0) -> Fold:
+                       val_fraction: float = 0.2, seed: int = 0, train_fraction: float = 1.0) -> Fold:
     """Train on every clip of ``train_datasets`` (validation subjects drawn from them), test on every clip
     of ``test_datasets``: the domain gap a recipe fitted to one database's subjects shows on another."""
     datasets = table["dataset"].astype(str).to_numpy()
@@ -65,8 +78,9 @@ def cross_dataset_fold(table: pd.DataFrame, train_datasets: tuple[str, ...], tes
             raise ValueError(f"cross-database protocol: no clips of database {name!r} (the table has {known})")
     groups = table["subject"].astype(str).to_numpy()
     training = np.isin(datasets, train_datasets)
-    subjects = sorted(set(groups[training]))
     name = f"{'+'.join(train_datasets)}-to-{'+'.join(test_datasets)}"
+    subjects = training_pool(sorted(set(groups[training])), train_fraction, seed, name)
+    training &= np.isin(groups, subjects)
     rng = np.random.default_rng([seed, sum(map(ord, name))])
     val_subjects = validation_subjects(subjects, val_fraction, rng)
     test = np.flatnonzero(np.isin(datasets, test_datasets))
