@@ -13,7 +13,9 @@ Usage: python benchmarks/learning_curve.py [--synthetic | --data DIR] [--rows ts
        [--json benchmarks/learning_curve-<data>.json] [--threads N] [--jobs N]
 
 Prints one table (rows x fractions: UF1 and UAR, mean +- std over seeds, and the mean number of
-training subjects per fold) and writes it as JSON with the machine. Resumable, as every run.
+training subjects per fold) and writes it as JSON, each point with its seeds and machine. Resumable, as
+every run; points already in the JSON (other rows or shares) are kept, and a JSON made from other data is
+refused.
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ def folder_name(row: str, fraction: float) -> str:
     return row if fraction >= 1 else f"{row}-train{fraction:g}"
 
 
-def training_subjects_per_fold(folder: Path) -> float:
-    """Mean number of subjects a fold learned from (training and validation), from the stored folds (NaN for
-    folds stored before they named their training subjects)."""
-    folds = [json.loads(p.read_text()) for p in folder.glob("seed_*/folds/*.json")]
+def stored_folds(folder: Path, seeds: list[int]) -> list[dict]:
+    return [json.loads(p.read_text()) for s in seeds for p in (folder / f"seed_{s}" / "folds").glob("*.json")]
+
+
+def training_subjects_per_fold(folds: list[dict]) -> float:
+    """Mean number of subjects a fold learned from (training and validation) (NaN for folds stored before
+    they named their training subjects)."""
     if not folds or any("train_subjects" not in f for f in folds):
         return float("nan")
     return float(np.mean([len(f["train_subjects"]) + len(f["val_subjects"]) for f in folds]))
@@ -86,9 +91,15 @@ def main() -> int:
     db = read_flowfolder(data)
     print(f"{data}: {len(db.table)} clips, {db.table.subject.nunique()} subjects")
     fractions = sorted(set(args.fractions))
-    points: dict[str, dict] = {}
+    previous = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    made_from = {"data": str(data), "clips": int(len(db.table)), "subjects": int(db.table.subject.nunique())}
+    if previous and {k: previous.get(k) for k in made_from} != made_from:
+        print(f"learning curve: {summary_path} was made from other data ({previous.get('data')}, "
+              f"{previous.get('clips')} clips); give another --json.")
+        return 1
+    points: dict[str, dict] = previous.get("points", {})  # rows or shares run before are kept
     for row in args.rows:
-        points[row] = {}
+        points.setdefault(row, {})
         for fraction in fractions:
             config = replace(row_config(row, data, tuple(args.seeds), "loso", None, args.threads),
                              train_fraction=fraction)
@@ -96,23 +107,23 @@ def main() -> int:
             start = time.perf_counter()
             metrics = run_experiment(config, folder, "data/cache", database=db, progress=False,
                                      allow_code_change=True, jobs=args.jobs).metrics
-            seconds = sum(json.loads(p.read_text())["seconds"] for p in folder.glob("seed_*/folds/*.json"))
+            folds = stored_folds(folder, args.seeds)
             over = metrics["mean_std_over_seeds"]
             points[row][f"{fraction:g}"] = {
                 "uf1": over["uf1"], "uar": over["uar"], "seeds": args.seeds,
                 "per_seed_uf1": {s: m["uf1"] for s, m in metrics["per_seed"].items()},
-                "subjects_per_fold": training_subjects_per_fold(folder),
-                "minutes_per_seed": seconds / 60 / len(args.seeds)}
+                "subjects_per_fold": training_subjects_per_fold(folds),
+                "minutes_per_seed": sum(f["seconds"] for f in folds) / 60 / len(args.seeds),
+                "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "jobs": args.jobs,
+                            "torch": torch.__version__, "python": platform.python_version()}}
             print(f"{row} at {fraction:g}: UF1 {cell(over['uf1'])}, UAR {cell(over['uar'])} "
                   f"({time.perf_counter() - start:.0f} s now)", flush=True)
             summary_path.parent.mkdir(parents=True, exist_ok=True)
             summary_path.write_text(json.dumps({
-                "data": str(data), "clips": int(len(db.table)), "subjects": int(db.table.subject.nunique()),
-                "fractions": fractions, "seeds": args.seeds, "machine": {
-                    "cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version()}, "points": points}, indent=2, default=str))
+                **made_from, "fractions": sorted(set(fractions) | set(previous.get("fractions", []))),
+                "points": points}, indent=2, default=str))
     print()
-    print(markdown(points, fractions))
+    print(markdown(points, sorted(set(fractions) | set(previous.get("fractions", [])))))
     print(f"\nwrote {summary_path}; machine: {cpu_name()}")
     return 0
 

@@ -117,13 +117,16 @@ def test_cross_dataset_fold_trains_on_one_database_and_tests_on_the_other(arrays
 def test_learning_curve_folds_learn_from_a_share_of_the_training_subjects():
     """train_fraction < 1 draws each fold's training pool from the other subjects (validation subjects come out
     of the pool); the draw depends on the seed and the fold alone, and train_fraction 1 is the ordinary fold."""
+    from tscnn.protocols import training_pool, validation_subjects
+
     table = pd.DataFrame({"subject": [f"s{i:02d}" for i in range(11) for _ in range(2)],
                           "dataset": ["a"] * 12 + ["b"] * 10})
     groups = table.subject.to_numpy()
-    for full, same in zip(loso_folds(table, 0.2, seed=3), loso_folds(table, 0.2, seed=3, train_fraction=1.0),
-                          strict=True):
-        for part in ("train", "val", "test"):
-            assert np.array_equal(getattr(full, part), getattr(same, part))
+    for fold in loso_folds(table, 0.2, seed=3, train_fraction=1.0):  # the folds as written before the option
+        rng = np.random.default_rng([3, sum(map(ord, fold.test_subject))])
+        val_subjects = validation_subjects(sorted(set(groups) - {fold.test_subject}), 0.2, rng)
+        assert np.array_equal(fold.val, np.flatnonzero(np.isin(groups, val_subjects)))
+        assert np.array_equal(fold.train, np.flatnonzero(~np.isin(groups, [fold.test_subject, *val_subjects])))
 
     def pools(val_fraction, seed):
         return [set(groups[np.concatenate([f.train, f.val])]) for f in
@@ -132,10 +135,17 @@ def test_learning_curve_folds_learn_from_a_share_of_the_training_subjects():
     for fold, pool in zip(loso_folds(table, 0.2, seed=3, train_fraction=0.5), pools(0.2, 3), strict=True):
         assert len(pool) == 5 and fold.test_subject not in pool  # half of the 10 other subjects
         assert len(set(groups[fold.val])) == 1 and set(groups[fold.val]) < pool  # 20 % of the pool
+        assert not np.isin(fold.train, fold.val).any()
     assert pools(0.0, 3) == pools(0.2, 3)  # with one seed every recipe learns from the same subjects
     assert pools(0.0, 3) != pools(0.0, 4)
-    cross = cross_dataset_fold(table, ("a",), ("b",), val_fraction=0.0, seed=3, train_fraction=0.5)
-    assert len(set(groups[cross.train])) == 3 and set(groups[cross.train]) < set(groups[:12])  # 3 of a's 6
+    # "s02" and "s11" have the same sum of character codes: their draws must still differ
+    names = [f"x{i}" for i in range(20)]
+    assert training_pool(names, 0.5, 0, "s02") != training_pool(names, 0.5, 0, "s11")
+    assert [len(training_pool([f"x{i}" for i in range(n)], 0.5, 0, "s")) for n in (1, 3, 5, 39)] == [1, 2, 3, 20]
+    cross = cross_dataset_fold(table, ("a",), ("b",), val_fraction=0.4, seed=3, train_fraction=0.5)
+    pool = set(groups[np.concatenate([cross.train, cross.val])])
+    assert len(pool) == 3 and pool < set(groups[:12])  # 3 of a's 6 subjects
+    assert len(set(groups[cross.val])) == 1 and not set(groups[cross.val]) & set(groups[cross.train])
     assert len(cross.test) == 10
 
 
@@ -148,7 +158,7 @@ def test_a_learning_curve_run_fits_each_fold_on_its_drawn_subjects(flows, tmp_pa
     config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all", train_fraction=0.5,
                         seeds=(2,))
     result = run_experiment(config, tmp_path / "curve", progress=False)
-    assert "learning curve: each fold learns from 50% of its training subjects" in result.metrics["protocol"]
+    assert "learning curve: each fold learns from a share 0.5 of its training subjects" in result.metrics["protocol"]
     assert experiment.default_out(config).name.endswith("train0.5-paper")
     db = read_flowfolder(flows)
     prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
@@ -156,7 +166,7 @@ def test_a_learning_curve_run_fits_each_fold_on_its_drawn_subjects(flows, tmp_pa
     labels = prepared.table["label"].to_numpy()
     expected = pd.Series(-1, index=prepared.table["clip"])
     for fold in loso_folds(prepared.table, 0.0, seed=2, train_fraction=0.5):
-        assert len(set(prepared.table.subject.iloc[fold.train])) == 2  # half of the 5 other subjects, rounded
+        assert len(set(prepared.table.subject.iloc[fold.train])) == 3  # half of the 5 other subjects, half up
         classifier = linear_classifier().fit(features[fold.train], labels[fold.train])
         expected.iloc[fold.test] = classifier.predict(features[fold.test])
     got = result.predictions.set_index("clip")["pred"]
@@ -170,7 +180,7 @@ def test_a_learning_curve_run_fits_each_fold_on_its_drawn_subjects(flows, tmp_pa
 
 def test_learning_curve_benchmark_prints_each_fraction(flows, tmp_path):
     """``benchmarks/learning_curve.py`` runs each row at each share of the training subjects and stores the
-    points: the floor at 0.5 learns from 2 subjects per fold and at 1 from all 5 (6 subjects, LOSO)."""
+    points: the floor at 0.5 learns from 3 subjects per fold (2.5 rounded half up) and at 1 from all 5 (6 subjects)."""
     import subprocess
     import sys
 
@@ -182,10 +192,39 @@ def test_learning_curve_benchmark_prints_each_fraction(flows, tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=root)
     assert done.returncode == 0, done.stderr[-2000:]
     points = json.loads(summary.read_text())["points"]["linear"]
-    assert points["0.5"]["subjects_per_fold"] == 2 and points["1"]["subjects_per_fold"] == 5
+    assert points["0.5"]["subjects_per_fold"] == 3 and points["1"]["subjects_per_fold"] == 5
     assert (tmp_path / "out" / "linear-train0.5").is_dir() and (tmp_path / "out" / "linear").is_dir()
     row = next(line for line in done.stdout.splitlines() if line.startswith("| linear |"))
-    assert f"{points['0.5']['uf1']['mean']:.3f} +- 0.000 / {points['0.5']['uar']['mean']:.3f} +- 0.000 (2.0)" in row
+    assert f"{points['0.5']['uf1']['mean']:.3f} +- 0.000 / {points['0.5']['uar']['mean']:.3f} +- 0.000 (3.0)" in row
+    assert points["0.5"]["seeds"] == [0] and points["0.5"]["machine"]["jobs"] == 1
+
+    def again(data, *options):
+        return subprocess.run([sys.executable, str(root / "benchmarks" / "learning_curve.py"), "--data", str(data),
+                               "--seeds", "0", "--out", str(tmp_path / "out"), "--json", str(summary), *options],
+                              capture_output=True, text=True, timeout=300, cwd=root)
+
+    more = again(flows, "--rows", "hoof", "--fractions", "0.2")  # another row and share: the first points stay
+    assert more.returncode == 0, more.stderr[-2000:]
+    stored = json.loads(summary.read_text())
+    assert set(stored["points"]) == {"linear", "hoof"} and set(stored["points"]["linear"]) == {"0.5", "1"}
+    assert stored["fractions"] == [0.2, 0.5, 1.0] and stored["points"]["hoof"]["0.2"]["subjects_per_fold"] == 1
+    other = learnable_folder(tmp_path / "other", per_subject=3)
+    refused = again(other, "--rows", "linear", "--fractions", "1")
+    assert refused.returncode == 1 and "was made from other data" in refused.stdout
+
+
+def test_a_saved_fold_drawn_from_other_subjects_is_not_reused(flows, tmp_path):
+    """A resumed run checks that each saved fold learned from the subjects its fold would learn from now: a
+    changed fold rule must not pool old folds with new ones unnoticed."""
+    config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all", train_fraction=0.5)
+    run_experiment(config, tmp_path / "run", progress=False)
+    run_experiment(config, tmp_path / "run", progress=False)  # unchanged: resumes
+    saved = tmp_path / "run" / "seed_0" / "folds" / "s01.json"
+    record = json.loads(saved.read_text())
+    record["train_subjects"] = ["sub01"]
+    saved.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"seed 0, fold s01 was saved with train_subjects \['sub01'\]"):
+        run_experiment(config, tmp_path / "run", progress=False)
 
 
 def test_check_fold_catches_every_leak():

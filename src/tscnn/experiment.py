@@ -129,7 +129,8 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
 
 
 def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
-    """The folds of the Config's protocol: one per subject (LOSO), or one cross-database fold.
+    """The folds of the Config's protocol: one per subject (LOSO), or one cross-database fold; with
+    ``train_fraction`` < 1 each learns from a seeded share of its training subjects (a learning curve).
 
     The leaky selection (``test_leaky``) holds out no validation subjects: the practice it reproduces
     trains on every training subject and picks the epoch on the test subject."""
@@ -477,6 +478,19 @@ def fold_predictions(record: dict, table: pd.DataFrame, seed: int, classes: tupl
     return out
 
 
+def check_stored_fold(path: Path, fold: Fold, table: pd.DataFrame, seed: int) -> None:
+    """Refuse to reuse a saved fold that learned from other subjects than this run's fold would (the fold
+    rule changed since it was saved): its predictions would be pooled with the new folds' unnoticed."""
+    stored = json.loads(path.read_text())
+    subjects = table["subject"].astype(str)
+    for part, rows in (("val_subjects", fold.val), ("train_subjects", fold.train)):
+        now = sorted(set(subjects.iloc[rows]))
+        if part in stored and sorted(map(str, stored[part])) != now:
+            raise ValueError(f"{path}: seed {seed}, fold {fold.test_subject} was saved with {part} "
+                             f"{stored[part]}, but this run's fold has {now}; the folds are drawn differently "
+                             "now: write to another --out folder, or move this one away")
+
+
 def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None = None,
                    database: Database | None = None, progress: bool = True,
                    max_new_folds: int | None = None, allow_code_change: bool = False,
@@ -507,7 +521,9 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
         for index, fold in enumerate(folds):
             path = fold_dir / f"{fold.test_subject}.json"
             finished.append((seed, path))
-            if not path.exists():
+            if path.exists():
+                check_stored_fold(path, fold, prepared.table, seed)
+            else:
                 if max_new_folds is not None and len(pending) >= max_new_folds:
                     complete = False
                     break
@@ -572,7 +588,7 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         "subjects": int(db.table.subject.nunique()), "model": config.model,
         "protocol": ("leave-one-subject-out" if config.protocol == "loso" else
                      f"cross-database: train {'+'.join(config.train_datasets)}, test {'+'.join(config.test_datasets)}")
-        + (f", learning curve: each fold learns from {config.train_fraction:.0%} of its training subjects"
+        + (f", learning curve: each fold learns from a share {config.train_fraction:g} of its training subjects"
            if config.train_fraction < 1 else ""),
         "selection": config.selection, "leaky": config.leaky,
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds; fold_mean_f1 = the mean "

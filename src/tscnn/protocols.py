@@ -8,6 +8,8 @@ Nothing of the test subjects is used for training, validation, early stopping or
 
 from __future__ import annotations
 
+import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +41,13 @@ def validation_subjects(subjects: list[str], fraction: float, rng: np.random.Gen
 
 def training_pool(subjects: list[str], fraction: float, seed: int, name: str) -> list[str]:
     """The subjects a fold may learn from: all of them, or (``fraction`` < 1, a learning curve) a random
-    share of them (at least one), drawn from ``seed`` and the fold's ``name`` alone, so every model and
-    recipe run with the same seed learns from the same subjects."""
+    share of them (``fraction`` x their number rounded half up, at least one), drawn from ``seed`` and a
+    CRC-32 of the fold's ``name`` alone, so every model and recipe run with the same seed learns from the
+    same subjects, and folds with different names draw independently."""
     if fraction >= 1 or not subjects:
         return list(subjects)
-    count = max(1, int(round(fraction * len(subjects))))
-    rng = np.random.default_rng([seed, sum(map(ord, name)), 1])
+    count = max(1, math.floor(fraction * len(subjects) + 0.5 + 1e-9))
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
     return sorted(rng.choice(subjects, size=count, replace=False).tolist())
 
 

@@ -235,7 +235,8 @@ class Trainer:
         cfg = self.config
         if cfg.selection == "val_loss" and not len(val):
             raise ValueError("selection 'val_loss' needs validation subjects, but there are none: set "
-                             "val_fraction > 0 with at least two training subjects, or use selection 'fixed'")
+                             "val_fraction > 0 with at least two training subjects (a train_fraction < 1 "
+                             "may leave fewer), or use selection 'fixed'")
         data = self.data(arrays)
         state = self._new_state(data)
         if checkpoint is not None and Path(checkpoint).exists():
