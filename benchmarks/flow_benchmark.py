@@ -113,6 +113,16 @@ def make_synthetic_flows(frames: Path = SYNTHETIC_FRAMES, flows: Path = SYNTHETI
     return flows
 
 
+def flow_folder(synthetic: bool, data: Path | None, program: str) -> tuple[Path, str] | None:
+    """The flow folder a benchmark reads and its tag (for default paths), or None, said, when it is absent."""
+    folder = make_synthetic_flows() if synthetic else (data or REAL_DATA)
+    if not (folder / "index.csv").is_file():
+        print(f"{program}: no flow folder at {folder} (expects ../shared/real/megc2019-flow28 beside the "
+              "repository, --data DIR, or --synthetic); nothing was run.")
+        return None
+    return folder, "synthetic" if synthetic else folder.name
+
+
 def row_config(row: str, data: Path, seeds: tuple[int, ...], protocol: str, pair: tuple[str, str] | None,
                threads: int):
     settings = dict(ROWS[row])
@@ -238,12 +248,10 @@ def main() -> int:
         tag = "synthetic" if args.synthetic else (args.data or REAL_DATA).name
         return paired_to_base(args.out or Path(f"results/flow-benchmark-{tag}"), args.paired,
                               args.json or Path(f"benchmarks/flow_benchmark-{tag}.json"))
-    data = make_synthetic_flows() if args.synthetic else (args.data or REAL_DATA)
-    if not (data / "index.csv").is_file():
-        print(f"flow benchmark: no flow folder at {data} (expects ../shared/real/megc2019-flow28 beside the "
-              "repository, --data DIR, or --synthetic); nothing was run.")
+    found = flow_folder(args.synthetic, args.data, "flow benchmark")
+    if found is None:
         return 0
-    tag = "synthetic" if args.synthetic else data.name
+    data, tag = found
     out = args.out or Path(f"results/flow-benchmark-{tag}")
     summary_path = args.json or Path(f"benchmarks/flow_benchmark-{tag}.json")
     db = read_flowfolder(data)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from flow_benchmark import REAL_DATA, ROWS, make_synthetic_flows, row_config  # this folder's script
+from flow_benchmark import ROWS, flow_folder, row_config  # this folder's script
 
 from tscnn.datasets import read_flowfolder
 from tscnn.experiment import cpu_name, run_experiment
@@ -80,12 +80,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="results folders (default: results/learning-curve-<data>)")
     parser.add_argument("--json", type=Path, help="summary (default: benchmarks/learning_curve-<data>.json)")
     args = parser.parse_args()
-    data = make_synthetic_flows() if args.synthetic else (args.data or REAL_DATA)
-    if not (data / "index.csv").is_file():
-        print(f"learning curve: no flow folder at {data} (expects ../shared/real/megc2019-flow28 beside the "
-              "repository, --data DIR, or --synthetic); nothing was run.")
+    found = flow_folder(args.synthetic, args.data, "learning curve")
+    if found is None:
         return 0
-    tag = "synthetic" if args.synthetic else data.name
+    data, tag = found
     out = args.out or Path(f"results/learning-curve-{tag}")
     summary_path = args.json or Path(f"benchmarks/learning_curve-{tag}.json")
     db = read_flowfolder(data)
