@@ -113,6 +113,11 @@ def make_synthetic_flows(frames: Path = SYNTHETIC_FRAMES, flows: Path = SYNTHETI
     return flows
 
 
+def stored_folds(folder: Path, seeds: list[int]) -> list[dict]:
+    """The saved fold records of the given seeds in a results folder (not of other seeds a folder may hold)."""
+    return [json.loads(p.read_text()) for s in seeds for p in (folder / f"seed_{s}" / "folds").glob("*.json")]
+
+
 def flow_folder(synthetic: bool, data: Path | None, program: str) -> tuple[Path, str] | None:
     """The flow folder a benchmark reads and its tag (for default paths), or None, said, when it is absent."""
     folder = make_synthetic_flows() if synthetic else (data or REAL_DATA)
@@ -272,7 +277,7 @@ def main() -> int:
         start = time.perf_counter()
         result = run_experiment(config, folder, "data/cache", database=db, progress=False, allow_code_change=True,
                                 jobs=args.jobs)
-        seconds = sum(json.loads(p.read_text())["seconds"] for p in folder.glob("seed_*/folds/*.json"))
+        seconds = sum(f["seconds"] for f in stored_folds(folder, args.seeds))
         results[name] = {**summary_row(result.metrics, seconds, len(args.seeds)), "row": row,
                          "protocol_short": protocol if protocol == "loso" else f"{pair[0]} -> {pair[1]}",
                          "config": config.to_dict()}

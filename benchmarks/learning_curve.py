@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from flow_benchmark import ROWS, flow_folder, row_config  # this folder's script
+from flow_benchmark import ROWS, flow_folder, row_config, stored_folds  # this folder's script
 
 from tscnn.datasets import read_flowfolder
 from tscnn.experiment import cpu_name, run_experiment
@@ -38,10 +38,6 @@ from tscnn.experiment import cpu_name, run_experiment
 
 def folder_name(row: str, fraction: float) -> str:
     return row if fraction >= 1 else f"{row}-train{fraction:g}"
-
-
-def stored_folds(folder: Path, seeds: list[int]) -> list[dict]:
-    return [json.loads(p.read_text()) for s in seeds for p in (folder / f"seed_{s}" / "folds").glob("*.json")]
 
 
 def training_subjects_per_fold(folds: list[dict]) -> float:

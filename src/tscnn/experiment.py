@@ -33,7 +33,7 @@ from tscnn.datasets import Database, load_database
 from tscnn.errors import one_line
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
-from tscnn.preprocessing.prepare import STREAM_NAMES, VOLUME_STREAM, Prepared, PrepSettings, check_streams, prepare
+from tscnn.preprocessing.prepare import ALL_STREAMS, VOLUME_STREAM, Prepared, PrepSettings, check_streams, prepare
 from tscnn.protocols import Fold, cross_dataset_fold, loso_folds
 from tscnn.train import Trainer
 
@@ -68,13 +68,17 @@ def config_database(config: Config) -> Database:
     return load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
 
 
+def model_inputs(model: str) -> dict:
+    """A registered model's own input settings: its streams, and its input size when it has one."""
+    spec = get_model(model)
+    return {"streams": spec.streams, **({"size": spec.size} if spec.size else {})}
+
+
 def config_for(model: str = "tscnn", preset: str | None = None, **overrides) -> Config:
     """A Config for a registered model: its own recipe preset unless one is named, its input streams and
     size unless given (``None`` overrides are ignored)."""
-    spec = get_model(model)
-    defaults = {"streams": spec.streams, **({"size": spec.size} if spec.size else {})}
     given = {k: v for k, v in overrides.items() if v is not None}
-    return from_preset(preset or spec.preset, model=model, **{**defaults, **given})
+    return from_preset(preset or get_model(model).preset, model=model, **{**model_inputs(model), **given})
 
 
 def table_fingerprint(table: pd.DataFrame) -> str:
@@ -478,8 +482,8 @@ def fold_predictions(record: dict, table: pd.DataFrame, seed: int, classes: tupl
     return out
 
 
-def check_stored_fold(path: Path, fold: Fold, table: pd.DataFrame, seed: int) -> None:
-    """Refuse to reuse a saved fold that learned from other subjects than this run's fold would (the fold
+def check_stored_fold(path: Path, fold: Fold, table: pd.DataFrame, seed: int) -> dict:
+    """A saved fold's record, refused when it learned from other subjects than this run's fold would (the fold
     rule changed since it was saved): its predictions would be pooled with the new folds' unnoticed."""
     stored = json.loads(path.read_text())
     subjects = table["subject"].astype(str)
@@ -489,6 +493,7 @@ def check_stored_fold(path: Path, fold: Fold, table: pd.DataFrame, seed: int) ->
             raise ValueError(f"{path}: seed {seed}, fold {fold.test_subject} was saved with {part} "
                              f"{stored[part]}, but this run's fold has {now}; the folds are drawn differently "
                              "now: write to another --out folder, or move this one away")
+    return stored
 
 
 def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None = None,
@@ -513,7 +518,7 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
     prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress, streams=config.streams)
     labels = prepared.table["label"].to_numpy()
     num_classes = len(db.classes)
-    complete, pending, finished = True, [], []
+    complete, pending, finished, stored = True, [], [], {}
     for seed in config.seeds:
         folds = make_folds(config, prepared.table, seed)
         fold_dir = out / f"seed_{seed}" / "folds"
@@ -522,7 +527,7 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
             path = fold_dir / f"{fold.test_subject}.json"
             finished.append((seed, path))
             if path.exists():
-                check_stored_fold(path, fold, prepared.table, seed)
+                stored[path] = check_stored_fold(path, fold, prepared.table, seed)
             else:
                 if max_new_folds is not None and len(pending) >= max_new_folds:
                     complete = False
@@ -531,8 +536,8 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
     failed = run_fold_jobs(pending, config, prepared, labels, num_classes, progress, jobs, ray)
     if failed:
         raise RuntimeError("; ".join(failed) + f" (every other fold is saved in {out}: run again to retry)")
-    all_predictions = [fold_predictions(json.loads(path.read_text()), prepared.table, seed, db.classes)
-                       for seed, path in finished if path.exists()]
+    all_predictions = [fold_predictions(stored.get(path) or json.loads(path.read_text()), prepared.table, seed,
+                                        db.classes) for seed, path in finished if path.exists()]
     predictions = pd.concat(all_predictions, ignore_index=True) if all_predictions else pd.DataFrame()
     if len(predictions):
         predictions["selection"] = config.selection + (" (LEAKY)" if config.leaky else "")  # each row says how
@@ -671,10 +676,9 @@ def check_config(config: Config, local_device: bool = True) -> None:
     spec = get_model(config.model)
     if not config.streams:
         raise ValueError("no input stream given: name at least one of ss, ls, dt, uvs")
-    known = (*STREAM_NAMES, VOLUME_STREAM)
-    unknown = [s for s in config.streams if s not in known]
+    unknown = [s for s in config.streams if s not in ALL_STREAMS]
     if unknown:
-        raise ValueError(f"unknown stream {', '.join(map(repr, unknown))}; expected some of {', '.join(known)} "
+        raise ValueError(f"unknown stream {', '.join(map(repr, unknown))}; expected some of {', '.join(ALL_STREAMS)} "
                          "(lower case)")
     if VOLUME_STREAM in config.streams and VOLUME_STREAM not in spec.streams:
         raise ValueError(f"the {VOLUME_STREAM} stream (the face volume) feeds hand-crafted features (lbptop); "

@@ -21,9 +21,8 @@ from pathlib import Path
 
 from tscnn.config import Config
 from tscnn.datasets import Database
-from tscnn.experiment import check_config, config_database, ray_cluster, run_experiment
+from tscnn.experiment import check_config, config_database, model_inputs, ray_cluster, run_experiment
 from tscnn.metrics import format_mean_std
-from tscnn.models import get_model
 from tscnn.preprocessing.prepare import givable_streams
 
 TABLES: dict[str, dict[str, dict]] = {
@@ -57,8 +56,7 @@ def table_variant(config: Config, overrides: dict) -> Config:
     """The table's configuration with one variant's changes; a variant naming a model takes that model's
     streams and input size from the registry."""
     if "model" in overrides:
-        spec = get_model(overrides["model"])
-        overrides = {"streams": spec.streams, **({"size": spec.size} if spec.size else {}), **overrides}
+        overrides = {**model_inputs(overrides["model"]), **overrides}
     return replace(config, **overrides)
 
 

@@ -46,6 +46,8 @@ STREAM_NAMES = ("ss", "ls", "dt", "uvs")
 VOLUME_STREAM = "vol"
 """The face volume onset..offset (``volume_maps``; LBP-TOP reads it): built only when asked for, since it reads
 every frame of the clip, and cached in files of its own keyed by all those frames."""
+ALL_STREAMS = (*STREAM_NAMES, VOLUME_STREAM)
+"""Every stream name ``prepare`` knows."""
 FLOW_FOLDER_STREAMS = ("uvs",)
 """The streams a flow-folder clip can give: its frames, and so SS, LS and DT, are not there."""
 PREPARATION_MODULES = ("tscnn.preprocessing.flow", "tscnn.preprocessing.streams", "tscnn.preprocessing.prepare",
@@ -176,9 +178,9 @@ def givable_streams(table: pd.DataFrame) -> tuple[str, ...]:
 
 def check_streams(table: pd.DataFrame, streams: Sequence[str]) -> None:
     """A clear error when ``streams`` asks for what the table cannot give (e.g. SS from a flow folder)."""
-    unknown = [s for s in streams if s not in (*STREAM_NAMES, VOLUME_STREAM)]
+    unknown = [s for s in streams if s not in ALL_STREAMS]
     if unknown:
-        raise ValueError(f"unknown streams {unknown}; expected some of {(*STREAM_NAMES, VOLUME_STREAM)}")
+        raise ValueError(f"unknown streams {unknown}; expected some of {ALL_STREAMS}")
     available = givable_streams(table)
     missing = [s for s in streams if s not in available]
     if missing:
@@ -221,23 +223,26 @@ def clip_volume_frames(row: pd.Series | dict) -> list[str]:
     return span
 
 
-def prepare_volume(row: pd.Series | dict, settings: PrepSettings) -> np.ndarray:
-    """The ``vol`` stream of one clip, (1, T, n, n) float32: every frame onset..offset read in grey, the face
-    cut as for the other streams (found on the onset, one transform for all), ``volume_maps``. Variant 0
-    only: the volume feeds hand-crafted features, which never see augmentation. float32, not float16: LBP
-    codes compare neighbouring values, and float16 rounding would turn near-equal voxels into ties."""
+def prepare_volume(row: pd.Series | dict, settings: PrepSettings, paths: Sequence[str] | None = None) -> np.ndarray:
+    """The ``vol`` stream of one clip, (1, T, n, n) float32: every frame onset..offset (``paths``, default
+    ``clip_volume_frames``) read in grey, the face cut as for the other streams (found on the onset, one
+    transform for all), ``volume_maps``. Variant 0 only: the volume feeds hand-crafted features, which never
+    see augmentation. float32, not float16: LBP codes compare neighbouring values, and float16 rounding
+    would turn near-equal voxels into ties."""
     name = f"{row['dataset']}:{row['subject']}/{row['clip']}"
-    paths = clip_volume_frames(row)
+    paths = clip_volume_frames(row) if paths is None else paths
     frames = face_frames([read_grey(p, name) for p in paths], bool(row["cropped"]), settings.face_align,
                          f"clip {name}: no face found in {paths[0]}")
     return volume_maps(frames, settings.size)[None].astype(np.float32)
 
 
-def volume_cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, key: str | None = None) -> Path:
+def volume_cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, key: str | None = None,
+                      paths: Sequence[str] | None = None) -> Path:
     """Per-clip cache file of the ``vol`` stream: the same settings-and-code folder as ``cache_path``, the
-    name hashing every frame of the span (path, size, mtime) and whether the frames are face crops."""
+    name hashing every frame of the span (``paths``, default ``clip_volume_frames``: path, size, mtime) and
+    whether the frames are face crops."""
     digest = hashlib.sha1()
-    for path in clip_volume_frames(row):
+    for path in clip_volume_frames(row) if paths is None else paths:
         stat = Path(path).stat()
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns};".encode())
     digest.update(f"cropped={bool(row['cropped'])}".encode())  # decides whether the face is cut
@@ -286,9 +291,11 @@ def prepare(table: pd.DataFrame, settings: PrepSettings, cache_dir: str | Path |
         if frame_streams:
             clip |= _cached(cache_path(cache, row, settings, key) if cache else None,
                             lambda row=row: prepare_clip(row, settings), frame_streams)
-        if VOLUME_STREAM in names:
-            clip |= _cached(volume_cache_path(cache, row, settings, key) if cache else None,
-                            lambda row=row: {VOLUME_STREAM: prepare_volume(row, settings)}, (VOLUME_STREAM,))
+        if VOLUME_STREAM in names:  # the frame folder is listed once, for the cache key and the volume
+            paths = clip_volume_frames(row)
+            clip |= _cached(volume_cache_path(cache, row, settings, key, paths) if cache else None,
+                            lambda row=row, paths=paths: {VOLUME_STREAM: prepare_volume(row, settings, paths)},
+                            (VOLUME_STREAM,))
         per_clip.append(clip)
     arrays = {name: np.stack([c[name] for c in per_clip]) for name in names}
     return Prepared(table.reset_index(drop=True), arrays, settings)
