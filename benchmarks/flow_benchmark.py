@@ -62,6 +62,9 @@ ROWS: dict[str, dict] = {
     # it failed that rule on the synthetic composite, so this row has never been run on real flows.
     "tscnn-plus-tta-scale": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",), "centre_flow": True,
                              "scale_flow": True},
+    # The submitted recipe, unchanged, with late fusion: its probabilities averaged with the linear floor's (equal
+    # weights, the floor fitted on the same training clips). Rule and reasons written in the README before its run.
+    "tscnn-plus-fused": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "fuse_linear": True},
     # Changes to tscnn-plus tried on the synthetic composite only (``--synthetic``) when tscnn-plus-tta was chosen.
     "dev-tta": _DEV_TTA,
     "dev-long-tta": {**_DEV_TTA, "max_epochs": 45, "average_last": 15},

@@ -291,6 +291,47 @@ def test_flip_tta_is_the_mean_of_the_clip_and_its_mirror(flows):
         trainer.predict_proba(model, unaugmented, rows)
 
 
+def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floor(flows, tmp_path):
+    """fuse_linear: each clip's probabilities (and the leaky shadow's) are the mean of the network's, trained exactly
+    as without fusion, and the linear floor's, fitted by hand here on the same training rows; the floor member
+    predicts what the ``linear`` model predicts. Features models and saved final models refuse the option."""
+    from tscnn.models.linear import linear_classifier
+    from tscnn.preprocessing.prepare import PrepSettings, prepare
+
+    settings = dict(dataset="flowfolder", root=str(flows), classes="all", streams=("uvs",), max_epochs=3,
+                    average_last=2, batch_size=8, seeds=(0,))
+    plain_config = replace(config_for("tscnn", "tscnn-plus", **settings), bf16=False, channels_last=False)
+    fused_config = replace(plain_config, fuse_linear=True)
+    plain = run_experiment(plain_config, tmp_path / "plain", progress=False)
+    fused = run_experiment(fused_config, tmp_path / "fused", progress=False)
+    floor = run_experiment(config_for("linear", dataset="flowfolder", root=str(flows), classes="all"),
+                           tmp_path / "floor", progress=False)
+    assert "linear floor" in fused.metrics["fusion"] and "fusion" not in plain.metrics
+    assert experiment.default_out(fused_config).name.endswith("fused-linear-tscnn-plus")
+    db = read_flowfolder(flows)
+    prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
+    features = prepared.arrays["uvs"].reshape(len(prepared.table), -1)
+    labels = prepared.table["label"].to_numpy()
+    floor_pred = floor.predictions.set_index("clip")["pred"]
+    for path in sorted((tmp_path / "fused" / "seed_0" / "folds").glob("*.json")):
+        record = json.loads(path.read_text())
+        alone = json.loads((tmp_path / "plain" / "seed_0" / "folds" / path.name).read_text())
+        assert record["network_proba"] == alone["proba"]  # the network trains as without fusion
+        rows = np.asarray(record["rows"])
+        train = np.flatnonzero(~np.isin(np.arange(len(labels)), rows))
+        by_hand = linear_classifier().fit(features[train], labels[train]).predict_proba(features[rows])
+        np.testing.assert_allclose(record["floor_proba"], by_hand, atol=1e-6)
+        np.testing.assert_allclose(record["proba"], (np.asarray(alone["proba"]) + by_hand) / 2, atol=2e-6)
+        np.testing.assert_allclose(record["leaky_proba"], (np.asarray(alone["leaky_proba"]) + by_hand) / 2,
+                                   atol=2e-6)
+        clips = prepared.table["clip"].iloc[rows]
+        assert (by_hand.argmax(1) == floor_pred.loc[clips].to_numpy()).all()
+    with pytest.raises(ValueError, match="fuse_linear averages a network's probabilities"):
+        check_config(replace(config_for("linear"), fuse_linear=True))
+    with pytest.raises(ValueError, match="a saved model file holds the network alone"):
+        experiment.train_final_model(fused_config, tmp_path / "final")
+
+
 def test_mixup_trains_on_the_convex_mix_of_paired_clips(arrays_and_labels, monkeypatch):
     """With mixup the network sees lam * x + (1 - lam) * x[pairing] in every stream, and the loss is the same mix
     of the two labels' losses (checked on the first batch, with lam and the pairing fixed by hand)."""
@@ -405,6 +446,7 @@ def test_features_models_run_in_the_same_protocol(flows, tmp_path):
     (["--blocks", "100"], "blocks .k = 100. must leave face blocks"),
     (["--model", "ststnet", "--streams", "dt"], "reads the stream"),
     (["--streams", "uvs", "--scale-flow"], "give --centre-flow with --scale-flow"),
+    (["--model", "linear", "--fuse-linear"], "fuse_linear averages a network's probabilities"),
 ])
 def test_bad_options_fail_before_any_work(flows, tmp_path, capsys, option, message):
     out = tmp_path / "never"

@@ -70,6 +70,7 @@ class Config:
     average_last: int = 0  # with selection "fixed": average the weights of the last N epochs (0 = keep the last)
     mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing weight of mixup (0 = off)
     tta_flip: bool = False  # predict with the mean of the clip's and its mirror's probabilities (needs augment)
+    fuse_linear: bool = False  # a network's probabilities averaged with the linear floor's, fitted on the same clips
     # Protocol: loso (leave-one-subject-out) or cross (train on train_datasets, test on test_datasets).
     protocol: str = "loso"
     train_datasets: tuple[str, ...] = ()
@@ -219,6 +220,8 @@ FIELD_HELP: dict[str, str] = {
     "average_last": "with selection fixed: average the weights of the last N epochs",
     "mixup": "mixup alpha: train on convex mixes of two clips and their labels (0 = off)",
     "tta_flip": "test-time flip: average the probabilities of each clip and its horizontal mirror",
+    "fuse_linear": "late fusion: average the network's class probabilities with the linear floor's (standardised "
+                   "input pixels + logistic regression, fitted on the same training clips), equal weights",
     "protocol": "loso, or cross (train on --train-datasets, test on --test-datasets)",
     "train_datasets": "cross protocol: databases trained on",
     "test_datasets": "cross protocol: databases tested on",

@@ -169,6 +169,11 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
         proba = trainer.predict_proba(result.model, arrays, fold.test)
         history, chosen, leaky_epoch, leaky_proba = (result.history, result.chosen_epoch, result.leaky_epoch,
                                                      result.leaky_proba)
+    fused = {}
+    if config.fuse_linear:
+        floor = floor_proba(arrays, labels, np.sort(np.concatenate([fold.train, fold.val])), fold.test, num_classes)
+        fused = {"network_proba": np.round(proba, 6).tolist(), "floor_proba": np.round(floor, 6).tolist()}
+        proba, leaky_proba = (proba + floor) / 2, (leaky_proba + floor) / 2
     table = prepared.table
     return {
         "test_subject": fold.test_subject,
@@ -183,7 +188,21 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
         "rows": fold.test.tolist(),
         "proba": np.round(proba, 6).tolist(),
         "leaky_proba": np.round(leaky_proba, 6).tolist(),
+        **fused,
     }
+
+
+def floor_proba(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray,
+                num_classes: int) -> np.ndarray:
+    """Class probabilities of the linear floor (the ``linear`` model: standardised pixels of every stream's
+    original variant + logistic regression) fitted on ``fit_rows``, for ``test_rows``: the second member of
+    ``fuse_linear``. A class absent from the fitted rows gets probability 0."""
+    linear = get_model("linear")
+    features = linear.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
+    classifier = linear.classifier().fit(features[fit_rows], labels[fit_rows])
+    proba = np.zeros((len(test_rows), num_classes))
+    proba[:, classifier.classes_] = classifier.predict_proba(features[test_rows])
+    return proba
 
 
 @dataclass
@@ -595,6 +614,9 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
                      f"cross-database: train {'+'.join(config.train_datasets)}, test {'+'.join(config.test_datasets)}")
         + (f", learning curve: each fold learns from a share {config.train_fraction:g} of its training subjects"
            if config.train_fraction < 1 else ""),
+        **({"fusion": "each clip's class probabilities are the mean of the network's and the linear floor's "
+                      "(fitted on the same training clips); the fold records keep both members' probabilities"}
+           if config.fuse_linear else {}),
         "selection": config.selection, "leaky": config.leaky,
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds; fold_mean_f1 = the mean "
               "over folds of each fold's macro F1 (classes present in that fold), the other reading of a 'mean F1'",
@@ -620,6 +642,8 @@ def default_out(config: Config, kind: str = "results") -> Path:
         parts.append(f"{'+'.join(config.train_datasets)}-to-{'+'.join(config.test_datasets)}")
     if config.train_fraction < 1:
         parts.append(f"train{config.train_fraction:g}")
+    if config.fuse_linear:
+        parts.append("fused-linear")
     return Path(kind) / "-".join([*parts, config.preset, *(["LEAKY"] if config.leaky else [])])
 
 
@@ -697,6 +721,9 @@ def check_config(config: Config, local_device: bool = True) -> None:
         raise ValueError(f"size {config.size} must be between 8 and work_size ({config.work_size})")
     if config.scale_flow and not config.centre_flow:
         raise ValueError("scale_flow divides the centred flow maps: give --centre-flow with --scale-flow")
+    if config.fuse_linear and spec.kind != "network":
+        raise ValueError(f"fuse_linear averages a network's probabilities with the linear floor's; model "
+                         f"{config.model} is a features model (run --model linear for the floor alone)")
 
 
 def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | None = None,
@@ -715,6 +742,9 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     if config.train_fraction < 1:
         raise ValueError(f"train_fraction {config.train_fraction} draws a share of each LOSO fold's training "
                          "subjects (a learning curve, tscnn run); the final model learns from every subject")
+    if config.fuse_linear:
+        raise ValueError("fuse_linear (late fusion with the linear floor) is an evaluation recipe of tscnn run; "
+                         "a saved model file holds the network alone: train without it")
     if config.threads:
         torch.set_num_threads(config.threads)
     db = database or config_database(config)

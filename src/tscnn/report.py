@@ -180,10 +180,13 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
     model = get_model(config.model)
     shadow = leaky_shadow_to_show(metrics)
     ensemble = metrics.get("seed_ensemble")
+    fusion = ("; each clip predicted by the mean of the network's class probabilities and the linear floor's, "
+              "fitted on the same training clips (late fusion, --fuse-linear)" if config.fuse_linear else "")
     recipe = (f"preset `{config.preset}` (optimizer {config.optimizer}, batch {config.batch_size}, lr {config.lr}, "
               f"{config.schedule} schedule, max {config.max_epochs} epochs, selection `{config.selection}`"
               f"{', class-balanced loss' if config.class_balanced else ''}"
-              f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''}). "
+              f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''})"
+              f"{fusion}. "
               if model.kind == "network" else "fitted on each fold's training subjects (no epochs, no recipe). ")
     lines = [
         f"# {model.description.split(':')[0]}, {metrics.get('protocol', 'leave-one-subject-out')}, on "
@@ -271,6 +274,8 @@ def metrics_table(metrics: dict) -> str:
     protocol = metrics.get("protocol", "leave-one-subject-out")
     head = f"{metrics.get('model', 'tscnn')} on {metrics['dataset']}, {protocol} ({metrics['clips']} clips, " \
            f"{metrics['subjects']} subjects)"
+    if "fusion" in metrics:
+        head += ", fused with the linear floor"
     if metrics["leaky"]:
         head += "  LEAKY SELECTION"
     several = len(metrics["per_seed"]) > 1
