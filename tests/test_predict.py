@@ -140,3 +140,51 @@ def test_a_model_with_test_time_flip_averages_the_clip_and_its_mirror(model_path
     assert fast_inputs["dt"].shape[0] == 2 and FastPredictor(saved, bf16=False).inputs(
         np.zeros((64, 64), np.uint8), np.zeros((64, 64, 2), np.float32), np.zeros((64, 64, 2), np.float32),
     )["dt"].shape[0] == 1
+
+
+def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db, tmp_path_factory, tmp_path):
+    """A --fuse-linear recipe's model file holds its fitted linear floor as plain tensors, which give what the
+    scikit-learn floor gives; prediction (default and fast path) averages the network's answer with the floor's;
+    a file whose recipe fuses but which holds no floor is refused, and so is its ONNX export."""
+    from dataclasses import replace
+
+    from tscnn.experiment import fit_floor
+    from tscnn.fast import FastPredictor
+    from tscnn.models.linear import floor_tensors_proba
+    from tscnn.predict import format_model_card, load_saved_model
+    from tscnn.preprocessing.prepare import PrepSettings, prepare
+
+    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
+    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    config = from_preset("demo-sgd", streams=("ss", "dt"), max_epochs=1, root="unused", fuse_linear=True)
+    cache = tmp_path_factory.mktemp("cache")
+    path = train_final_model(config, tmp_path / "fused", cache, database=db, progress=False)
+    saved = load_saved_model(path)
+    assert saved.floor is not None and "fused with the linear floor" in format_model_card(saved.card)
+    prepared = prepare(db.table, PrepSettings.from_config(config), cache, progress=False, streams=config.streams)
+    labels = prepared.table["label"].to_numpy()
+    fitted, features = fit_floor(prepared.arrays, labels, np.arange(len(labels)))
+    np.testing.assert_allclose(floor_tensors_proba(saved.floor, features, 5), fitted.predict_proba(features),
+                               atol=1e-6)  # float32 pixels, float64 arithmetic in both
+    row = db.table.iloc[-1]
+    numbered = list_frames(Path(row.frames_dir))
+    numbers = [n for n in sorted(numbered) if row.onset <= n <= row.offset]
+    frames = [cv2.imread(str(numbered[n]), cv2.IMREAD_GRAYSCALE) for n in numbers]
+    span = dict(onset=0, apex=numbers.index(row.apex), offset=len(frames) - 1, cropped=True)
+    network_alone = replace(saved, floor=None)
+    for fused, alone in ((saved.predict(frames, **span), network_alone.predict(frames, **span)),
+                         (FastPredictor(saved, bf16=False).predict(frames, **span),
+                          FastPredictor(network_alone, bf16=False).predict(frames, **span))):
+        f, n = (np.array(list(p.probabilities.values())) for p in (fused, alone))
+        floor = 2 * f - n  # the floor's share of the mean: a probability vector of its own
+        assert not np.allclose(f, n) and floor.min() > -1e-3 and floor.sum() == pytest.approx(1.0, abs=1e-3)
+    stored = torch.load(path, weights_only=True)
+    del stored["floor"]
+    torch.save(stored, tmp_path / "no-floor.pt")
+    with pytest.raises(ValueError, match="fuses the network with the linear floor .fuse_linear., but it holds no"):
+        load_saved_model(tmp_path / "no-floor.pt")
+    pytest.importorskip("onnxruntime")
+    from tscnn.export import export_onnx
+
+    with pytest.raises(ValueError, match="averages the network with the linear floor"):
+        export_onnx(path, tmp_path / "fused.onnx")

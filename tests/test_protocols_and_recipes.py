@@ -294,7 +294,8 @@ def test_flip_tta_is_the_mean_of_the_clip_and_its_mirror(flows):
 def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floor(flows, tmp_path):
     """fuse_linear: each clip's probabilities (and the leaky shadow's) are the mean of the network's, trained exactly
     as without fusion, and the linear floor's, fitted by hand here on the same training rows; the floor member
-    predicts what the ``linear`` model predicts. Features models and saved final models refuse the option."""
+    predicts what the ``linear`` model predicts; the reports say the run is fused. Features models refuse the
+    option (a saved final model carries its floor: tests/test_predict.py)."""
     from tscnn.models.linear import linear_classifier
     from tscnn.preprocessing.prepare import PrepSettings, prepare
 
@@ -307,6 +308,12 @@ def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floo
     floor = run_experiment(config_for("linear", dataset="flowfolder", root=str(flows), classes="all"),
                            tmp_path / "floor", progress=False)
     assert "linear floor" in fused.metrics["fusion"] and "fusion" not in plain.metrics
+    from tscnn.html_report import write_html_report
+    from tscnn.report import metrics_table, write_report
+
+    report = write_report(fused, fused_config, read_flowfolder(flows).table).read_text()
+    assert "late fusion, --fuse-linear" in report and "fused with the linear floor" in metrics_table(fused.metrics)
+    assert "Late fusion" in write_html_report(fused, fused_config).read_text()
     assert experiment.default_out(fused_config).name.endswith("fused-linear-tscnn-plus")
     db = read_flowfolder(flows)
     prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
@@ -328,8 +335,6 @@ def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floo
         assert (by_hand.argmax(1) == floor_pred.loc[clips].to_numpy()).all()
     with pytest.raises(ValueError, match="fuse_linear averages a network's probabilities"):
         check_config(replace(config_for("linear"), fuse_linear=True))
-    with pytest.raises(ValueError, match="a saved model file holds the network alone"):
-        experiment.train_final_model(fused_config, tmp_path / "final")
 
 
 def test_mixup_trains_on_the_convex_mix_of_paired_clips(arrays_and_labels, monkeypatch):
@@ -611,6 +616,7 @@ def test_the_presets_hold_the_recipes_the_readme_describes():
             plus.average_last, plus.class_balanced, plus.augment_mode, plus.tta_flip) == \
         (28, 1e-2, 32, 30, "cosine", "fixed", 0.0, 10, True, "sample", False)
     assert from_preset("tscnn-plus-tta") == replace(plus, preset="tscnn-plus-tta", tta_flip=True)
+    assert from_preset("tscnn-plus-fused") == replace(plus, preset="tscnn-plus-fused", fuse_linear=True)
     demo = from_preset("demo")
     assert (demo.optimizer, demo.lr, demo.batch_size, demo.max_epochs, demo.selection, demo.class_balanced,
             demo.size, demo.augment) == ("adam", 1e-3, 16, 1, "fixed", True, 48, True)

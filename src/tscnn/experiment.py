@@ -192,14 +192,19 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     }
 
 
-def floor_proba(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray,
-                num_classes: int) -> np.ndarray:
-    """Class probabilities of the linear floor (the ``linear`` model: standardised pixels of every stream's
-    original variant + logistic regression) fitted on ``fit_rows``, for ``test_rows``: the second member of
-    ``fuse_linear``. A class absent from the fitted rows gets probability 0."""
+def fit_floor(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray) -> tuple[object, np.ndarray]:
+    """The linear floor (the ``linear`` model: standardised pixels of every stream's original variant + logistic
+    regression) fitted on ``fit_rows``, and the feature matrix of every clip: the second member of ``fuse_linear``."""
     linear = get_model("linear")
     features = linear.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
-    classifier = linear.classifier().fit(features[fit_rows], labels[fit_rows])
+    return linear.classifier().fit(features[fit_rows], labels[fit_rows]), features
+
+
+def floor_proba(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray,
+                num_classes: int) -> np.ndarray:
+    """Class probabilities of the floor fitted on ``fit_rows`` (``fit_floor``) for ``test_rows``; a class absent
+    from the fitted rows gets probability 0."""
+    classifier, features = fit_floor(arrays, labels, fit_rows)
     proba = np.zeros((len(test_rows), num_classes))
     proba[:, classifier.classes_] = classifier.predict_proba(features[test_rows])
     return proba
@@ -733,6 +738,7 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     Early stopping uses held-out subjects as in LOSO (``val_fraction``); there is no test subject,
     so this model has no evaluation figure of its own: LOSO (``tscnn run``) measures the recipe.
     """
+    from tscnn.models.linear import floor_tensors
     from tscnn.predict import save_model
     from tscnn.protocols import validation_subjects
 
@@ -742,9 +748,6 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     if config.train_fraction < 1:
         raise ValueError(f"train_fraction {config.train_fraction} draws a share of each LOSO fold's training "
                          "subjects (a learning curve, tscnn run); the final model learns from every subject")
-    if config.fuse_linear:
-        raise ValueError("fuse_linear (late fusion with the linear floor) is an evaluation recipe of tscnn run; "
-                         "a saved model file holds the network alone: train without it")
     if config.threads:
         torch.set_num_threads(config.threads)
     db = database or config_database(config)
@@ -762,4 +765,7 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     meta = {"database": db.name, "clips": int(len(db.table)), "train_subjects": sorted(set(subjects[train])),
             "val_subjects": val_subjects, "chosen_epoch": result.chosen_epoch, "code_version": code_version(),
             "history": result.history}
-    return save_model(Path(out) / "model.pt", result.model, config, db.classes, meta)
+    # --fuse-linear: the floor learns from every clip the network saw (as in each LOSO fold) and travels with it.
+    floor = floor_tensors(fit_floor(arrays, labels, np.sort(np.concatenate([train, val])))[0]) \
+        if config.fuse_linear else None
+    return save_model(Path(out) / "model.pt", result.model, config, db.classes, meta, floor)

@@ -86,7 +86,8 @@ def export_onnx(model_path: str | Path, onnx_path: str | Path, tolerance: float 
     Returns what was done: paths, model name, input names and shapes, output names, classes, file size,
     the largest absolute difference from PyTorch (``max_abs_diff``) on ``check_batch`` random clips and
     the tolerance. Raises FileNotFoundError / ValueError (one line) for a missing or bad model file, a
-    features model, or a difference above ``tolerance``; MissingPackageError when an ONNX package is absent.
+    features model, a model fused with the linear floor, or a difference above ``tolerance``;
+    MissingPackageError when an ONNX package is absent.
     """
     from tscnn.models import get_model
     from tscnn.predict import load_saved_model, read_saved
@@ -104,6 +105,10 @@ def export_onnx(model_path: str | Path, onnx_path: str | Path, tolerance: float 
         raise ValueError(f"{model_path}: model {model_name!r} is a features model (fixed features + a scikit-learn "
                          "classifier), not a network; only networks can be exported to ONNX")
     saved = load_saved_model(model_path)
+    if saved.floor is not None:
+        raise ValueError(f"{model_path}: its recipe averages the network with the linear floor (--fuse-linear); an "
+                         "ONNX file of the network alone would predict otherwise: export a model trained without "
+                         "--fuse-linear, or predict with tscnn predict")
     model = saved.model.eval()
     shapes = input_shapes(model, saved.config)
     streams = tuple(shapes)

@@ -168,12 +168,17 @@ class FastPredictor:
         """Flow onset->apex and apex->offset at the work size, by the fast method."""
         return compute_flow(onset, key, self.settings.flow), compute_flow(key, offset, self.settings.flow)
 
-    def inputs(self, key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray) -> dict[str, torch.Tensor]:
-        """The network's input batch (one clip, and its mirror when the model's recipe averages the two): only
-        the streams it reads, channels-last, in its dtype."""
-        arrays = clip_views(key, flow1, flow2, self.settings.size, self.settings.blocks, self.streams,
-                            self.saved.config.tta_flip)
-        return {s: torch.from_numpy(arrays[s]).to(self.dtype).contiguous(memory_format=torch.channels_last)
+    def views(self, key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray) -> dict[str, np.ndarray]:
+        """The streams the network reads, float32: one clip, and its mirror when the model's recipe averages
+        the two."""
+        return clip_views(key, flow1, flow2, self.settings.size, self.settings.blocks, self.streams,
+                          self.saved.config.tta_flip)
+
+    def inputs(self, key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray,
+               views: dict[str, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+        """The network's input batch (``views``, made here unless given): channels-last, in its dtype."""
+        views = self.views(key, flow1, flow2) if views is None else views
+        return {s: torch.from_numpy(views[s]).to(self.dtype).contiguous(memory_format=torch.channels_last)
                 for s in self.streams}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
@@ -214,7 +219,8 @@ class FastPredictor:
             raise DatasetError(f"{source}: frames differ in size {[g.shape for g in greys]}")
         on, ap, off = self.key_crops(greys, cut)
         flow1, flow2 = self.flows(on, ap, off)
-        proba = self.forward(self.inputs(ap, flow1, flow2))
+        views = self.views(ap, flow1, flow2)
+        proba = self.saved.fuse(self.forward(self.inputs(ap, flow1, flow2, views)), views)
         classes = self.saved.classes
         return Prediction(source, first, key, last, rule, classes[int(proba.argmax())],
                           {c: round(float(p), 4) for c, p in zip(classes, proba, strict=True)}, self.saved.card)

@@ -232,6 +232,8 @@ def write_html_report(result: ExperimentResult, config: Config, table: pd.DataFr
     if leaky:
         body.append('<p class="banner"><b>LEAKY</b>: each fold\'s epoch was chosen on its test subject. These figures '
                     "are inflated and only reproduce the common leaky practice.</p>")
+    if "fusion" in metrics:
+        body.append(f"<p>Late fusion (<code>--fuse-linear</code>): {escape(metrics['fusion'])}.</p>")
     body += [f"<p>Epoch selection: {escape(selection.get(config.selection, config.selection))}.</p>",
              "<h2>Metrics</h2>", metrics_section(metrics),
              "<h2>Per-class F1</h2>", per_class_section(metrics, classes)]

@@ -24,6 +24,7 @@ import torch
 from tscnn.config import Config
 from tscnn.datasets.base import DatasetError, list_frames
 from tscnn.errors import SpotWarning
+from tscnn.models.linear import floor_tensors_proba, pixel_features
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.frames import video_fps
@@ -56,6 +57,7 @@ def make_model_card(config: Config, classes: tuple[str, ...], meta: dict) -> dic
         "model": config.model, "database": meta.get("database", config.dataset), "classes": list(classes),
         "subjects": len(subjects), "subject_ids": subjects, "clips": meta.get("clips"), "preset": config.preset,
         "streams": list(config.streams), "chosen_epoch": meta.get("chosen_epoch"),
+        "fused_with_linear_floor": config.fuse_linear,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code_version": meta.get("code_version") or code_version(),
     })
@@ -68,7 +70,9 @@ def format_model_card(card: dict) -> str:
     ids = card.get("subject_ids") or []
     shown = ", ".join(ids[:12]) + (f", ... ({len(ids) - 12} more)" if len(ids) > 12 else "")
     lines = [f"model: {card.get('model', '?')} (preset {card.get('preset', '?')}, streams "
-             f"{'+'.join(card.get('streams') or []) or '?'}), trained {card.get('date', '?')} by code "
+             f"{'+'.join(card.get('streams') or []) or '?'}"
+             f"{'; fused with the linear floor' if card.get('fused_with_linear_floor') else ''}), trained "
+             f"{card.get('date', '?')} by code "
              f"{card.get('code_version', '?')}",
              f"trained on: {card.get('database', '?')}, {card.get('clips', '?')} clips of {card.get('subjects', '?')} "
              f"subjects" + (f" ({shown})" if shown else ""),
@@ -76,9 +80,11 @@ def format_model_card(card: dict) -> str:
     return "\n".join(lines)
 
 
-def save_model(path: str | Path, model: TSCNN, config: Config, classes: tuple[str, ...], meta: dict) -> Path:
-    """A self-contained model file: weights, the settings that built its inputs, class names and a model
-    card; only tensors and plain data, so it loads with ``weights_only=True`` (no code runs on loading)."""
+def save_model(path: str | Path, model: TSCNN, config: Config, classes: tuple[str, ...], meta: dict,
+               floor: dict[str, torch.Tensor] | None = None) -> Path:
+    """A self-contained model file: weights, the settings that built its inputs, class names, a model card, and
+    for a ``fuse_linear`` recipe the fitted linear floor (``tscnn.models.linear.floor_tensors``); only tensors
+    and plain data, so it loads with ``weights_only=True`` (no code runs on loading)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     convs = getattr(model, "input_convs", None)  # TSCNN's; a peer network reads its streams' standard channels
@@ -86,7 +92,8 @@ def save_model(path: str | Path, model: TSCNN, config: Config, classes: tuple[st
                 else {s: stream_channels(s, config.blocks) for s in model.streams})
     torch.save({"state_dict": model.to("cpu").state_dict(), "config": plain(config.to_dict()),
                 "classes": list(classes), "channels": plain(channels), "meta": plain(meta),
-                "card": make_model_card(config, classes, meta)}, path)
+                "card": make_model_card(config, classes, meta), **({"floor": floor} if floor is not None else {})},
+               path)
     return path
 
 
@@ -133,6 +140,15 @@ class SavedModel:
     config: Config
     classes: tuple[str, ...]
     card: dict
+    floor: dict[str, torch.Tensor] | None = None  # the fitted linear floor of a fuse_linear recipe
+
+    def fuse(self, proba: np.ndarray, views: dict[str, np.ndarray]) -> np.ndarray:
+        """The network's class probabilities of one clip, averaged with the linear floor's when the recipe fuses
+        them (``fuse_linear``); the floor reads the clip's own maps (view 0), as in training."""
+        if self.floor is None:
+            return proba
+        features = pixel_features({s: views[s][:1].astype(np.float32) for s in self.model.streams})
+        return (proba + floor_tensors_proba(self.floor, features, len(self.classes))[0]) / 2
 
     def predict(self, frames: list[np.ndarray], onset: int | None = None, apex: int | None = None,
                 offset: int | None = None, cropped: bool = False, source: str = "frames") -> Prediction:
@@ -167,11 +183,15 @@ def load_saved_model(path: str | Path) -> SavedModel:
         model.load_state_dict(saved["state_dict"])
     except Exception as err:  # settings or weights that do not make this network
         raise not_a_model(path, f"its settings or weights do not build a model: {first_sentence(err)}") from None
+    floor = saved.get("floor")
+    if config.fuse_linear and not isinstance(floor, dict):
+        raise not_a_model(path, "its recipe fuses the network with the linear floor (fuse_linear), but it holds "
+                                "no floor")
     card = saved.get("card") or {}
     if not card:  # a file from before model cards: what its meta says
         card = make_model_card(config, classes, saved.get("meta") or {})
         card["date"] = "unknown"
-    return SavedModel(model.eval(), config, classes, dict(card))
+    return SavedModel(model.eval(), config, classes, dict(card), floor if config.fuse_linear else None)
 
 
 def load_model(path: str | Path) -> tuple[TSCNN, Config, tuple[str, ...]]:
@@ -263,7 +283,7 @@ def predict_frames(saved: SavedModel, images: list[np.ndarray], numbers: list[in
     views = clip_views(grey_key, flow1, flow2, settings.size, settings.blocks, model.streams, config.tta_flip)
     batch = {s: torch.from_numpy(views[s].astype(np.float32)) for s in model.streams}
     with torch.no_grad():  # the mean over the views: the clip, and its mirror when the recipe averages them
-        proba = torch.softmax(model(batch), dim=1).mean(0).numpy()
+        proba = saved.fuse(torch.softmax(model(batch), dim=1).mean(0).numpy(), views)
     return Prediction(source, numbers[first], numbers[key], numbers[last], rule, classes[int(proba.argmax())],
                       {c: round(float(p), 4) for c, p in zip(classes, proba, strict=True)}, saved.card)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -23,6 +24,30 @@ def pixel_features(arrays: dict[str, np.ndarray]) -> np.ndarray:
 
 def linear_classifier(C: float = 0.01) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000, class_weight="balanced"))
+
+
+def floor_tensors(fitted: Pipeline) -> dict[str, torch.Tensor]:
+    """A fitted floor (``linear_classifier``) as plain tensors, for a model file read with ``weights_only``."""
+    scaler, logistic = fitted[0], fitted[-1]
+    return {"mean": torch.from_numpy(scaler.mean_), "scale": torch.from_numpy(scaler.scale_),
+            "coef": torch.from_numpy(logistic.coef_), "intercept": torch.from_numpy(logistic.intercept_),
+            "classes": torch.from_numpy(logistic.classes_.astype(np.int64))}
+
+
+def floor_tensors_proba(floor: dict[str, torch.Tensor], features: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class probabilities of a floor stored by ``floor_tensors`` (what its ``predict_proba`` gives: a softmax
+    of the multinomial scores, or a sigmoid with two classes); a class it never saw gets 0."""
+    x = (features - floor["mean"].numpy()) / floor["scale"].numpy()
+    scores = x @ floor["coef"].numpy().T + floor["intercept"].numpy()
+    if scores.shape[1] == 1:  # two classes: one score, for the second
+        second = 1 / (1 + np.exp(-scores))
+        seen = np.hstack([1 - second, second])
+    else:
+        seen = np.exp(scores - scores.max(1, keepdims=True))
+        seen /= seen.sum(1, keepdims=True)
+    proba = np.zeros((len(features), num_classes))
+    proba[:, floor["classes"].numpy()] = seen
+    return proba
 
 
 def linear_loso(features: np.ndarray, table: pd.DataFrame) -> pd.DataFrame:
