@@ -248,3 +248,23 @@ def test_hoof_with_linear_svm_learns_a_separable_set(synthetic) -> None:
     train_x, train_y, test_x, test_y = synthetic
     classifier = hoof_classifier().fit(hoof_features({"uvs": train_x}), train_y)
     assert (classifier.predict(hoof_features({"uvs": test_x})) == test_y).mean() >= 0.8
+
+
+@pytest.mark.parametrize("labels_seen", [(0, 2, 4), (1, 3)])
+def test_the_floor_as_tensors_gives_scikit_learns_probabilities(labels_seen: tuple[int, ...]) -> None:
+    """A model file's floor (``floor_tensors``) answers as the fitted scikit-learn floor, with several classes
+    (softmax) and two (sigmoid), each class it never saw at probability 0, also for scores far from 0."""
+    from tscnn.models.linear import floor_tensors, floor_tensors_proba, linear_classifier
+
+    rng = np.random.default_rng(len(labels_seen))
+    labels = np.asarray(labels_seen)[np.arange(60) % len(labels_seen)]
+    features = rng.normal(size=(60, 12)) + labels[:, None] * np.linspace(-1, 1, 12)
+    features[:, 3] = 2.0  # a constant pixel: its stored scale is 1
+    fitted = linear_classifier(C=10.0).fit(features, labels)
+    probe = np.vstack([features[:7], 50 * features[7:9]])
+    expected = np.zeros((len(probe), 5))
+    expected[:, list(labels_seen)] = fitted.predict_proba(probe)
+    with np.errstate(over="raise"):
+        got = floor_tensors_proba(floor_tensors(fitted), probe, 5)
+    np.testing.assert_allclose(got, expected, atol=1e-7)
+    assert (got[:, [c for c in range(5) if c not in labels_seen]] == 0).all()

@@ -333,6 +333,16 @@ def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floo
                                    atol=2e-6)
         clips = prepared.table["clip"].iloc[rows]
         assert (by_hand.argmax(1) == floor_pred.loc[clips].to_numpy()).all()
+    # With validation subjects (early stopping) the floor learns from them too: every training subject.
+    held_out = replace(fused_config, selection="val_loss", val_fraction=0.4, average_last=0, max_epochs=2)
+    run_experiment(held_out, tmp_path / "held-out", progress=False)
+    for path in sorted((tmp_path / "held-out" / "seed_0" / "folds").glob("*.json")):
+        record = json.loads(path.read_text())
+        assert record["val_subjects"]
+        rows = np.asarray(record["rows"])
+        train = np.flatnonzero(~np.isin(np.arange(len(labels)), rows))
+        by_hand = linear_classifier().fit(features[train], labels[train]).predict_proba(features[rows])
+        np.testing.assert_allclose(record["floor_proba"], by_hand, atol=1e-6)
     with pytest.raises(ValueError, match="fuse_linear averages a network's probabilities"):
         check_config(replace(config_for("linear"), fuse_linear=True))
 

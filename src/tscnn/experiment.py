@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from tscnn import __version__
-from tscnn.config import Config, from_preset
+from tscnn.config import PRESETS, Config, from_preset
 from tscnn.datasets import Database, load_database
 from tscnn.errors import one_line
 from tscnn.metrics import evaluate_predictions, over_seeds
@@ -647,7 +647,7 @@ def default_out(config: Config, kind: str = "results") -> Path:
         parts.append(f"{'+'.join(config.train_datasets)}-to-{'+'.join(config.test_datasets)}")
     if config.train_fraction < 1:
         parts.append(f"train{config.train_fraction:g}")
-    if config.fuse_linear:
+    if config.fuse_linear and not PRESETS.get(config.preset, {}).get("fuse_linear"):  # the preset's name says it
         parts.append("fused-linear")
     return Path(kind) / "-".join([*parts, config.preset, *(["LEAKY"] if config.leaky else [])])
 

@@ -40,7 +40,7 @@ def floor_tensors_proba(floor: dict[str, torch.Tensor], features: np.ndarray, nu
     x = (features - floor["mean"].numpy()) / floor["scale"].numpy()
     scores = x @ floor["coef"].numpy().T + floor["intercept"].numpy()
     if scores.shape[1] == 1:  # two classes: one score, for the second
-        second = 1 / (1 + np.exp(-scores))
+        second = np.exp(-np.logaddexp(0, -scores))  # the logistic sigmoid, without overflow
         seen = np.hstack([1 - second, second])
     else:
         seen = np.exp(scores - scores.max(1, keepdims=True))
