@@ -67,6 +67,10 @@ ROWS: dict[str, dict] = {
     # rule: the recipe submitted for the independent check. The same settings as --preset tscnn-plus-fused (only
     # the preset's name differs, kept so that the stored real run resumes).
     "tscnn-plus-fused": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "fuse_linear": True},
+    # tscnn-plus-fused with the network's flow maps centred on their own medians (--centre-flow; the floor's input is
+    # unchanged). Rule written in the README and committed before its first run on the real flows (ninth session).
+    "tscnn-plus-fused-centre": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "fuse_linear": True,
+                                "centre_flow": True},
     # Changes to tscnn-plus tried on the synthetic composite only (``--synthetic``) when tscnn-plus-tta was chosen.
     "dev-tta": _DEV_TTA,
     "dev-long-tta": {**_DEV_TTA, "max_epochs": 45, "average_last": 15},
