@@ -190,11 +190,12 @@ def markdown(results: dict, datasets: list[str]) -> str:
 
 
 def merge(paths: list[Path], out: Path | None) -> int:
-    """One summary (and one table) from several, e.g. rows run with different seeds in parallel processes."""
+    """One summary (and one table) from several, e.g. rows run with different seeds in parallel processes. Each
+    row keeps the machine of the summary it came from (the summary's own ``machine`` is the first part's)."""
     parts = [json.loads(p.read_text()) for p in paths]
     merged = {**parts[0], "rows": {}, "merged_from": [str(p) for p in paths]}
     for part in parts:
-        merged["rows"].update(part["rows"])
+        merged["rows"].update({name: {"machine": part.get("machine"), **row} for name, row in part["rows"].items()})
     if out:
         out.write_text(json.dumps(merged, indent=2, default=str))
     print(markdown(merged["rows"], merged["databases"]))

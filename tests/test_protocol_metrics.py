@@ -163,3 +163,27 @@ def test_flow_benchmark_paired_compares_finished_rows_with_the_floor(tmp_path):
     assert stored["rows"]["ststnet"]["ci_high"] < 0  # wrong on every subject: every resample is below the floor
     assert stored["rows"]["ststnet [casme2 -> smic]"]["uf1_difference"] == 0  # the cross-database pair, compared alone
     assert set(stored["rows"]) == {"ststnet", "ststnet [casme2 -> smic]"}
+
+
+def test_flow_benchmark_merge_keeps_the_machine_of_each_row(tmp_path):
+    """``--merge`` joins summaries made on different machines; each row names the machine it ran on."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cell = {"uf1": 0.5, "uar": 0.5}
+    row = {"honest": {"whole": cell}, "seed_ensemble": {"whole": cell}, "leaky_shadow": {"whole": cell},
+           "minutes_per_seed": 1.0, "protocol_short": "loso"}
+    parts = []
+    for name, cpu in (("a", "Intel Xeon"), ("b", "AMD EPYC")):
+        parts.append(tmp_path / f"{name}.json")
+        parts[-1].write_text(json.dumps({"databases": ["casme2"], "machine": {"cpu": cpu}, "rows": {name: row}}))
+    merged = tmp_path / "merged.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "flow_benchmark.py"), "--merge", *map(str, parts),
+                           "--json", str(merged)], capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stored = json.loads(merged.read_text())
+    assert {name: r["machine"]["cpu"] for name, r in stored["rows"].items()} == {"a": "Intel Xeon", "b": "AMD EPYC"}
+    assert stored["machine"]["cpu"] == "Intel Xeon"  # the summary's own: the first part's
