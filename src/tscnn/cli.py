@@ -211,6 +211,12 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
         db = attach_apex_images(db, args.apex_root, check=not args.annotations_only)
     print(db.describe())
+    if not args.annotations_only:
+        from tscnn.preprocessing.keyframes import key_frame_note
+
+        note = key_frame_note(db.table)
+        if note:
+            print(note)
     return 0
 
 

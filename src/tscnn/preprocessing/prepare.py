@@ -43,6 +43,7 @@ from tscnn.preprocessing.face import NoFaceError, crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
 from tscnn.preprocessing.flowapex import FLOW_APEX_STREAMS, flow_apex_streams, read_apex_image
 from tscnn.preprocessing.frames import FRAME_NUMBER, read_flow_image, read_grey
+from tscnn.preprocessing.keyframes import refuse_key_frames
 from tscnn.preprocessing.streams import augmented_streams, normalised_uvs_variants, volume_maps
 
 STREAM_NAMES = ("ss", "ls", "dt", "uvs")
@@ -194,6 +195,10 @@ def check_streams(table: pd.DataFrame, streams: Sequence[str]) -> None:
         raise ValueError(f"unknown streams {unknown}; expected some of {ALL_STREAMS}")
     available = givable_streams(table)
     missing = [s for s in streams if s not in available]
+    if VOLUME_STREAM in streams and not missing:  # key-frame clips refused before any work, naming the clip
+        for row in table.to_dict("records"):
+            if row.get("onset_path") and row.get("frames_dir"):
+                clip_volume_frames(row)
     if missing:
         flow_rows = table[[bool(flow_path_of(r)) for r in table.to_dict("records")]]
         folders = ", ".join(sorted(set(flow_rows.frames_dir.astype(str)))) or "?"
@@ -233,6 +238,9 @@ def clip_volume_frames(row: pd.Series | dict) -> list[str]:
         found = FRAME_NUMBER.search(path.name)
         if found and path.name[:found.start(1)] == prefix and path.suffix == onset_path.suffix:
             frames[int(found.group(1))] = path
+    refuse_key_frames(frames, int(row["onset"]), int(row["offset"]),
+                      f"clip {row['dataset']}:{row['subject']}/{row['clip']} ({row['frames_dir']})",
+                      f"the {VOLUME_STREAM} stream (the face volume LBP-TOP reads)")
     span = [str(frames[n]) for n in sorted(frames) if int(row["onset"]) <= n <= int(row["offset"])]
     if not span:
         raise DatasetError(f"clip {row['dataset']}:{row['subject']}/{row['clip']}: no frame from onset {row['onset']} "
