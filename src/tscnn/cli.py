@@ -206,7 +206,17 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     db = load_database(args.dataset, args.root, args.coding, args.classes, args.apex_fallback,
                        check_frames=not args.annotations_only)
+    if args.apex_root:
+        from tscnn.datasets.apeximages import attach_apex_images
+
+        db = attach_apex_images(db, args.apex_root, check=not args.annotations_only)
     print(db.describe())
+    if not args.annotations_only:
+        from tscnn.preprocessing.keyframes import key_frame_note
+
+        note = key_frame_note(db.table)
+        if note:
+            print(note)
     return 0
 
 
@@ -361,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--classes", help="class set (default: the database's)")
     d.add_argument("--apex-fallback", choices=["spotter", "middle"], default="spotter", help=APEX_HELP)
     d.add_argument("--annotations-only", action="store_true", help="read the annotation file only, not the frames")
+    d.add_argument("--apex-root", help="flowfolder: folder of apex face images (index.csv with an apex column)")
     d.set_defaults(func=cmd_describe)
     return parser
 

@@ -28,7 +28,7 @@ FACE_ALIGN = ("auto", "landmarks", "haar")  # how faces are cut: tscnn.preproces
 class Config:
     """A TSCNN experiment: data, preparation, network, training recipe and run settings."""
 
-    # Model (a name of the registry in tscnn.models: tscnn, ststnet, offapexnet, hoof, lbptop, linear).
+    # Model (a name of the registry in tscnn.models: tscnn, ststnet, offapexnet, sssnet, hoof, lbptop, linear).
     model: str = "tscnn"
     # Data.
     dataset: str = "casme2"
@@ -36,6 +36,7 @@ class Config:
     coding: str | None = None
     classes: str = "5class"
     apex_fallback: str = "spotter"  # apex rule when none is annotated or it is invalid: spotter or middle
+    apex_root: str = ""  # flow folder: a sibling folder of apex face images (index.csv with an apex column)
     # Preparation (SPEC section 2).
     size: int = 48
     blocks: int = 3
@@ -182,16 +183,24 @@ PRESETS: dict[str, dict] = {
                 "max_epochs": 500, "selection": "fixed", "val_fraction": 0.0, "weight_decay": 1e-4},
     "offapexnet": {"size": 28, "augment": False, "optimizer": "adam", "lr": 1e-4, "batch_size": 32,
                    "max_epochs": 200, "patience": 20, "selection": "val_loss", "weight_decay": 0.0},
+    # SSSNet as the MEB benchmark trains it (its default Config): Adam, lr 1e-4, weight decay 1e-3 (Adam's L2),
+    # batch 32, 200 epochs, the last kept (MEB picks no epoch: that is the point of its leak-free protocol),
+    # plain cross-entropy, no augmentation. Its paper does not state a recipe of its own beyond the
+    # benchmark's defaults. Input at the flows' native 28 px (MEB resizes to 64: --size 64 for its layer sizes).
+    "sssnet": {"size": 28, "augment": False, "optimizer": "adam", "lr": 1e-4, "batch_size": 32,
+               "max_epochs": 200, "selection": "fixed", "val_fraction": 0.0, "weight_decay": 1e-3},
 }
 
 
 FIELD_HELP: dict[str, str] = {
-    "model": "model of the registry: tscnn (default), ststnet, offapexnet, hoof, lbptop, linear",
+    "model": "model of the registry: tscnn (default), ststnet, offapexnet, sssnet, hoof, lbptop, linear",
     "dataset": "database reader (see `tscnn datasets describe`)",
     "root": "the database folder, as distributed",
     "coding": "annotation spreadsheet (found in the root when omitted)",
     "classes": "class set (default: the database's)",
     "apex_fallback": "apex of clips with none annotated or an invalid one: spotter or middle",
+    "apex_root": "flowfolder: folder of apex face images (index.csv: dataset, subject, clip, apex) giving the "
+                 "ss, ls and dt streams",
     "size": "input side of every stream in pixels (paper 48; the MEGC flows' native 28)",
     "blocks": "k of the k x k local-spatial grid",
     "flow": "optical flow: tvl1, dis or farneback",
@@ -231,7 +240,7 @@ FIELD_HELP: dict[str, str] = {
     "train_datasets": "cross protocol: databases trained on",
     "test_datasets": "cross protocol: databases tested on",
     "preset": "recipe preset: paper, demo, demo-sgd, tscnn-plus, tscnn-plus-tta, tscnn-plus-fused, ststnet, "
-              "offapexnet",
+              "offapexnet, sssnet",
     "seeds": "seeds (metrics are mean +- std over them, plus their ensemble)",
     "threads": "torch threads (0 = torch's default)",
     "device": "cpu, cuda or auto",

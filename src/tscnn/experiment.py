@@ -30,6 +30,7 @@ from tqdm import tqdm
 from tscnn import __version__
 from tscnn.config import PRESETS, Config, from_preset
 from tscnn.datasets import Database, load_database
+from tscnn.datasets.apeximages import attach_apex_images
 from tscnn.errors import one_line
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
@@ -64,8 +65,9 @@ def code_version() -> str:
 
 
 def config_database(config: Config) -> Database:
-    """The database a Config names, read with its class set and apex rule."""
-    return load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+    """The database a Config names, read with its class set and apex rule (and a flow folder's apex images)."""
+    db = load_database(config.dataset, config.root, config.coding, config.classes, config.apex_fallback)
+    return attach_apex_images(db, config.apex_root) if getattr(config, "apex_root", "") else db
 
 
 def model_inputs(model: str) -> dict:

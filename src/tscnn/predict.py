@@ -28,6 +28,7 @@ from tscnn.models.linear import floor_tensors_proba, pixel_features
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.frames import video_fps
+from tscnn.preprocessing.keyframes import refuse_key_frames
 from tscnn.preprocessing.prepare import PrepSettings, face_frames, frames_to_inputs
 from tscnn.preprocessing.streams import clip_views
 from tscnn.train import build_model
@@ -272,6 +273,8 @@ def predict_frames(saved: SavedModel, images: list[np.ndarray], numbers: list[in
     span = face_frames(span, cropped, settings.face_align,
                        f"{source}: no face found on the onset frame {numbers[first]}")
     if apex is None:
+        refuse_key_frames(numbers[first:last + 1], numbers[first], numbers[last], source,
+                          "the apex spotter (or give the apex frame: --apex)")
         key, rule = first + spot_apex_frames(span), "spotter"
     elif apex in index and first <= index[apex] <= last:
         key, rule = index[apex], "given"

@@ -45,6 +45,7 @@ from tscnn.errors import DatasetError, SpotWarning  # noqa: F401  (SpotWarning r
 from tscnn.predict import LONG_CLIP_SECONDS, MAX_ME_SECONDS  # noqa: F401  (re-exported)
 from tscnn.preprocessing.apex import SPOT_WIDTH, local_motion, textured
 from tscnn.preprocessing.frames import video_fps
+from tscnn.preprocessing.keyframes import refuse_key_frames
 
 # Below 60 fps a 0.2 s micro-expression spans fewer than 12 frames and its onset -> apex rise 2-5;
 # the shortest ones (about 1/25 s) can fall between two frames. Every ME database was filmed at
@@ -136,6 +137,7 @@ def open_source(source: str | Path, fps: float | None = None) -> FrameSource:
             raise DatasetError(f"{path}: no frames (images with a frame number in their name) in this folder")
         if not fps:
             raise DatasetError(f"{path}: a frame folder has no frame rate; give it (--fps)")
+        refuse_key_frames(frames, min(frames), max(frames), str(path), "spotting")
         files = [frames[n] for n in sorted(frames)]
 
         def read_folder() -> Iterator[np.ndarray]:

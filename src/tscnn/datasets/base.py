@@ -19,6 +19,7 @@ import pandas as pd
 from tscnn.errors import DatasetError, one_line
 from tscnn.preprocessing.apex import spot_apex
 from tscnn.preprocessing.frames import FRAME_NUMBER, list_frames  # noqa: F401  (the readers' frame listing)
+from tscnn.preprocessing.keyframes import key_frame_apex, key_frames_only
 
 TABLE_COLUMNS = ["dataset", "subject", "clip", "emotion", "label", "onset", "apex", "offset", "apex_rule",
                  "action_units", "frames_dir", "onset_path", "apex_path", "offset_path", "cropped"]
@@ -95,8 +96,10 @@ def resolve_apex(onset: int, apex: object, offset: int, source: str, frames: dic
                  fallback: str = "spotter") -> tuple[int, str, str | None]:
     """Apply the documented apex rule: the annotated apex when it is a frame number inside
     [onset, offset]; otherwise the apex spotter on the clip's frames (when they are on disk and
-    ``fallback`` is "spotter"), else the middle frame. Returns (apex, rule, quirk message or None);
-    the rule is "annotated", "spotter" or "middle".
+    ``fallback`` is "spotter"), else the middle frame. A clip whose folder holds key frames only
+    (``tscnn.preprocessing.keyframes``) takes the middle of the frames present instead, with either
+    fallback: the spotter needs every frame, and the middle frame number may not be on disk. Returns
+    (apex, rule, quirk message or None); the rule is "annotated", "spotter", "middle" or "middle-present".
     """
     if fallback not in APEX_FALLBACKS:
         raise ValueError(f"unknown apex fallback {fallback!r}; expected one of {APEX_FALLBACKS}")
@@ -113,6 +116,8 @@ def resolve_apex(onset: int, apex: object, offset: int, source: str, frames: dic
                 return value, "annotated", None
             why = f"apex {value} outside [onset {onset}, offset {offset}]"
     span = [n for n in sorted(frames or {}) if onset <= n <= offset]
+    if frames and key_frames_only(frames, onset, offset):
+        return key_frame_apex(frames, onset, offset, source, why)
     if fallback == "spotter" and len(span) >= 3:
         value = span[spot_apex([frames[n] for n in span], clip=source)]
         return value, "spotter", f"{source}: {why} -> apex spotter frame {value}"

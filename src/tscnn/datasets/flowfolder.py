@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from tscnn.datasets.apeximages import apex_image_path
 from tscnn.datasets.base import (
     APEX_FALLBACKS,
     TABLE_COLUMNS,
@@ -66,8 +67,9 @@ def read_flowfolder(root: str | Path, coding: str | Path | None = None, classes:
     renumbered 0..K-1 (a quirk says so). With ``check_frames`` every image is opened once, so a bad
     file fails here, naming it, rather than mid-training. Frame columns are empty (``onset``,
     ``apex``, ``offset`` are NA, ``apex_rule`` is "n/a"); ``frames_dir`` is the folder and
-    ``flow_path`` the absolute image path. ``apex_fallback`` is accepted for the common reader
-    signature and has nothing to act on.
+    ``flow_path`` the absolute image path. ``apex_path`` is the clip's apex face image when the index
+    has an ``apex`` column (relative to ``root``; ``tscnn.datasets.apeximages``), else "". ``apex_fallback``
+    is accepted for the common reader signature and has nothing to act on.
     """
     root = database_folder(root, "flow-folder database")
     if classes not in CLASS_SETS:
@@ -110,7 +112,8 @@ def read_flowfolder(root: str | Path, coding: str | Path | None = None, classes:
             read_flow_image(flow_path, where)
         rows.append({"dataset": rec["dataset"], "subject": rec["subject"], "clip": rec["clip"], "emotion": name,
                      "label": label, "onset": pd.NA, "apex": pd.NA, "offset": pd.NA, "apex_rule": "n/a",
-                     "action_units": "", "frames_dir": str(root.resolve()), "onset_path": "", "apex_path": "",
+                     "action_units": "", "frames_dir": str(root.resolve()), "onset_path": "",
+                     "apex_path": apex_image_path(root, rec, where, check_frames),
                      "offset_path": "", "cropped": True, "flow_path": str(flow_path)})
     labels = sorted(name_of)
     quirks = []

@@ -11,7 +11,9 @@ resampled in time; ``prepare_volume``) that LBP-TOP reads, cached in files of it
 
 A table with a ``flow_path`` column (a flow folder, ``tscnn.datasets.flowfolder``) holds
 precomputed, normalised u, v, strain images instead of frames: those clips give only the "uvs"
-stream (``available_streams``), built by ``normalised_uvs_variants``.
+stream (``available_streams``), built by ``normalised_uvs_variants``; with an apex face image per
+clip (``apex_path``, ``tscnn.datasets.apeximages``) they give SS, LS and DT too
+(``tscnn.preprocessing.flowapex``).
 
 The cache folder ``prep-<key>`` hashes the settings and the source text of the modules that
 compute the tensors (``PREPARATION_MODULES``), so an edit to the preparation code never reuses old
@@ -39,7 +41,9 @@ from tscnn.errors import DatasetError
 from tscnn.preprocessing.align import find_alignment, resolve_face_align
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
+from tscnn.preprocessing.flowapex import FLOW_APEX_STREAMS, flow_apex_streams, read_apex_image
 from tscnn.preprocessing.frames import FRAME_NUMBER, read_flow_image, read_grey
+from tscnn.preprocessing.keyframes import refuse_key_frames
 from tscnn.preprocessing.streams import augmented_streams, normalised_uvs_variants, volume_maps
 
 STREAM_NAMES = ("ss", "ls", "dt", "uvs")
@@ -51,7 +55,8 @@ ALL_STREAMS = (*STREAM_NAMES, VOLUME_STREAM)
 FLOW_FOLDER_STREAMS = ("uvs",)
 """The streams a flow-folder clip can give: its frames, and so SS, LS and DT, are not there."""
 PREPARATION_MODULES = ("tscnn.preprocessing.flow", "tscnn.preprocessing.streams", "tscnn.preprocessing.prepare",
-                       "tscnn.preprocessing.face", "tscnn.preprocessing.frames", "tscnn.preprocessing.align")
+                       "tscnn.preprocessing.face", "tscnn.preprocessing.frames", "tscnn.preprocessing.align",
+                       "tscnn.preprocessing.flowapex")
 """Modules whose source text is part of the cache key: they decide the prepared tensors."""
 
 
@@ -164,9 +169,16 @@ def flow_path_of(row: pd.Series | dict) -> str:
 def available_streams(table: pd.DataFrame) -> tuple[str, ...]:
     """The streams ``prepare`` can build for every clip of ``table``: all of ``STREAM_NAMES`` for
     frames, only ``FLOW_FOLDER_STREAMS`` when any clip comes from a flow folder."""
-    if "flow_path" in table.columns and any(flow_path_of(r) for r in table.to_dict("records")):
-        return FLOW_FOLDER_STREAMS
+    records = table.to_dict("records")
+    if "flow_path" in table.columns and any(flow_path_of(r) for r in records):
+        return FLOW_APEX_STREAMS if records and all(apex_image_of(r) for r in records) else FLOW_FOLDER_STREAMS
     return STREAM_NAMES
+
+
+def apex_image_of(row: pd.Series | dict) -> str:
+    """A flow-folder row's apex face image (its ``apex_path``), or "" when it has none."""
+    value = row.get("apex_path", "")
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value).strip()
 
 
 def givable_streams(table: pd.DataFrame) -> tuple[str, ...]:
@@ -183,11 +195,16 @@ def check_streams(table: pd.DataFrame, streams: Sequence[str]) -> None:
         raise ValueError(f"unknown streams {unknown}; expected some of {ALL_STREAMS}")
     available = givable_streams(table)
     missing = [s for s in streams if s not in available]
+    if VOLUME_STREAM in streams and not missing:  # key-frame clips refused before any work, naming the clip
+        for row in table.to_dict("records"):
+            if row.get("onset_path") and row.get("frames_dir"):
+                clip_volume_frames(row)
     if missing:
         flow_rows = table[[bool(flow_path_of(r)) for r in table.to_dict("records")]]
         folders = ", ".join(sorted(set(flow_rows.frames_dir.astype(str)))) or "?"
         raise DatasetError(f"the flow folder {folders} gives only the {', '.join(available)} stream; "
-                           f"asked for {', '.join(missing)}")
+                           f"asked for {', '.join(missing)} (ss, ls and dt need an apex image for every clip: "
+                           "an apex column in its index.csv, or --apex-root DIR)")
 
 
 def prepare_clip(row: pd.Series | dict, settings: PrepSettings) -> dict[str, np.ndarray]:
@@ -196,8 +213,13 @@ def prepare_clip(row: pd.Series | dict, settings: PrepSettings) -> dict[str, np.
     linear floor, and flow folders are small."""
     flow_path = flow_path_of(row)
     if flow_path:
-        maps = read_flow_image(flow_path, f"clip {row['dataset']}:{row['subject']}/{row['clip']}")
-        return {"uvs": normalised_uvs_variants(maps, settings.size, settings.augment).astype(np.float32)}
+        name = f"clip {row['dataset']}:{row['subject']}/{row['clip']}"
+        maps = read_flow_image(flow_path, name)
+        apex_path = apex_image_of(row)
+        if not apex_path:
+            return {"uvs": normalised_uvs_variants(maps, settings.size, settings.augment).astype(np.float32)}
+        return flow_apex_streams(maps, read_apex_image(apex_path, name), settings.size, settings.blocks,
+                                 settings.work_size, settings.augment)
     key, flow1, flow2 = clip_inputs(row, settings)
     streams = augmented_streams(key, flow1, flow2, settings.size, settings.blocks, settings.augment)
     return {name: array.astype(np.float16) for name, array in streams.items()}
@@ -216,6 +238,9 @@ def clip_volume_frames(row: pd.Series | dict) -> list[str]:
         found = FRAME_NUMBER.search(path.name)
         if found and path.name[:found.start(1)] == prefix and path.suffix == onset_path.suffix:
             frames[int(found.group(1))] = path
+    refuse_key_frames(frames, int(row["onset"]), int(row["offset"]),
+                      f"clip {row['dataset']}:{row['subject']}/{row['clip']} ({row['frames_dir']})",
+                      f"the {VOLUME_STREAM} stream (the face volume LBP-TOP reads)")
     span = [str(frames[n]) for n in sorted(frames) if int(row["onset"]) <= n <= int(row["offset"])]
     if not span:
         raise DatasetError(f"clip {row['dataset']}:{row['subject']}/{row['clip']}: no frame from onset {row['onset']} "
@@ -252,10 +277,12 @@ def volume_cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, k
 
 def cache_path(cache_dir: Path, row: pd.Series, settings: PrepSettings, key: str | None = None) -> Path:
     """Per-clip cache file: settings-and-code hash folder (``key``, default ``settings.key()``),
-    source-file hash (the three frames, or the flow image) in the name."""
+    source-file hash (the three frames, or the flow image and its apex image when it has one) in the name."""
     digest = hashlib.sha1()
     flow_path = flow_path_of(row)
-    for path in [flow_path] if flow_path else [row[c] for c in ("onset_path", "apex_path", "offset_path")]:
+    sources = [flow_path, *([apex_image_of(row)] if apex_image_of(row) else [])] if flow_path else \
+        [row[c] for c in ("onset_path", "apex_path", "offset_path")]
+    for path in sources:
         try:
             stat = Path(path).stat()
         except OSError:
