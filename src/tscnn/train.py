@@ -9,7 +9,8 @@ subjects; the weights of the best validation epoch are kept. Validation and test
 
 Options (see ``tscnn.config``): Adam / AdamW, a cosine learning-rate decay, a class-balanced loss,
 one random augmentation variant per clip per epoch instead of all ten, mixup, a fixed epoch budget
-whose last ``average_last`` epochs' weights are averaged, and test-time flip averaging.
+whose last ``average_last`` epochs' weights are averaged, test-time flip averaging, and a teacher's
+soft labels as an auxiliary target of the static stream (``teacher``, see ``Trainer.teacher_soft_labels``).
 
 The leaky shadow: when test rows are given, every epoch's model is also run on them and the
 predictions of the epoch with the best test accuracy are kept *beside* the honest ones
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from tscnn.checkpoints import load_pretrained
 from tscnn.config import Config
 from tscnn.models import get_model
+from tscnn.teachers import DISTILLATION_TEMPERATURE, FER_CLASSES, distillation_loss, teacher_targets
 
 
 @dataclass
@@ -162,6 +164,7 @@ class _State:
     leaky_accuracy: float = -1.0
     leaky_epoch: int = 0
     leaky_proba: np.ndarray | None = None
+    teacher_head: nn.Module | None = None  # with a teacher: static-stream Dense 1 -> teacher logits (training only)
 
 
 class Trainer:
@@ -239,6 +242,7 @@ class Trainer:
                              "may leave fewer), or use selection 'fixed'")
         data = self.data(arrays)
         state = self._new_state(data)
+        soft = self.teacher_soft_labels(data, train) if cfg.teacher else None
         if checkpoint is not None and Path(checkpoint).exists():
             self._restore(state, checkpoint)
         weights = torch.from_numpy(class_weights(labels[train], self.num_classes)).to(self.device) \
@@ -249,9 +253,11 @@ class Trainer:
             if state.stopped:
                 break
             start = time.perf_counter()
-            train_loss, seen = self._train_epoch(state, data, labels, train, weights)
+            train_loss, seen, teacher_loss = self._train_epoch(state, data, labels, train, weights, soft)
             record = {"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start,
                       "samples": seen, "lr": state.optimizer.param_groups[0]["lr"]}
+            if teacher_loss is not None:
+                record["teacher_loss"] = teacher_loss
             if state.scheduler is not None:
                 state.scheduler.step()
             self._evaluate(state, record, data, labels, val, test)
@@ -270,16 +276,43 @@ class Trainer:
         model = build_model(cfg, self.num_classes, data.channels()).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        head = self._teacher_head(model) if cfg.teacher else None
+        parameters = [*model.parameters(), *(head.parameters() if head is not None else ())]
         if cfg.optimizer == "sgd":
-            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+            optimizer = torch.optim.SGD(parameters, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                         weight_decay=cfg.weight_decay)
         else:
             kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-            optimizer = kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            optimizer = kind(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.max_epochs) \
             if cfg.schedule == "cosine" else None
         return _State(model, optimizer, scheduler, np.random.default_rng(self.seed),
-                      best_state=copy.deepcopy(model.state_dict()))
+                      best_state=copy.deepcopy(model.state_dict()), teacher_head=head)
+
+    # -- teacher (distillation into the static stream) ---------------------------------------------------
+    def _teacher_head(self, model: nn.Module) -> nn.Module:
+        """The auxiliary head: a linear layer from the static stream's Dense 1 vector to the teacher's 7 logits.
+        It lives in the trainer, not in the model: it is trained beside the network and dropped after training,
+        so the trained model, its predictions and what is saved of it are TSCNN's own."""
+        if "ss" not in getattr(model, "streams", ()) or not hasattr(model, "forward_with_vectors"):
+            raise ValueError(f"teacher distils into TSCNN's static-spatial stream; model {self.config.model} with "
+                             f"streams {', '.join(getattr(model, 'streams', ()))} has none")
+        head = nn.Linear(model.dense1["ss"][-2].out_features, len(FER_CLASSES))
+        nn.init.kaiming_normal_(head.weight, a=0.25)  # it reads a PReLU output, as the model's own layers
+        nn.init.zeros_(head.bias)
+        return head.to(self.device)
+
+    def teacher_soft_labels(self, data: StreamData, train: np.ndarray) -> np.ndarray:
+        """(clips, variants, 7) soft labels of the teacher (``tscnn.teachers``, temperature
+        ``DISTILLATION_TEMPERATURE``) for the apex face of each *training* clip in each augmentation variant,
+        computed once from the prepared ``ss`` arrays the network itself is fed. Rows outside ``train`` (the
+        validation and test subjects) stay zero and are never read: only training batches use them."""
+        ss = data.arrays["ss"]
+        soft = np.zeros((len(ss), data.variants, len(FER_CLASSES)), np.float32)
+        faces = ss[train]  # (train clips, variants, 1, n, n) in [0, 1]
+        probabilities = teacher_targets(faces.reshape(-1, *faces.shape[-2:]), DISTILLATION_TEMPERATURE)
+        soft[train] = probabilities.reshape(len(train), data.variants, -1)
+        return soft
 
     def _epoch_samples(self, state: _State, data: StreamData,
                        train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -293,16 +326,23 @@ class Trainer:
         return rows[order], chosen[order]
 
     def _train_epoch(self, state: _State, data: StreamData, labels: np.ndarray, train: np.ndarray,
-                     weights: torch.Tensor | None) -> tuple[float, int]:
+                     weights: torch.Tensor | None,
+                     soft: np.ndarray | None = None) -> tuple[float, int, float | None]:
         """One pass over the epoch's samples. The epoch's order, variants and labels are moved to the device
         once (resident data), and the loss is summed there in float64 (the same sum as adding each
-        ``loss.item()`` on the host, without a device synchronisation per batch)."""
-        cfg, model = self.config, state.model
+        ``loss.item()`` on the host, without a device synchronisation per batch).
+
+        With a teacher (``soft``, see ``teacher_soft_labels``), the auxiliary head's distillation loss times
+        ``teacher_weight`` is added to the cross-entropy; the epoch's mean cross-entropy and mean distillation
+        loss are returned apart (the latter None without a teacher)."""
+        cfg, model, head = self.config, state.model, state.teacher_head
         model.train()
         rows, variants = self._epoch_samples(state, data, train)
         all_rows, all_variants = data.index(rows), data.index(variants)
         targets = torch.from_numpy(labels[rows].astype(np.int64)).to(self.device)
+        taught = torch.from_numpy(soft[rows, variants]).to(self.device) if head is not None else None
         total, seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        teacher_total = torch.zeros((), dtype=torch.float64, device=self.device)
         for b in range(0, len(rows), cfg.batch_size):
             r, v = all_rows[b:b + cfg.batch_size], all_variants[b:b + cfg.batch_size]
             inputs, y = data.batch(model.streams, r, v), targets[b:b + cfg.batch_size]
@@ -310,16 +350,29 @@ class Trainer:
             if mix is not None:
                 inputs = {s: mix[0] * x + (1.0 - mix[0]) * x[mix[1]] for s, x in inputs.items()}
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = model(inputs).float()
+                if head is None:
+                    logits = model(inputs).float()
+                else:
+                    logits, vectors = model.forward_with_vectors(inputs)
+                    logits, head_logits = logits.float(), head(vectors["ss"]).float()
             loss = F.cross_entropy(logits, y, weight=weights)
             if mix is not None:
                 loss = mix[0] * loss + (1.0 - mix[0]) * F.cross_entropy(logits, y[mix[1]], weight=weights)
+            objective = loss
+            if head is not None:
+                teacher = taught[b:b + cfg.batch_size]
+                if mix is not None:
+                    teacher = mix[0] * teacher + (1.0 - mix[0]) * teacher[mix[1]]
+                distilled = distillation_loss(head_logits, teacher)
+                objective = loss + cfg.teacher_weight * distilled
+                teacher_total += distilled.detach().double() * len(r)
             state.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             state.optimizer.step()
             total += loss.detach().double() * len(r)
             seen += len(r)
-        return total.item() / max(seen, 1), seen
+        teacher_loss = teacher_total.item() / max(seen, 1) if head is not None else None
+        return total.item() / max(seen, 1), seen, teacher_loss
 
     def _mixup(self, state: _State, size: int) -> tuple[float, torch.Tensor]:
         """Mixup (Zhang et al. 2018): a weight from Beta(alpha, alpha) and a pairing of the batch, drawn from the
@@ -406,7 +459,8 @@ class Trainer:
                     "best_state": state.best_state, "stale": state.stale, "stopped": state.stopped,
                     "averaged": state.averaged, "averaged_count": state.averaged_count,
                     "leaky": [state.leaky_accuracy, state.leaky_epoch,
-                              None if state.leaky_proba is None else state.leaky_proba.tolist()]}, tmp)
+                              None if state.leaky_proba is None else state.leaky_proba.tolist()],
+                    "teacher_head": None if state.teacher_head is None else state.teacher_head.state_dict()}, tmp)
         tmp.replace(checkpoint)
 
     def _restore(self, state: _State, checkpoint: Path) -> None:
@@ -424,3 +478,5 @@ class Trainer:
         accuracy, epoch, proba = saved.get("leaky", [-1.0, 0, None])
         state.leaky_accuracy, state.leaky_epoch = accuracy, epoch
         state.leaky_proba = None if proba is None else np.asarray(proba, np.float32)
+        if state.teacher_head is not None:
+            state.teacher_head.load_state_dict(saved["teacher_head"])

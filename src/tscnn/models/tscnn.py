@@ -173,14 +173,25 @@ class TSCNN(nn.Module):
         # The same views as split(batch); written so that torch.export (ONNX) keeps the batch size free.
         return dict(zip(self.streams, stacked.unflatten(0, (len(self.streams), -1)).unbind(0), strict=True))
 
+    def stream_vectors(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each stream's Dense 1 vector of a batch."""
+        maps = self.trunk_features(inputs)
+        return {s: self.dense1[s](maps[s]) for s in self.streams}
+
     def super_features(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The fused "super feature vector" (Dense 2) of a batch."""
-        maps = self.trunk_features(inputs)
-        return self.dense2(torch.cat([self.dense1[s](maps[s]) for s in self.streams], dim=1))
+        vectors = self.stream_vectors(inputs)
+        return self.dense2(torch.cat([vectors[s] for s in self.streams], dim=1))
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Class logits; ``inputs`` maps stream name to an (N, C, n, n) tensor, n = ``input_size``."""
         return self.classifier(self.super_features(inputs))
+
+    def forward_with_vectors(self, inputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Class logits and each stream's Dense 1 vector, in one pass (the trainer's auxiliary targets read a
+        stream's vector; ``forward`` computes the same logits)."""
+        vectors = self.stream_vectors(inputs)
+        return self.classifier(self.dense2(torch.cat([vectors[s] for s in self.streams], dim=1))), vectors
 
 
 def _build_tscnn(config, num_classes: int, channels: Mapping[str, int] | None = None) -> TSCNN:
