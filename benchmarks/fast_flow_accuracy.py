@@ -34,13 +34,15 @@ import pandas as pd
 import torch
 from flow_benchmark import make_synthetic_frames  # this folder's script: the synthetic composite, made one way
 
+from tscnn.app import ensure_demo_data, train_final_model
 from tscnn.config import Config
 from tscnn.datasets import Database, read_casme2, read_megc2019
-from tscnn.experiment import config_for, cpu_name, ensure_demo_data, run_experiment, train_final_model
 from tscnn.fast import FastPredictor
 from tscnn.metrics import evaluate_predictions, paired_subject_bootstrap
 from tscnn.predict import SavedModel, load_saved_model, predict_frames, read_clip
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs
+from tscnn.run_facts import cpu_name
+from tscnn.runner import config_for, run_experiment
 from tscnn.synth import SynthSettings, write_database
 
 FLOWS = ("tvl1", "dis", "farneback")

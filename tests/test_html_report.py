@@ -13,8 +13,8 @@ from test_protocols_and_recipes import learnable_folder
 from tscnn import report
 from tscnn.config import Config
 from tscnn.datasets import read_flowfolder
-from tscnn.experiment import config_for, run_experiment
 from tscnn.html_report import per_class_f1
+from tscnn.runner import config_for, run_experiment
 
 
 class Page(HTMLParser):

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from tscnn.config import Config
-from tscnn.experiment import ExperimentResult, code_version
 from tscnn.metrics import format_mean_std
 from tscnn.models import get_model
+from tscnn.run_facts import ExperimentResult, code_version
 
 NUMBER = re.compile(r"^-?[0-9.]+( &plusmn; [0-9.]+)?$")
 LEAKY_BADGE = ' <span class="leaky">LEAKY</span>'
@@ -97,7 +97,7 @@ def figure(path: Path, alt: str, caption: str) -> str:
 def leaky_shadow_to_show(metrics: dict) -> dict | None:
     """The leaky shadow's mean +- std over seeds, as every report shows it; None for a features model, which has
     no epochs to choose, so its shadow is its honest figure and says nothing."""
-    if get_model(metrics.get("model", "tscnn")).kind != "network":
+    if not get_model(metrics.get("model", "tscnn")).trains_by_epochs:
         return None
     return metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
 

@@ -50,7 +50,7 @@ def plain(value: object) -> object:
 def make_model_card(config: Config, classes: tuple[str, ...], meta: dict) -> dict:
     """What a model file should say about itself: the data it learnt from, its classes and recipe, when and
     by which code, so a prediction can be judged without the training folder."""
-    from tscnn.experiment import code_version
+    from tscnn.run_facts import code_version
 
     subjects = sorted({str(s) for s in [*meta.get("train_subjects", []), *meta.get("val_subjects", [])]})
     return plain({

@@ -20,11 +20,11 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tscnn.config import Config  # noqa: E402
 from tscnn.datasets.flowfolder import read_flow_image  # noqa: E402
-from tscnn.experiment import ExperimentResult, code_version  # noqa: E402
 from tscnn.html_report import leaky_shadow_to_show, write_html_report  # noqa: E402
 from tscnn.metrics import format_mean_std  # noqa: E402
 from tscnn.models import get_model  # noqa: E402
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs  # noqa: E402
+from tscnn.run_facts import ExperimentResult, code_version  # noqa: E402
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> None:
@@ -149,7 +149,7 @@ def plot_flow_example(row: pd.Series, config: Config, path: Path) -> None:
 def _pretraining_note(config: Config) -> str:
     """Whether TSCNN's static stream started from pre-trained weights: the paper pre-trains it on FER2013,
     which ``--preset paper`` alone does not do (it is the separate ``tscnn pretrain`` step)."""
-    if config.model != "tscnn" or "ss" not in config.streams:
+    if not get_model(config.model).pretrained_weights or "ss" not in config.streams:
         return ""
     if config.pretrained:
         return f"Static stream and trunk started from `{config.pretrained}`. "
@@ -187,7 +187,7 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
               f"{', class-balanced loss' if config.class_balanced else ''}"
               f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''})"
               f"{fusion}. "
-              if model.kind == "network" else "fitted on each fold's training subjects (no epochs, no recipe). ")
+              if model.trains_by_epochs else "fitted on each fold's training subjects (no epochs, no recipe). ")
     lines = [
         f"# {model.description.split(':')[0]}, {metrics.get('protocol', 'leave-one-subject-out')}, on "
         f"{metrics['dataset']}{leaky}",

@@ -81,7 +81,7 @@ def build_model(config: Config, num_classes: int, channels: dict[str, int] | Non
     With ``config.pretrained`` TSCNN's static stream input convolution and shared trunk start from
     ``tscnn pretrain`` weights."""
     spec = get_model(config.model)
-    if spec.kind != "network":
+    if not spec.trains_by_epochs:
         raise ValueError(f"model {config.model!r} is a features model; it is fitted, not trained by the Trainer")
     model = spec.build(config, num_classes, channels)
     if config.pretrained:
