@@ -127,6 +127,22 @@ def test_report_html_is_self_contained_and_holds_the_figures(finished_run):
     assert len(history) == 3
 
 
+def test_a_one_epoch_run_draws_no_curves_and_says_why(tmp_path):
+    """One epoch per fold: each curve would be a single point, so neither report draws the figure; both say why,
+    and the per-epoch losses are still kept in history.csv."""
+    flows = learnable_folder(tmp_path / "flows")
+    config = config_for("ststnet", dataset="flowfolder", root=str(flows), classes="all", max_epochs=1)
+    db = read_flowfolder(flows)
+    result = run_experiment(config, tmp_path / "run", progress=False, database=db)
+    (tmp_path / "run" / "curves.png").write_bytes(b"stale")  # a picture left from before is not kept
+    report.write_report(result, config, db.table)
+    out = tmp_path / "run"
+    assert not (out / "curves.png").exists()
+    assert "every fold trained one epoch" in (out / "report.md").read_text()
+    assert "every fold trained one epoch" in (out / "report.html").read_text(encoding="utf-8")
+    assert (out / "history.csv").read_text().count("\n") == 1 + 6  # a header and one epoch of each fold
+
+
 def test_per_class_f1_from_a_confusion_matrix():
     rows = per_class_f1([[3, 1, 0], [0, 2, 2], [0, 0, 0]], ["a", "b", "c"])
     assert rows[0]["f1"] == pytest.approx(2 * 3 / (4 + 3))
