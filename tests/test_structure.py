@@ -136,13 +136,40 @@ def test_the_cycle_detector_sees_function_level_imports(tmp_path):
     assert project_imports(source) == {"tscnn.pretrain": True}
 
 
-@pytest.mark.parametrize("relative", ["config.py", "errors.py"])
-def test_leaf_modules_import_nothing_of_the_project(relative):
-    """config.py and errors.py sit below everything: any project import there would make a cycle."""
-    text = (PACKAGE / relative).read_text()
-    lines = [line for line in text.splitlines() if line.strip().startswith(("from tscnn", "import tscnn"))]
-    assert not lines, lines
-    assert not project_imports(PACKAGE / relative)
+@pytest.mark.parametrize("relative, allowed", [("config.py", {"tscnn.protocol_specs"}), ("errors.py", set()),
+                                               ("protocol_specs.py", set())])
+def test_leaf_modules_import_nothing_of_the_project(relative, allowed):
+    """config.py and errors.py sit below everything: any project import there would make a cycle. config.py
+    reads the protocols' names from the registry of protocols, which imports nothing of the project when
+    imported (its fold makers import tscnn.protocols when called)."""
+    eager = {name for name, lazy in project_imports(PACKAGE / relative).items() if not lazy}
+    assert eager <= allowed, eager
+    graph = import_graph()
+    below = set().union(*(graph[m] for m in allowed)) if allowed else set()
+    assert "tscnn.config" not in below and not below & {"tscnn.runner", "tscnn.fold", "tscnn.app"}
+
+
+def test_a_protocol_is_one_entry_of_its_registry():
+    """The Config's protocol names, their checks, fold makers, report titles and folder names all come from
+    ``tscnn.protocol_specs``."""
+    import pandas as pd
+
+    from tscnn.config import PROTOCOLS, Config
+    from tscnn.protocol_specs import PROTOCOL_SPECS, get_protocol
+
+    assert PROTOCOLS == tuple(PROTOCOL_SPECS) == ("loso", "cross")
+    with pytest.raises(ValueError, match=r"protocol 'cross' needs train_datasets and test_datasets \(e.g."):
+        Config(protocol="cross", train_datasets=("casme2",))
+    config = Config(protocol="cross", train_datasets=("casme2", "smic"), test_datasets=("samm",))
+    cross = get_protocol("cross")
+    assert cross.title(config) == "cross-database: train casme2+smic, test samm"
+    assert cross.folder(config) == "casme2+smic-to-samm" and get_protocol("loso").folder(config) == ""
+    table = pd.DataFrame({"dataset": ["casme2", "smic", "samm", "samm"], "subject": ["a", "b", "c", "d"]})
+    (fold,) = cross.folds(config, table, 0, 0.0)
+    assert list(fold.test) == [2, 3] and sorted(fold.train) == [0, 1]
+    assert [f.test_subject for f in get_protocol("loso").folds(Config(), table, 0, 0.0)] == ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="unknown protocol 'kfold'"):
+        get_protocol("kfold")
 
 
 def test_models_are_asked_what_they_can_do_not_named():
@@ -159,3 +186,12 @@ def test_models_are_asked_what_they_can_do_not_named():
     assert tscnn.any_streams and tscnn.pretrained_weights and tscnn.exports_onnx and tscnn.fuses_with_floor
     assert ststnet.trains_by_epochs and ststnet.exports_onnx and not ststnet.any_streams
     assert linear.is_features and not (linear.trains_by_epochs or linear.fuses_with_floor or linear.exports_onnx)
+
+
+def test_one_loader_of_weights():
+    """Every weights file (model files, pre-trained weights, training checkpoints) is read by
+    ``tscnn.checkpoints.load_weights``, with ``weights_only=True``: no other module calls ``torch.load``."""
+    calls = [f"{path.relative_to(SRC)}:{node.lineno}" for path in sorted(PACKAGE.rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load"]
+    assert calls and all(c.startswith(os.path.join("tscnn", "checkpoints.py")) for c in calls), calls

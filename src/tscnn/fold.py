@@ -15,7 +15,8 @@ import pandas as pd
 from tscnn.config import Config
 from tscnn.models import get_model
 from tscnn.preprocessing.prepare import Prepared
-from tscnn.protocols import Fold, cross_dataset_fold, loso_folds
+from tscnn.protocol_specs import get_protocol
+from tscnn.protocols import Fold
 from tscnn.run_facts import code_version
 from tscnn.train import Trainer
 
@@ -27,10 +28,7 @@ def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
     The leaky selection (``test_leaky``) holds out no validation subjects: the practice it reproduces
     trains on every training subject and picks the epoch on the test subject."""
     val_fraction = 0.0 if config.leaky else config.val_fraction
-    if config.protocol == "cross":
-        return [cross_dataset_fold(table, config.train_datasets, config.test_datasets, val_fraction, seed,
-                                   train_fraction=config.train_fraction)]
-    return loso_folds(table, val_fraction, seed, train_fraction=config.train_fraction)
+    return get_protocol(config.protocol).folds(config, table, seed, val_fraction)
 
 
 def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes: int, fold: Fold, seed: int,

@@ -20,6 +20,7 @@ from tscnn.fold import FoldJob, check_stored_fold, fold_predictions, make_folds
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
 from tscnn.preprocessing.prepare import ALL_STREAMS, VOLUME_STREAM, PrepSettings, check_streams, prepare
+from tscnn.protocol_specs import get_protocol
 from tscnn.run_facts import ExperimentResult, check_or_store_run, machine_info
 
 
@@ -120,8 +121,7 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
     return {
         "dataset": db.name, "classes": list(db.classes), "clips": int(len(db.table)),
         "subjects": int(db.table.subject.nunique()), "model": config.model,
-        "protocol": ("leave-one-subject-out" if config.protocol == "loso" else
-                     f"cross-database: train {'+'.join(config.train_datasets)}, test {'+'.join(config.test_datasets)}")
+        "protocol": get_protocol(config.protocol).title(config)
         + (f", learning curve: each fold learns from a share {config.train_fraction:g} of its training subjects"
            if config.train_fraction < 1 else ""),
         **({"fusion": "each clip's class probabilities are the mean of the network's and the linear floor's "
@@ -148,8 +148,9 @@ def default_out(config: Config, kind: str = "results") -> Path:
     parts = [config.dataset, config.model, "-".join(config.streams)]
     if "ls" in config.streams:
         parts.append(f"k{config.blocks}")
-    if config.protocol == "cross":
-        parts.append(f"{'+'.join(config.train_datasets)}-to-{'+'.join(config.test_datasets)}")
+    protocol_part = get_protocol(config.protocol).folder(config)
+    if protocol_part:
+        parts.append(protocol_part)
     if config.train_fraction < 1:
         parts.append(f"train{config.train_fraction:g}")
     if config.fuse_linear and not PRESETS.get(config.preset, {}).get("fuse_linear"):  # the preset's name says it

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from tscnn.checkpoints import load_pretrained
+from tscnn.checkpoints import load_pretrained, load_weights
 from tscnn.config import Config
 from tscnn.models import get_model
 
@@ -410,7 +410,7 @@ class Trainer:
         tmp.replace(checkpoint)
 
     def _restore(self, state: _State, checkpoint: Path) -> None:
-        saved = torch.load(checkpoint, map_location=self.device, weights_only=False)
+        saved = load_weights(checkpoint, "training checkpoint", ("model", "optimizer"), map_location=self.device)
         state.model.load_state_dict(saved["model"])
         state.optimizer.load_state_dict(saved["optimizer"])
         if state.scheduler is not None and saved.get("scheduler"):
