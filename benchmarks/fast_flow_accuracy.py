@@ -2,7 +2,7 @@
 
 1. Training with each flow (LOSO; ``training``): the ``tscnn-plus`` recipe on the u, v, strain stream (``uvs``) of the
    synthetic MEGC2019-layout composite's frames (16 CASME II, 8 SAMM, 10 SMIC-layout subjects; 254 clips,
-   3 classes; the frames ``flow_benchmark.py --synthetic`` makes), the flow computed by each method. Per
+   3 classes; the frames ``tscnn bench --synthetic`` makes), the flow computed by each method. Per
    flow: UF1 / UAR (mean +- std over seeds), the seed ensemble, the paired subject bootstrap of each fast
    flow against TV-L1 (``tscnn.metrics.paired_subject_bootstrap``), and the flow's time per clip.
    ``training_casme2``: the same with all three streams (SS, LS, DT) on the main job's synthetic CASME II
@@ -32,15 +32,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from flow_benchmark import make_synthetic_frames  # this folder's script: the synthetic composite, made one way
 
+from tscnn.app import ensure_demo_data, train_final_model
+from tscnn.bench import make_synthetic_frames  # the synthetic composite, made one way
 from tscnn.config import Config
 from tscnn.datasets import Database, read_casme2, read_megc2019
-from tscnn.experiment import config_for, cpu_name, ensure_demo_data, run_experiment, train_final_model
 from tscnn.fast import FastPredictor
 from tscnn.metrics import evaluate_predictions, paired_subject_bootstrap
 from tscnn.predict import SavedModel, load_saved_model, predict_frames, read_clip
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs
+from tscnn.run_facts import cpu_name
+from tscnn.runner import config_for, run_experiment
 from tscnn.synth import SynthSettings, write_database
 
 FLOWS = ("tvl1", "dis", "farneback")
@@ -213,7 +215,7 @@ def main() -> None:
     previous = json.loads(args.json.read_text()) if args.json.exists() else {}
     summary: dict = {**previous, "cpu": cpu_name(), "torch": torch.__version__, "quick": args.quick}
     if "training" in args.parts:
-        # The frames flow_benchmark.py --synthetic makes (2 subjects per part with --quick).
+        # The frames tscnn bench --synthetic makes (2 subjects per part with --quick).
         frames = make_synthetic_frames(data / "synthetic-megc2019", 2) if args.quick else make_synthetic_frames()
         db = read_megc2019(frames, apex_fallback="middle")
         summary["training"] = training_part(db, frames, ("uvs",), FLOWS, tuple(args.seeds), args.threads, args.jobs,

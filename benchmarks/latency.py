@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 from tscnn.config import Config
-from tscnn.experiment import cpu_name
 from tscnn.fast import FastPredictor
 from tscnn.models.tscnn import TSCNN
 from tscnn.predict import SavedModel, load_saved_model, predict_frames, read_clip, save_model
@@ -46,6 +45,7 @@ from tscnn.preprocessing.face import crop, detect_face
 from tscnn.preprocessing.flow import compute_flow
 from tscnn.preprocessing.prepare import PrepSettings
 from tscnn.preprocessing.streams import make_streams
+from tscnn.run_facts import cpu_name
 from tscnn.train import bf16_supported
 
 REAL_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "real" / "faces" / "single_face.mp4"

@@ -6,7 +6,7 @@ subjects are added, more data would put it ahead; if not, it would not. Each poi
 LOSO run (``tscnn run`` with ``--train-fraction F``): every fold learns from a random share F of its
 training subjects, drawn per seed and fold and the same for every model (``tscnn.protocols.training_pool``),
 and is tested on its held-out subject as usual; predictions are pooled over the folds. Nothing is
-chosen on a test subject. The rows and their recipes are those of ``flow_benchmark.py``.
+chosen on a test subject. The rows and their recipes are those of ``tscnn bench`` (``tscnn.bench.ROWS``).
 
 Usage: python benchmarks/learning_curve.py [--synthetic | --data DIR] [--rows tscnn-plus linear]
        [--fractions 0.25 0.5 1] [--seeds 0 1 2] [--out results/learning-curve-<data>]
@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from flow_benchmark import ROWS, flow_folder, row_config, stored_folds  # this folder's script
+from flow_benchmark import REAL_DATA  # this folder's script: the default data
 
+from tscnn.bench import ROWS, flow_folder, row_config, stored_folds
 from tscnn.datasets import read_flowfolder
-from tscnn.experiment import cpu_name, run_experiment
+from tscnn.run_facts import cpu_name
+from tscnn.runner import run_experiment
 
 
 def folder_name(row: str, fraction: float) -> str:
@@ -76,7 +78,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="results folders (default: results/learning-curve-<data>)")
     parser.add_argument("--json", type=Path, help="summary (default: benchmarks/learning_curve-<data>.json)")
     args = parser.parse_args()
-    found = flow_folder(args.synthetic, args.data, "learning curve")
+    found = flow_folder(args.synthetic, args.data or REAL_DATA, "learning curve")
     if found is None:
         return 0
     data, tag = found

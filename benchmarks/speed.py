@@ -32,11 +32,11 @@ import torch.nn.functional as F
 
 from tscnn.config import Config
 from tscnn.datasets import read_casme2
-from tscnn.experiment import cpu_name
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.predict import predict_clip as predict_new_clip
 from tscnn.predict import save_model
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs, prepare_clip
+from tscnn.run_facts import cpu_name
 from tscnn.synth import SynthSettings, write_database
 from tscnn.train import bf16_supported
 

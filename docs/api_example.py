@@ -5,7 +5,7 @@
 1. write a 3-subject synthetic CASME II database and read it with ``tscnn.load_database``;
 2. evaluate TSCNN leave-one-subject-out with ``tscnn.run`` (the ``demo`` recipe cut to 1 epoch, the
    DT stream only, DIS flow: a smoke run, not a result);
-3. train one model on every subject (``experiment.train_final_model``), load it with
+3. train one model on every subject (``app.train_final_model``), load it with
    ``tscnn.load_model`` and predict one clip from frames held in memory.
 """
 
@@ -17,9 +17,10 @@ from pathlib import Path
 import cv2
 
 import tscnn
+from tscnn.app import train_final_model
 from tscnn.datasets.base import list_frames
-from tscnn.experiment import config_for, train_final_model
 from tscnn.report import metrics_table
+from tscnn.runner import config_for
 from tscnn.synth import SynthSettings, write_database
 
 

@@ -173,7 +173,7 @@ def test_cli_describe_and_a_bad_apex_root(sibling_pair, capsys):
 
 
 def test_tscnn_runs_its_three_streams_on_a_flow_folder_with_apex_images(sibling_pair, tmp_path):
-    from tscnn.experiment import config_for, run_experiment
+    from tscnn.runner import config_for, run_experiment
 
     flows, apex = sibling_pair
     config = config_for("tscnn", preset="demo", dataset="flowfolder", root=str(flows), apex_root=str(apex),

@@ -9,6 +9,27 @@ def test_describe_prints_classes_and_quirks(synth_root, capsys):
     assert "clips per class" in out and "others" in out and "quirks" in out
 
 
+def test_json_is_one_flag_that_prints_json_on_stdout(synth_root, capsys):
+    """``--json`` means the same in every command that has it: a flag, the result as JSON on stdout alone."""
+    import json
+
+    from tscnn.cli import build_parser
+
+    assert main(["datasets", "describe", "casme2", str(synth_root), "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["clips"] == sum(described["clips_per_class"].values()) == sum(
+        described["clips_per_subject"].values())
+    assert "others" in described["clips_per_class"] and isinstance(described["quirks"], list)
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps them here
+    with_json = {name: sub for name, sub in commands.items() if "--json" in sub._option_string_actions}
+    with_json["datasets describe"] = commands["datasets"]._subparsers._group_actions[0].choices["describe"]
+    assert {"predict", "spot", "bench", "datasets describe"} <= set(with_json)
+    for name, sub in with_json.items():
+        action = sub._option_string_actions["--json"]
+        assert action.nargs == 0 and action.const is True, name  # a flag, never a file name
+
+
 def test_bad_root_is_a_clear_error(tmp_path, capsys):
     assert main(["datasets", "describe", "casme2", str(tmp_path)]) == 2
     assert "CASME II coding" in capsys.readouterr().err

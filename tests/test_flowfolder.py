@@ -249,29 +249,3 @@ def test_unknown_class_empty_cell_and_duplicates(folder):
         read_flowfolder(folder)
     with pytest.raises(ValueError, match="unknown flow-folder class set '3class'"):
         read_flowfolder(folder, classes="3class")
-
-
-def test_flow_benchmark_runs_on_a_folder_of_one_database(tmp_path):
-    """The benchmark on a folder holding only SMIC clips: no cross-database pair to make, and the database's
-    column repeats the whole set's figures (a one-database run has no per-database subsets)."""
-    import json
-    import subprocess
-    import sys
-
-    clips = [("smic", f"s{s}", f"s{s}_{i}", label, ("negative", "positive", "surprise")[label])
-             for s in range(1, 5) for i, label in enumerate((0, 1, 2, 0))]
-    data = make_folder(tmp_path / "smic-only", clips=clips)
-    root = Path(__file__).resolve().parents[1]
-    summary = tmp_path / "summary.json"
-    done = subprocess.run([sys.executable, str(root / "benchmarks" / "flow_benchmark.py"), "--data", str(data),
-                           "--rows", "linear", "--seeds", "0", "--out", str(tmp_path / "out"), "--json", str(summary)],
-                          capture_output=True, text=True, timeout=300, cwd=root)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "16 clips, 4 subjects, databases smic 16" in done.stdout
-    stored = json.loads(summary.read_text())
-    assert stored["databases"] == ["smic"] and list(stored["rows"]) == ["linear"]
-    whole = stored["rows"]["linear"]["honest"]["whole"]
-    row = next(line for line in done.stdout.splitlines() if line.startswith("| linear |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[4] == f"{whole['uf1']['mean']:.3f} +- {whole['uf1']['std']:.3f} / " \
-                       f"{whole['uar']['mean']:.3f} +- {whole['uar']['std']:.3f}"

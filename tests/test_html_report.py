@@ -13,8 +13,8 @@ from test_protocols_and_recipes import learnable_folder
 from tscnn import report
 from tscnn.config import Config
 from tscnn.datasets import read_flowfolder
-from tscnn.experiment import config_for, run_experiment
 from tscnn.html_report import per_class_f1
+from tscnn.runner import config_for, run_experiment
 
 
 class Page(HTMLParser):
@@ -125,6 +125,22 @@ def test_report_html_is_self_contained_and_holds_the_figures(finished_run):
     assert "FER2013" not in (out / "report.md").read_text()  # STSTNet has no static stream to pre-train
     history = json.loads(next((out / "seed_0" / "folds").glob("*.json")).read_text())["history"]
     assert len(history) == 3
+
+
+def test_a_one_epoch_run_draws_no_curves_and_says_why(tmp_path):
+    """One epoch per fold: each curve would be a single point, so neither report draws the figure; both say why,
+    and the per-epoch losses are still kept in history.csv."""
+    flows = learnable_folder(tmp_path / "flows")
+    config = config_for("ststnet", dataset="flowfolder", root=str(flows), classes="all", max_epochs=1)
+    db = read_flowfolder(flows)
+    result = run_experiment(config, tmp_path / "run", progress=False, database=db)
+    (tmp_path / "run" / "curves.png").write_bytes(b"stale")  # a picture left from before is not kept
+    report.write_report(result, config, db.table)
+    out = tmp_path / "run"
+    assert not (out / "curves.png").exists()
+    assert "every fold trained one epoch" in (out / "report.md").read_text()
+    assert "every fold trained one epoch" in (out / "report.html").read_text(encoding="utf-8")
+    assert (out / "history.csv").read_text().count("\n") == 1 + 6  # a header and one epoch of each fold
 
 
 def test_per_class_f1_from_a_confusion_matrix():

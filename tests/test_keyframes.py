@@ -70,7 +70,7 @@ def test_flow_export_runs_on_key_frames(databases, tmp_path):
                                                 ("offapexnet", None), ("sssnet", None), ("hoof", None),
                                                 ("linear", None)])
 def test_models_that_read_three_frames_run(databases, tmp_path, model, streams):
-    from tscnn.experiment import config_for, run_experiment
+    from tscnn.runner import config_for, run_experiment
 
     _, keyed = databases
     config = config_for(model, dataset="casme2", root=str(keyed), classes="5class", streams=streams, max_epochs=1,
@@ -80,7 +80,7 @@ def test_models_that_read_three_frames_run(databases, tmp_path, model, streams):
 
 
 def test_lbptop_refuses_in_one_line_naming_the_clip_before_any_work(databases, tmp_path, capsys):
-    from tscnn.experiment import config_for, run_experiment
+    from tscnn.runner import config_for, run_experiment
 
     full, keyed = databases
     config = config_for("lbptop", dataset="casme2", root=str(keyed))

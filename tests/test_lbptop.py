@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tscnn.app import train_final_model
 from tscnn.config import from_preset
 from tscnn.datasets import DatasetError, read_flowfolder
-from tscnn.experiment import check_config, config_for, run_experiment, train_final_model
 from tscnn.models import get_model
 from tscnn.models.lbptop import (
     BINS,
@@ -26,6 +26,7 @@ from tscnn.models.lbptop import (
 from tscnn.preprocessing import prepare as prepare_module
 from tscnn.preprocessing.prepare import PrepSettings, clip_volume_frames, prepare, volume_cache_path
 from tscnn.preprocessing.streams import volume_maps
+from tscnn.runner import check_config, config_for, run_experiment
 from tscnn.tables import run_table
 
 

@@ -92,8 +92,8 @@ def test_composite_root_forms(tmp_path):
 def test_synthetic_composite_runs_end_to_end(tmp_path):
     """Three synthetic databases in a folder, found by name, LOSO over all subjects, metrics per database."""
     from tscnn.config import from_preset
-    from tscnn.experiment import run_experiment
     from tscnn.report import write_report
+    from tscnn.runner import run_experiment
     from tscnn.synth import SynthSettings, write_database
 
     for folder, layout in (("CASME2_Cropped", "casme2"), ("SAMM", "samm"), ("SMIC_all_cropped", "smic")):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from tscnn.app import train_final_model
 from tscnn.config import from_preset
 from tscnn.datasets import DatasetError
 from tscnn.datasets.base import list_frames
-from tscnn.experiment import train_final_model
 from tscnn.predict import load_model, predict_clip
 
 
@@ -150,8 +150,8 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db, tm
     a file whose recipe fuses but which holds no floor is refused, and so is its ONNX export."""
     from dataclasses import replace
 
-    from tscnn.experiment import fit_floor
     from tscnn.fast import FastPredictor
+    from tscnn.fold import fit_floor
     from tscnn.models.linear import floor_tensors_proba
     from tscnn.predict import format_model_card, load_saved_model
     from tscnn.preprocessing.prepare import PrepSettings, prepare

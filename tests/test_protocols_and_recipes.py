@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from tscnn import experiment
+from tscnn import app, backends, runner
 from tscnn.cli import main
 from tscnn.config import from_preset
 from tscnn.datasets import read_flowfolder
 from tscnn.datasets.flowfolder import write_flow_image
-from tscnn.experiment import check_config, config_for, run_experiment
+from tscnn.fold import FoldJob
 from tscnn.protocols import Fold, check_fold, cross_dataset_fold, loso_folds
+from tscnn.runner import check_config, config_for, run_experiment
 from tscnn.train import Trainer, class_weights
 
 CLASSES = ("negative", "positive", "surprise")
@@ -159,7 +160,7 @@ def test_a_learning_curve_run_fits_each_fold_on_its_drawn_subjects(flows, tmp_pa
                         seeds=(2,))
     result = run_experiment(config, tmp_path / "curve", progress=False)
     assert "learning curve: each fold learns from a share 0.5 of its training subjects" in result.metrics["protocol"]
-    assert experiment.default_out(config).name.endswith("train0.5-paper")
+    assert runner.default_out(config).name.endswith("train0.5-paper")
     db = read_flowfolder(flows)
     prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
     features = prepared.arrays["uvs"].reshape(len(prepared.table), -1)
@@ -174,7 +175,7 @@ def test_a_learning_curve_run_fits_each_fold_on_its_drawn_subjects(flows, tmp_pa
     with pytest.raises(ValueError, match="train_fraction is a share"):
         replace(config, train_fraction=0.0)
     with pytest.raises(ValueError, match="the final model learns from every subject"):
-        experiment.train_final_model(replace(config, model="tscnn", streams=("uvs",), train_fraction=0.5),
+        app.train_final_model(replace(config, model="tscnn", streams=("uvs",), train_fraction=0.5),
                                      tmp_path / "final")
 
 
@@ -314,7 +315,7 @@ def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floo
     report = write_report(fused, fused_config, read_flowfolder(flows).table).read_text()
     assert "late fusion, --fuse-linear" in report and "fused with the linear floor" in metrics_table(fused.metrics)
     assert "Late fusion" in write_html_report(fused, fused_config).read_text()
-    assert experiment.default_out(fused_config).name.endswith("fused-linear-tscnn-plus")
+    assert runner.default_out(fused_config).name.endswith("fused-linear-tscnn-plus")
     db = read_flowfolder(flows)
     prepared = prepare(db.table, PrepSettings(size=28, augment=False), progress=False, streams=("uvs",))
     features = prepared.arrays["uvs"].reshape(len(prepared.table), -1)
@@ -437,7 +438,7 @@ def test_a_folder_from_before_a_new_config_field_resumes(tmp_path):
 def test_another_code_version_refuses_to_resume_unless_allowed(flows, tmp_path, monkeypatch):
     config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
     run_experiment(config, tmp_path / "run", progress=False)
-    monkeypatch.setattr(experiment, "code_version", lambda: "9.9.9+gdeadbee")
+    monkeypatch.setattr("tscnn.run_facts.code_version", lambda: "9.9.9+gdeadbee")
     with pytest.raises(ValueError, match="made by code"):
         run_experiment(config, tmp_path / "run", progress=False)
     assert run_experiment(config, tmp_path / "run", progress=False, allow_code_change=True).complete
@@ -522,11 +523,11 @@ def test_a_failing_fold_is_retried_once_then_named(flows, tmp_path, monkeypatch)
         calls.append(fold.test_subject)
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(experiment, "run_fold", broken)
+    monkeypatch.setattr("tscnn.fold.run_fold", broken)
     config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all")
-    jobs = [experiment.FoldJob(0, 0, loso_folds(read_flowfolder(flows).table, 0.0)[0], tmp_path / "a.json")]
+    jobs = [FoldJob(0, 0, loso_folds(read_flowfolder(flows).table, 0.0)[0], tmp_path / "a.json")]
     with pytest.raises(RuntimeError, match="boom"):  # the sequential path stops at once
-        experiment.run_fold_jobs(jobs, config, None, None, 3, False, jobs=1)
+        backends.run_fold_jobs(jobs, config, None, None, 3, False, jobs=1)
     assert calls == ["s01"]
 
 
@@ -542,7 +543,7 @@ def good_and_broken_fold_jobs(flows: Path, tmp_path: Path, **settings) -> tuple:
     good = loso_folds(prepared.table, 0.0)[0]
     one_class = np.flatnonzero(labels == 0)
     bad = Fold("broken", one_class[one_class != good.test[0]], np.array([], int), good.test[:1])
-    jobs = [experiment.FoldJob(0, 0, good, tmp_path / "good.json"), experiment.FoldJob(0, 1, bad, tmp_path / "b.json")]
+    jobs = [FoldJob(0, 0, good, tmp_path / "good.json"), FoldJob(0, 1, bad, tmp_path / "b.json")]
     return config, prepared, labels, jobs
 
 
@@ -550,7 +551,7 @@ def test_worker_failures_are_retried_once_and_named(flows, tmp_path):
     """In worker processes a fold whose training rows hold one class (the classifier cannot fit) fails
     twice and is named; the other fold is saved."""
     config, prepared, labels, jobs = good_and_broken_fold_jobs(flows, tmp_path)
-    failed = experiment.run_fold_jobs(jobs, config, prepared, labels, 3, False, jobs=2)
+    failed = backends.run_fold_jobs(jobs, config, prepared, labels, 3, False, jobs=2)
     assert len(failed) == 1 and failed[0].startswith("fold broken of seed 0 failed twice")
     assert (tmp_path / "good.json").exists() and not (tmp_path / "b.json").exists()
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from test_protocols_and_recipes import good_and_broken_fold_jobs, learnable_folder
 
-from tscnn import experiment
+from tscnn import backends
 from tscnn.cli import main
-from tscnn.experiment import config_for, run_experiment
+from tscnn.runner import config_for, run_experiment
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_ray_names_a_fold_that_fails_twice(local_ray, flows, tmp_path):
     """A fold whose training rows hold one class (the classifier cannot fit) fails on Ray, is tried once
     more, and is named; the other fold's record comes back and is saved."""
     config, prepared, labels, jobs = good_and_broken_fold_jobs(flows, tmp_path, threads=1)
-    failed = experiment.run_fold_jobs(jobs, config, prepared, labels, 3, False, ray="auto")
+    failed = backends.run_fold_jobs(jobs, config, prepared, labels, 3, False, ray="auto")
     assert len(failed) == 1 and failed[0].startswith("fold broken of seed 0 failed twice: ")
     assert "\n" not in failed[0] and "class" in failed[0]  # the worker's own one-line reason
     assert (tmp_path / "good.json").exists() and not (tmp_path / "b.json").exists()
@@ -94,7 +94,7 @@ def test_a_cluster_given_by_address_gets_this_tscnn_shipped(tmp_path):
     import subprocess
 
     import tscnn
-    from tscnn.experiment import ray_init_options
+    from tscnn.backends import ray_init_options
 
     pytest.importorskip("ray")
     assert "runtime_env" not in ray_init_options("local") and "runtime_env" not in ray_init_options("auto")
@@ -102,7 +102,7 @@ def test_a_cluster_given_by_address_gets_this_tscnn_shipped(tmp_path):
     script = tmp_path / "ship.py"
     script.write_text(
         "import ray\n"
-        "from tscnn.experiment import ray_init_options\n"
+        "from tscnn.backends import ray_init_options\n"
         "ray.init(address='local', num_cpus=1, object_store_memory=80 * 1024 ** 2, configure_logging=False,\n"
         "         **ray_init_options('10.0.0.1:6379'))\n"
         "@ray.remote\n"

@@ -76,7 +76,7 @@ def test_low_frame_rate_warns_but_runs():
 def test_spot_command_on_a_real_video(model_path, real_faces, tmp_path, capsys):  # noqa: F811
     video = real_faces / "WolfgangLanger_Pexels.mp4"  # 472 frames at 23.976 fps, several expressions
     out = tmp_path / "intervals.json"
-    assert main(["spot", str(video), "--model", str(model_path), "--json", str(out)]) == 0
+    assert main(["spot", str(video), "--model", str(model_path), "--save-json", str(out)]) == 0
     printed = capsys.readouterr()
     assert f"warning: {video}: 23.98 fps is below 60 fps" in printed.err  # one plain line, no Python location
     assert "onset" in printed.out and "472 frames" in printed.out
@@ -129,7 +129,9 @@ def test_spot_command_on_a_written_synthetic_video(tmp_path, capsys):
     truth = json.loads(path.with_suffix(".json").read_text())
     assert [(e["onset"], e["offset"]) for e in truth["events"]] == video.intervals and truth["frames"] == 300
     out = tmp_path / "found.json"
-    assert main(["spot", str(path), "--cropped", "--json", str(out)]) == 0
-    assert "below 60 fps" not in capsys.readouterr().err
+    assert main(["spot", str(path), "--cropped", "--save-json", str(out), "--json"]) == 0
+    printed = capsys.readouterr()
+    assert "below 60 fps" not in printed.err
+    assert json.loads(printed.out) == json.loads(out.read_text())  # --json: the same intervals, alone on stdout
     found = [(iv["onset"], iv["offset"]) for iv in json.loads(out.read_text())["intervals"]]
     assert spotting_metrics([found], [video.intervals])["tp"] == 2, (found, video.intervals)

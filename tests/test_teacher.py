@@ -83,9 +83,11 @@ def test_teacher_probabilities_sum_to_one_and_are_deterministic():
 
 
 def test_teacher_is_refused_without_a_static_stream():
+    from tscnn.runner import check_config
+
     for bad in ({"streams": ("ls", "dt")}, {"model": "ststnet", "streams": ("uvs",)}):
         with pytest.raises(ValueError, match="static-spatial stream"):
-            Config(teacher="fer", **bad)
+            check_config(Config(teacher="fer", **bad))
     with pytest.raises(ValueError, match="teacher must be"):
         Config(teacher="imagenet")
 

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from tscnn.config import from_preset
-from tscnn.experiment import default_out, run_experiment
 from tscnn.metrics import pooled_metrics
 from tscnn.report import write_report
+from tscnn.runner import default_out, run_experiment
 
 
 def test_short_run_beats_chance(synth_db, synth_prepared, tmp_path):

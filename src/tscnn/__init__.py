@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tscnn.config import Config
     from tscnn.datasets import Database
-    from tscnn.experiment import ExperimentResult
     from tscnn.predict import SavedModel
+    from tscnn.run_facts import ExperimentResult
 
 __version__ = "0.1.0"
 
@@ -34,12 +34,13 @@ def run(config: Config | None = None, /, *, out: str | Path | None = None, cache
     """What ``tscnn run`` does: run (or resume) an evaluation and write its report; returns the result
     (``result.metrics``, ``result.predictions``, ``result.out`` holding ``report.md`` / ``report.html``).
 
-    Give a ``Config``, or keyword settings for ``experiment.config_for`` (``model``, ``preset``,
+    Give a ``Config``, or keyword settings for ``runner.config_for`` (``model``, ``preset``,
     ``dataset``, ``root``, ``streams``, ``seeds``, ...); settings given with a Config replace its fields.
     """
     from dataclasses import replace
 
-    from tscnn.experiment import config_for, run_and_report
+    from tscnn.app import run_and_report
+    from tscnn.runner import config_for
 
     if config is None:
         config = config_for(**settings)
@@ -50,7 +51,7 @@ def run(config: Config | None = None, /, *, out: str | Path | None = None, cache
 
 
 def load_model(path: str | Path) -> SavedModel:
-    """A model file made by ``tscnn train`` / ``experiment.train_final_model``, ready to predict on frames
+    """A model file made by ``tscnn train`` / ``app.train_final_model``, ready to predict on frames
     in memory: ``.predict(frames, onset=None, apex=None, offset=None, cropped=False)`` with ``.classes``
     and ``.card`` (what it was trained on)."""
     from tscnn.predict import load_saved_model

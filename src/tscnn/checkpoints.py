@@ -1,8 +1,10 @@
-"""Pre-trained weights: the one place that saves and loads them.
+"""Weights files: the one loader every path reads them with, and pre-trained weights.
 
-``tscnn pretrain`` (``tscnn.pretrain``) saves TSCNN's static-stream input convolution and its
-trunk; ``tscnn.train.build_model`` loads them into a new network when ``Config.pretrained`` names
-the file. Both import this module, so neither imports the other.
+``load_weights`` reads any file of tensors and plain data this project writes (a ``tscnn train`` model
+file, ``tscnn pretrain`` weights, a training checkpoint) with ``weights_only=True``, so loading one runs
+no code from it, and says in one line why a file is not one. ``tscnn pretrain`` (``tscnn.pretrain``) saves
+TSCNN's static-stream input convolution and its trunk; ``tscnn.train.build_model`` loads them into a new
+network when ``Config.pretrained`` names the file. Both import this module, so neither imports the other.
 """
 
 from __future__ import annotations
@@ -14,6 +16,45 @@ import torch
 from tscnn.models.tscnn import TSCNN
 
 PRETRAINED_KEYS = ("input_conv_ss", "trunk")
+
+
+def first_sentence(err: Exception) -> str:
+    """The start of an error message, on one line (torch's run over many lines)."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return text.split(". ")[0].rstrip(".")[:160]
+
+
+def load_weights(path: str | Path, what: str, keys: tuple[str, ...] = (), map_location: str | torch.device = "cpu",
+                 missing_hint: str = "") -> dict:
+    """The dict stored in a weights file, read without running any code from it (``weights_only=True``).
+
+    A file that is absent is a FileNotFoundError (``missing_hint`` says how to make one); a file that is not
+    ``what`` (not a torch file, damaged, holding objects other than tensors and plain data, not a dict, or
+    missing one of ``keys``) is ``ValueError("<path>: not a <what> (<reason>)")``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist" + (f" ({missing_hint})" if missing_hint else ""))
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
+        with path.open("rb") as handle:
+            head = handle.read(4)
+        zipped = head == b"PK\x03\x04"  # torch.save's format; b"\x80" starts the legacy (pickle) one
+        if not zipped and not head.startswith(b"\x80"):
+            reason = "not a torch file"
+        elif "weights only load failed" in str(err).lower():
+            reason = "it holds objects other than tensors and plain data, refused as loading them could run code"
+        elif zipped:
+            reason = f"damaged or truncated torch file: {first_sentence(err)}"
+        else:
+            reason = "not a torch file"
+        raise ValueError(f"{path}: not a {what} ({reason})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: not a {what} (it holds a {type(saved).__name__}, not a dict)")
+    missing = [k for k in keys if k not in saved]
+    if missing:
+        raise ValueError(f"{path}: not a {what} (missing {', '.join(missing)})")
+    return saved
 
 
 def save_pretrained(model: TSCNN, path: str | Path, source: str, val_accuracy: float) -> Path:
@@ -28,12 +69,8 @@ def save_pretrained(model: TSCNN, path: str | Path, source: str, val_accuracy: f
 
 def load_pretrained(model: TSCNN, path: str | Path) -> TSCNN:
     """Copy pre-trained static-stream input convolution and trunk weights into ``model``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pre-trained weights {path} do not exist (make them with `tscnn pretrain`)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not set(PRETRAINED_KEYS) <= set(state):
-        raise ValueError(f"{path}: not a `tscnn pretrain` weights file (keys {sorted(state)})")
+    state = load_weights(path, "`tscnn pretrain` weights file", PRETRAINED_KEYS,
+                         missing_hint="make it with `tscnn pretrain`")
     if "ss" in model.streams:
         model.input_convs["ss"].load_state_dict(state["input_conv_ss"])
     if model.share_trunk:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import textwrap
 import time
 from dataclasses import fields
 from pathlib import Path
 
 from tscnn import __version__
+from tscnn.bench_rows import add_bench_arguments
 from tscnn.config import Config
 
 DEFAULT_DATA = Path("data/synthetic-casme2")
@@ -25,7 +28,9 @@ EXAMPLES = """examples:
   tscnn table streams --root /data/CASME2 --seeds 0 1 2        # the paper's Table 4
   tscnn table methods --root /data/CASME2                       # Table 1: TSCNN, LBP-TOP, HOOF, the floor
   tscnn predict models/casme2/model.pt clip.mp4
-  tscnn spot recording.mp4 --model models/casme2/model.pt --json intervals.json
+  tscnn spot recording.mp4 --model models/casme2/model.pt --save-json intervals.json
+  tscnn predict models/casme2/model.pt clip.mp4 --json | jq .predicted
+  tscnn bench --data megc2019-flow28 --rows tscnn-plus linear --pairs casme2:smic casme2+smic:samm
 """
 
 
@@ -65,7 +70,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def config_from_args(args: argparse.Namespace):
     """The run's Config: the model's (or the named) preset plus every Config field given on the command line."""
     from tscnn.datasets import default_classes
-    from tscnn.experiment import config_for
+    from tscnn.runner import config_for
 
     given = {f.name: getattr(args, f.name) for f in CONFIG_FIELDS if getattr(args, f.name, None) is not None}
     for name, value in given.items():
@@ -77,7 +82,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tscnn.experiment import run_and_report
+    from tscnn.app import run_and_report
     from tscnn.report import metrics_table
 
     start = time.perf_counter()
@@ -92,7 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tscnn.experiment import default_out, train_final_model
+    from tscnn.app import train_final_model
+    from tscnn.runner import default_out
 
     config = config_from_args(args)
     path = train_final_model(config, args.out or default_out(config, "models"), args.cache)
@@ -111,21 +117,23 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_spot(args: argparse.Namespace) -> int:
-    import json
-
     from tscnn.predict import format_model_card
     from tscnn.spot import SpotSettings, format_table, print_warnings_plainly, spot
 
     print_warnings_plainly()
     result = spot(args.source, args.model, SpotSettings(z=args.z), cropped=args.cropped, fps=args.fps,
                   progress=True)
+    if args.save_json:
+        args.save_json.parent.mkdir(parents=True, exist_ok=True)
+        args.save_json.write_text(json.dumps(result.to_dict(), indent=2))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
     if args.model:
         print(format_model_card(result.model_card))
     print(format_table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_dict(), indent=2))
-        print(f"intervals: {args.json}")
+    if args.save_json:
+        print(f"intervals: {args.save_json}")
     return 0
 
 
@@ -149,6 +157,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tscnn.bench import bench_main
+
+    return bench_main(args, as_json=args.json)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from tscnn.export import MissingPackageError, export_onnx
 
@@ -166,7 +180,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tscnn.experiment import demo_config, ensure_demo_data, run_and_report
+    from tscnn.app import demo_config, ensure_demo_data, run_and_report
     from tscnn.report import metrics_table
 
     start = time.perf_counter()
@@ -210,6 +224,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
         from tscnn.datasets.apeximages import attach_apex_images
 
         db = attach_apex_images(db, args.apex_root, check=not args.annotations_only)
+    if args.json:
+        print(json.dumps(db.summary(), indent=2))
+        return 0
     print(db.describe())
     if not args.annotations_only:
         from tscnn.preprocessing.keyframes import key_frame_note
@@ -273,6 +290,18 @@ def _list_of(kind: type):
     return parse
 
 
+JSON_NOTE = ("--json, wherever a command has it (predict, spot, bench, datasets describe), is a flag: the command "
+             "prints its result as JSON on stdout instead of the text, and nothing else goes to stdout (progress "
+             "and warnings go to stderr); an option that writes a file takes the file's name (spot --save-json FILE, "
+             "bench --summary FILE).")
+
+
+def add_json_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """The one meaning of ``--json`` (``JSON_NOTE``): a flag that prints ``what`` as JSON on stdout."""
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout instead of the text "
+                   "(progress and warnings on stderr)")
+
+
 def _add_source_arguments(p: argparse.ArgumentParser, what: str) -> None:
     """The clip or recording to read (``predict``, ``spot``) and whether its frames are face crops already."""
     p.add_argument("source", help=what)
@@ -281,7 +310,8 @@ def _add_source_arguments(p: argparse.ArgumentParser, what: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tscnn", description="Three-stream CNN micro-expression recognition.",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=EXAMPLES + "\n" + textwrap.fill(JSON_NOTE, 100),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tscnn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -320,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "flow) instead of TV-L1, face found on a shrunk frame, bf16 network where native; for a model "
                    "trained with --flow dis the default answer, for a TV-L1 model often another (a warning says "
                    "so; benchmarks/fast_flow_accuracy.py)")
-    p.add_argument("--json", action="store_true")
+    add_json_argument(p, "the prediction (phase frames, apex rule, class probabilities, model card)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="write a saved network as ONNX, checked against PyTorch with onnxruntime")
@@ -333,11 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("spot", help="find micro-expression intervals in a long video and classify each")
     _add_source_arguments(p, "a video file or a folder of frames (then give --fps)")
     p.add_argument("--model", help="model.pt from `tscnn train`: classify each interval (default: spot only)")
-    p.add_argument("--json", type=Path, help="write the intervals (frames, seconds, class probabilities) here")
+    p.add_argument("--save-json", type=Path, metavar="FILE", help="also write the intervals (frames, seconds, class "
+                   "probabilities) as JSON to FILE")
+    add_json_argument(p, "the intervals (frames, seconds, class probabilities)")
     p.add_argument("--fps", type=float, help="frame rate (default: the video's own; required for a frame folder)")
     p.add_argument("--z", type=float, default=SPOT_Z, help="threshold in robust standard deviations of the "
                    f"video's own motion noise (default: {SPOT_Z})")
     p.set_defaults(func=cmd_spot)
+
+    p = sub.add_parser("bench", help="the real-data benchmark: TSCNN and its peers on a flow folder, LOSO and "
+                       "cross-database, resumable; merge summaries or compare rows with the floor",
+                       description="Every row is an ordinary run in its own results folder under --out (resumed "
+                       "when started again); the summary (--summary) keeps each row's UF1 / UAR, seed ensemble, "
+                       "leaky shadow, minutes and machine.")
+    add_bench_arguments(p)
+    add_json_argument(p, "the summary (or the merged summary, or the comparison)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the main job: synthetic database -> TSCNN LOSO -> report")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -372,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--apex-fallback", choices=["spotter", "middle"], default="spotter", help=APEX_HELP)
     d.add_argument("--annotations-only", action="store_true", help="read the annotation file only, not the frames")
     d.add_argument("--apex-root", help="flowfolder: folder of apex face images (index.csv with an apex column)")
+    add_json_argument(d, "clips per class, database and subject, and the quirks")
     d.set_defaults(func=cmd_describe)
     return parser
 

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from tscnn.protocol_specs import PROTOCOL_SPECS
+
 SELECTIONS = ("val_loss", "fixed", "test_leaky")
 """How the epoch of a fold's model is chosen:
 
@@ -20,7 +22,7 @@ SELECTIONS = ("val_loss", "fixed", "test_leaky")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 AUGMENT_MODES = ("expand", "sample")
-PROTOCOLS = ("loso", "cross")
+PROTOCOLS = tuple(PROTOCOL_SPECS)  # the registry of tscnn.protocol_specs
 FACE_ALIGN = ("auto", "landmarks", "haar")  # how faces are cut: tscnn.preprocessing.align
 
 
@@ -116,13 +118,12 @@ class Config:
             raise ValueError(f"average_last must be in 0..max_epochs ({self.max_epochs}), got {self.average_last}")
         if self.teacher not in ("", "fer"):
             raise ValueError(f"teacher must be '' (none) or 'fer', got {self.teacher!r}")
-        if self.teacher and (self.model != "tscnn" or "ss" not in self.streams):
-            raise ValueError("teacher distils into TSCNN's static-spatial stream: it needs --model tscnn with the ss "
-                             f"stream (model {self.model}, streams {', '.join(self.streams)})")
         if self.teacher_weight < 0:
             raise ValueError(f"teacher_weight must be 0 or positive, got {self.teacher_weight}")
-        if self.protocol == "cross" and not (self.train_datasets and self.test_datasets):
-            raise ValueError("protocol 'cross' needs train_datasets and test_datasets (e.g. casme2 -> smic)")
+        protocol = PROTOCOL_SPECS[self.protocol]
+        if not all(getattr(self, name) for name in protocol.needs):
+            raise ValueError(f"protocol {self.protocol!r} needs {' and '.join(protocol.needs)} "
+                             f"({protocol.needs_example})")
         both = sorted(set(self.train_datasets) & set(self.test_datasets))
         if both:
             raise ValueError(f"a database cannot be both trained and tested on: {both}")
@@ -248,7 +249,7 @@ FIELD_HELP: dict[str, str] = {
     "tta_flip": "test-time flip: average the probabilities of each clip and its horizontal mirror",
     "fuse_linear": "late fusion: average the network's class probabilities with the linear floor's (standardised "
                    "input pixels + logistic regression, fitted on the same training clips), equal weights",
-    "protocol": "loso, or cross (train on --train-datasets, test on --test-datasets)",
+    "protocol": "; ".join(f"{name}: {spec.help}" for name, spec in PROTOCOL_SPECS.items()),
     "train_datasets": "cross protocol: databases trained on",
     "test_datasets": "cross protocol: databases tested on",
     "preset": "recipe preset: paper, demo, demo-sgd, tscnn-plus, tscnn-plus-tta, tscnn-plus-fused, ststnet, "

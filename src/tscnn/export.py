@@ -98,10 +98,10 @@ def export_onnx(model_path: str | Path, onnx_path: str | Path, tolerance: float 
         raise FileNotFoundError(f"model file {model_path} does not exist (make one with `tscnn train`)")
     model_name = str(read_saved(model_path)["config"].get("model", "tscnn"))
     try:
-        kind = get_model(model_name).kind
+        exportable = get_model(model_name).exports_onnx
     except ValueError as err:
         raise ValueError(f"{model_path}: {err}") from None
-    if kind != "network":
+    if not exportable:
         raise ValueError(f"{model_path}: model {model_name!r} is a features model (fixed features + a scikit-learn "
                          "classifier), not a network; only networks can be exported to ONNX")
     saved = load_saved_model(model_path)

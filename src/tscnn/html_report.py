@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from tscnn.config import Config
-from tscnn.experiment import ExperimentResult, code_version
 from tscnn.metrics import format_mean_std
 from tscnn.models import get_model
+from tscnn.run_facts import ExperimentResult, code_version
 
 NUMBER = re.compile(r"^-?[0-9.]+( &plusmn; [0-9.]+)?$")
 LEAKY_BADGE = ' <span class="leaky">LEAKY</span>'
@@ -94,10 +94,22 @@ def figure(path: Path, alt: str, caption: str) -> str:
     return f'<figure><img src="{uri}" alt="{escape(alt)}"><figcaption>{escape(caption)}</figcaption></figure>'
 
 
+def no_curves_reason(fold_records: list[dict]) -> str | None:
+    """Why a run has no training-curves figure, or None when it has one: a features model has no epochs, and
+    where every fold trained one epoch each curve would be one point (nothing to learn from a picture)."""
+    epochs = {h.get("epoch") for r in fold_records for h in r.get("history", [])}
+    if not epochs:
+        return "No training curves: this model has no epochs (fixed features and a fitted classifier)."
+    if len(epochs) == 1:
+        return ("No training curves: every fold trained one epoch, so each curve would be a single point "
+                "(nothing to draw); the folds' losses are in history.csv.")
+    return None
+
+
 def leaky_shadow_to_show(metrics: dict) -> dict | None:
     """The leaky shadow's mean +- std over seeds, as every report shows it; None for a features model, which has
     no epochs to choose, so its shadow is its honest figure and says nothing."""
-    if get_model(metrics.get("model", "tscnn")).kind != "network":
+    if not get_model(metrics.get("model", "tscnn")).trains_by_epochs:
         return None
     return metrics.get("leaky_shadow", {}).get("mean_std_over_seeds")
 
@@ -246,8 +258,7 @@ def write_html_report(result: ExperimentResult, config: Config, table: pd.DataFr
     curves = figure(out / "curves.png", "training curves",
                     f"Seed {first}: median over folds (line), min-max over folds (band), and each fold's chosen "
                     "epoch (markers).")
-    body.append(curves or "<p>No training curves: this model has no epochs (fixed features and a fitted "
-                          "classifier).</p>")
+    body.append(curves or f"<p>{escape(no_curves_reason(records) or 'No training curves.')}</p>")
     if records:
         body.append(folds_section(records))
     example = figure(out / "flow_example.png", "flow example", "One clip's inputs: the frames and flows the "

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from tscnn.checkpoints import first_sentence, load_weights
 from tscnn.config import Config
 from tscnn.datasets.base import DatasetError, list_frames
 from tscnn.errors import SpotWarning
@@ -37,6 +38,7 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 MODEL_KEYS = ("state_dict", "config", "classes", "channels")
+MODEL_FILE = "tscnn model file"
 
 MAX_ME_SECONDS = 0.5  # a micro-expression lasts under half a second (Yan et al. 2013; MEGC's definition)
 LONG_CLIP_SECONDS = 2.0  # predict warns above this: four times the longest micro-expression
@@ -51,7 +53,7 @@ def plain(value: object) -> object:
 def make_model_card(config: Config, classes: tuple[str, ...], meta: dict) -> dict:
     """What a model file should say about itself: the data it learnt from, its classes and recipe, when and
     by which code, so a prediction can be judged without the training folder."""
-    from tscnn.experiment import code_version
+    from tscnn.run_facts import code_version
 
     subjects = sorted({str(s) for s in [*meta.get("train_subjects", []), *meta.get("val_subjects", [])]})
     return plain({
@@ -98,39 +100,14 @@ def save_model(path: str | Path, model: TSCNN, config: Config, classes: tuple[st
     return path
 
 
-def first_sentence(err: Exception) -> str:
-    """The start of an error message, on one line (torch's run over many lines)."""
-    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    return text.split(". ")[0].rstrip(".")[:160]
-
-
 def not_a_model(path: Path, reason: str) -> ValueError:
-    return ValueError(f"{path}: not a tscnn model file ({reason})")
+    return ValueError(f"{path}: not a {MODEL_FILE} ({reason})")
 
 
 def read_saved(path: Path) -> dict:
-    """The stored dict of a model file, or a one-line ValueError saying why the file is not one."""
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
-        with path.open("rb") as handle:
-            head = handle.read(4)
-        zipped = head == b"PK\x03\x04"  # torch.save's format; b"\x80" starts the legacy (pickle) one
-        if not zipped and not head.startswith(b"\x80"):
-            reason = "not a torch file"
-        elif "weights only load failed" in str(err).lower():
-            reason = "it holds objects other than tensors and plain data, refused as loading them could run code"
-        elif zipped:
-            reason = f"damaged or truncated torch file: {first_sentence(err)}"
-        else:
-            reason = "not a torch file"
-        raise not_a_model(path, reason) from None
-    if not isinstance(saved, dict):
-        raise not_a_model(path, f"it holds a {type(saved).__name__}, not a dict")
-    missing = [k for k in MODEL_KEYS if k not in saved]
-    if missing:
-        raise not_a_model(path, f"missing {', '.join(missing)}")
-    return saved
+    """The stored dict of a model file (``tscnn.checkpoints.load_weights``, the one loader of weights), or a
+    one-line error saying why the file is not one."""
+    return load_weights(path, MODEL_FILE, MODEL_KEYS, missing_hint="make one with `tscnn train`")
 
 
 @dataclass
@@ -173,8 +150,6 @@ def load_saved_model(path: str | Path) -> SavedModel:
     """A ``tscnn train`` file, read without running any code from it; a file that is not one gives
     ``ValueError("<path>: not a tscnn model file (<reason>)")``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist (make one with `tscnn train`)")
     saved = read_saved(path)
     try:
         config = Config.from_dict(saved["config"])

@@ -20,11 +20,11 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tscnn.config import Config  # noqa: E402
 from tscnn.datasets.flowfolder import read_flow_image  # noqa: E402
-from tscnn.experiment import ExperimentResult, code_version  # noqa: E402
-from tscnn.html_report import leaky_shadow_to_show, write_html_report  # noqa: E402
+from tscnn.html_report import leaky_shadow_to_show, no_curves_reason, write_html_report  # noqa: E402
 from tscnn.metrics import format_mean_std  # noqa: E402
 from tscnn.models import get_model  # noqa: E402
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs  # noqa: E402
+from tscnn.run_facts import ExperimentResult, code_version  # noqa: E402
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> None:
@@ -50,10 +50,12 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
 def plot_curves(fold_records: list[dict], path: Path) -> pd.DataFrame:
     """Training and validation loss over epochs, summarised over folds (median line, min-max band) with each
     fold's chosen epoch marked, so a reader sees the typical fold and the spread rather than a tangle of
-    lines; returns the per-fold history as a table (empty, and no picture, for a features model)."""
+    lines; returns the per-fold history as a table (empty for a features model). No picture where there is no
+    curve: a features model, or one epoch per fold (``no_curves_reason``)."""
     rows = [{"fold": r["test_subject"], **h} for r in fold_records for h in r["history"]]
     history = pd.DataFrame(rows)
-    if history.empty:
+    if no_curves_reason(fold_records):
+        path.unlink(missing_ok=True)
         return history
     chosen = {r["test_subject"]: r.get("chosen_epoch") for r in fold_records if r.get("chosen_epoch")}
     panels = [("train_loss", "training loss")]
@@ -149,7 +151,7 @@ def plot_flow_example(row: pd.Series, config: Config, path: Path) -> None:
 def _pretraining_note(config: Config) -> str:
     """Whether TSCNN's static stream started from pre-trained weights: the paper pre-trains it on FER2013,
     which ``--preset paper`` alone does not do (it is the separate ``tscnn pretrain`` step)."""
-    if config.model != "tscnn" or "ss" not in config.streams:
+    if not get_model(config.model).pretrained_weights or "ss" not in config.streams:
         return ""
     if config.pretrained:
         return f"Static stream and trunk started from `{config.pretrained}`. "
@@ -187,7 +189,7 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
               f"{', class-balanced loss' if config.class_balanced else ''}"
               f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''})"
               f"{fusion}. "
-              if model.kind == "network" else "fitted on each fold's training subjects (no epochs, no recipe). ")
+              if model.trains_by_epochs else "fitted on each fold's training subjects (no epochs, no recipe). ")
     lines = [
         f"# {model.description.split(':')[0]}, {metrics.get('protocol', 'leave-one-subject-out')}, on "
         f"{metrics['dataset']}{leaky}",
@@ -223,7 +225,7 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         "",
         "![confusion matrix](confusion.png)",
         "",
-        "![training curves](curves.png)" if (out / "curves.png").exists() else "",
+        "![training curves](curves.png)" if (out / "curves.png").exists() else (no_curves_reason(records) or ""),
         "",
         "![flow example](flow_example.png)" if (out / "flow_example.png").exists() else "",
     ]

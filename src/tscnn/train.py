@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from tscnn.checkpoints import load_pretrained
+from tscnn.checkpoints import load_pretrained, load_weights
 from tscnn.config import Config
 from tscnn.models import get_model
 from tscnn.teachers import DISTILLATION_TEMPERATURE, FER_CLASSES, distillation_loss, teacher_targets
@@ -83,7 +83,7 @@ def build_model(config: Config, num_classes: int, channels: dict[str, int] | Non
     With ``config.pretrained`` TSCNN's static stream input convolution and shared trunk start from
     ``tscnn pretrain`` weights."""
     spec = get_model(config.model)
-    if spec.kind != "network":
+    if not spec.trains_by_epochs:
         raise ValueError(f"model {config.model!r} is a features model; it is fitted, not trained by the Trainer")
     model = spec.build(config, num_classes, channels)
     if config.pretrained:
@@ -464,7 +464,7 @@ class Trainer:
         tmp.replace(checkpoint)
 
     def _restore(self, state: _State, checkpoint: Path) -> None:
-        saved = torch.load(checkpoint, map_location=self.device, weights_only=False)
+        saved = load_weights(checkpoint, "training checkpoint", ("model", "optimizer"), map_location=self.device)
         state.model.load_state_dict(saved["model"])
         state.optimizer.load_state_dict(saved["optimizer"])
         if state.scheduler is not None and saved.get("scheduler"):

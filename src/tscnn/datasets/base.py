@@ -50,6 +50,16 @@ class Database:
         lines += [f"  - {q}" for q in self.quirks]
         return "\n".join(lines)
 
+    def summary(self) -> dict:
+        """What ``describe`` says, as plain data (``tscnn datasets describe --json``)."""
+        t = self.table
+        return {"name": self.name, "root": str(self.root), "clips": int(len(t)), "subjects": int(t.subject.nunique()),
+                "classes": list(self.classes),
+                "clips_per_class": {name: int((t.emotion == name).sum()) for name in self.classes},
+                "clips_per_database": {str(d): int(n) for d, n in t.groupby("dataset").size().items()},
+                "clips_per_subject": {str(s): int(n) for s, n in t.groupby("subject").size().items()},
+                "quirks": list(self.quirks)}
+
 
 @dataclass(frozen=True)
 class ClipAnnotation:

@@ -23,9 +23,12 @@ class ModelSpec:
       input stream to its channel count in the prepared data.
     * ``features(arrays) -> (clips, d)`` and ``classifier() -> sklearn estimator`` (kind ``features``):
       ``arrays`` maps stream name to (clips, C, n, n) float arrays (the original variant).
-    * ``streams``: the prepared input streams it reads by default; ``size``: its input side in pixels
-      (None = the Config's); ``preset``: the training recipe it runs with unless one is named;
-      ``bf16``: whether bf16 autocast may be used for it (it slows tiny networks down).
+    * ``streams``: the prepared input streams it reads by default (``any_streams``: or any combination of
+      them); ``size``: its input side in pixels (None = the Config's); ``preset``: the training recipe it runs
+      with unless one is named; ``bf16``: whether bf16 autocast may be used for it (it slows tiny networks down).
+    * What it can do, asked by the runner, the reports and the commands instead of its name:
+      ``trains_by_epochs``, ``fuses_with_floor``, ``exports_onnx`` (each, unless given, whether it is a network),
+      ``pretrained_weights`` and ``is_features``.
     """
 
     name: str
@@ -39,7 +42,23 @@ class ModelSpec:
     classifier: Callable[[], Any] | None = None
     reference: str = ""
     bf16: bool = True  # bf16 autocast pays only for large convolutions; small networks run faster in fp32
+    any_streams: bool = False  # reads any combination of the prepared streams (TSCNN), not only its own
+    pretrained_weights: bool = False  # `tscnn pretrain` weights (static stream and trunk) load into it
+    trains_by_epochs: bool | None = None  # None: a network does (Trainer, epoch choice), a features model is fitted
+    fuses_with_floor: bool | None = None  # None: a network's probabilities may be averaged with the linear floor's
+    exports_onnx: bool | None = None  # None: a network can be written as ONNX (`tscnn export`)
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        network = self.kind == "network"
+        for name in ("trains_by_epochs", "fuses_with_floor", "exports_onnx"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, network)
+
+    @property
+    def is_features(self) -> bool:
+        """A fixed feature extractor plus a classifier, fitted per fold (no epochs, no saved model)."""
+        return self.kind == "features"
 
 
 MODELS: dict[str, ModelSpec] = {}

@@ -201,7 +201,8 @@ def _build_tscnn(config, num_classes: int, channels: Mapping[str, int] | None = 
 
 
 register_model(ModelSpec(
-    name="tscnn", kind="network", build=_build_tscnn, streams=STREAMS, preset="paper",
+    name="tscnn", kind="network", build=_build_tscnn, streams=STREAMS, preset="paper", any_streams=True,
+    pretrained_weights=True,
     description="TSCNN: three-stream CNN (static-spatial, local-spatial, dynamic-temporal), shared trunk",
     reference="the paper in seed/tscnn-paper.txt",
 ))

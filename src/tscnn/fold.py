@@ -1,0 +1,149 @@
+"""One fold: its rows (from the protocol), its training or fitting, the late fusion with the linear floor, and
+the JSON-ready record every backend returns and the runner stores."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tscnn.config import Config
+from tscnn.models import get_model
+from tscnn.preprocessing.prepare import Prepared
+from tscnn.protocol_specs import get_protocol
+from tscnn.protocols import Fold
+from tscnn.run_facts import code_version
+from tscnn.train import Trainer
+
+
+def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
+    """The folds of the Config's protocol: one per subject (LOSO), or one cross-database fold; with
+    ``train_fraction`` < 1 each learns from a seeded share of its training subjects (a learning curve).
+
+    The leaky selection (``test_leaky``) holds out no validation subjects: the practice it reproduces
+    trains on every training subject and picks the epoch on the test subject."""
+    val_fraction = 0.0 if config.leaky else config.val_fraction
+    return get_protocol(config.protocol).folds(config, table, seed, val_fraction)
+
+
+def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes: int, fold: Fold, seed: int,
+             fold_index: int, progress: bool) -> dict:
+    """Train (or fit) and test one fold; a JSON-ready record of its predictions, the leaky shadow and history."""
+    spec = get_model(config.model)
+    arrays = {s: prepared.arrays[s] for s in config.streams}
+    start = time.perf_counter()
+    if not spec.trains_by_epochs:
+        features = spec.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
+        # No epochs to choose: every training subject fits, in table order (a solver's result depends on it).
+        fit_rows = np.sort(np.concatenate([fold.train, fold.val]))
+        classifier = spec.classifier()
+        with contextlib.suppress(ValueError):
+            classifier.set_params(**{k: seed for k in classifier.get_params() if k.endswith("random_state")})
+        classifier.fit(features[fit_rows], labels[fit_rows])
+        pred = classifier.predict(features[fold.test])
+        proba = np.eye(num_classes)[pred]
+        history, chosen, leaky_epoch, leaky_proba = [], 0, 0, proba
+    else:
+        trainer = Trainer(config, num_classes, seed=seed * 1000 + fold_index)
+        result = trainer.fit(arrays, labels, fold.train, fold.val, fold.test, desc=f"fold {fold.test_subject}",
+                             progress=progress)
+        proba = trainer.predict_proba(result.model, arrays, fold.test)
+        history, chosen, leaky_epoch, leaky_proba = (result.history, result.chosen_epoch, result.leaky_epoch,
+                                                     result.leaky_proba)
+    fused = {}
+    if config.fuse_linear:
+        floor = floor_proba(arrays, labels, np.sort(np.concatenate([fold.train, fold.val])), fold.test, num_classes)
+        fused = {"network_proba": np.round(proba, 6).tolist(), "floor_proba": np.round(floor, 6).tolist()}
+        proba, leaky_proba = (proba + floor) / 2, (leaky_proba + floor) / 2
+    table = prepared.table
+    return {
+        "test_subject": fold.test_subject,
+        "val_subjects": sorted(set(table.subject.iloc[fold.val])),
+        "train_subjects": sorted(set(table.subject.iloc[fold.train])),
+        "n_train_clips": int(len(fold.train)),
+        "chosen_epoch": chosen,
+        "leaky_epoch": leaky_epoch,
+        "seconds": time.perf_counter() - start,
+        "code_version": code_version(),
+        "history": history,
+        "rows": fold.test.tolist(),
+        "proba": np.round(proba, 6).tolist(),
+        "leaky_proba": np.round(leaky_proba, 6).tolist(),
+        **fused,
+    }
+
+
+def fit_floor(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray) -> tuple[object, np.ndarray]:
+    """The linear floor (the ``linear`` model: standardised pixels of every stream's original variant + logistic
+    regression) fitted on ``fit_rows``, and the feature matrix of every clip: the second member of ``fuse_linear``."""
+    linear = get_model("linear")
+    features = linear.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
+    return linear.classifier().fit(features[fit_rows], labels[fit_rows]), features
+
+
+def floor_proba(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray,
+                num_classes: int) -> np.ndarray:
+    """Class probabilities of the floor fitted on ``fit_rows`` (``fit_floor``) for ``test_rows``; a class absent
+    from the fitted rows gets probability 0."""
+    classifier, features = fit_floor(arrays, labels, fit_rows)
+    proba = np.zeros((len(test_rows), num_classes))
+    proba[:, classifier.classes_] = classifier.predict_proba(features[test_rows])
+    return proba
+
+
+@dataclass
+class FoldJob:
+    """One fold of one seed still to train, and where its record goes."""
+
+    seed: int
+    index: int
+    fold: Fold
+    path: Path
+
+
+@dataclass
+class FoldContext:
+    """What every fold job reads: the settings and the prepared data (sent to each worker once)."""
+
+    config: Config
+    prepared: Prepared
+    labels: np.ndarray
+    num_classes: int
+
+    def run(self, job: FoldJob, progress: bool = False) -> dict:
+        return run_fold(self.config, self.prepared, self.labels, self.num_classes, job.fold, job.seed, job.index,
+                        progress)
+
+
+def fold_predictions(record: dict, table: pd.DataFrame, seed: int, classes: tuple[str, ...]) -> pd.DataFrame:
+    """Per-clip prediction rows of a finished fold: the honest prediction, its class probabilities, and
+    the leaky shadow's prediction (the epoch with the best test accuracy)."""
+    rows = table.iloc[record["rows"]]
+    proba = np.asarray(record["proba"])
+    out = rows[["dataset", "subject", "clip", "emotion", "label"]].copy()
+    out["pred"] = proba.argmax(1)
+    out["leaky_pred"] = np.asarray(record["leaky_proba"]).argmax(1)
+    for c, name in enumerate(classes):
+        out[f"p_{name}"] = proba[:, c]
+    out["seed"] = seed
+    out["fold"] = record["test_subject"]
+    return out
+
+
+def check_stored_fold(path: Path, fold: Fold, table: pd.DataFrame, seed: int) -> dict:
+    """A saved fold's record, refused when it learned from other subjects than this run's fold would (the fold
+    rule changed since it was saved): its predictions would be pooled with the new folds' unnoticed."""
+    stored = json.loads(path.read_text())
+    subjects = table["subject"].astype(str)
+    for part, rows in (("val_subjects", fold.val), ("train_subjects", fold.train)):
+        now = sorted(set(subjects.iloc[rows]))
+        if part in stored and sorted(map(str, stored[part])) != now:
+            raise ValueError(f"{path}: seed {seed}, fold {fold.test_subject} was saved with {part} "
+                             f"{stored[part]}, but this run's fold has {now}; the folds are drawn differently "
+                             "now: write to another --out folder, or move this one away")
+    return stored
