@@ -29,12 +29,14 @@ from tqdm import tqdm
 
 from tscnn import __version__
 from tscnn.config import PRESETS, Config, from_preset
+from tscnn.console import bars_disabled
 from tscnn.datasets import Database, load_database
 from tscnn.errors import one_line
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
 from tscnn.preprocessing.prepare import ALL_STREAMS, VOLUME_STREAM, Prepared, PrepSettings, check_streams, prepare
 from tscnn.protocols import Fold, cross_dataset_fold, loso_folds
+from tscnn.results_folder import atomic_write_text, writes_results_folder
 from tscnn.train import Trainer
 
 
@@ -108,7 +110,7 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
     if path.exists():
         # Seeds are not compared: each seed's folds live in their own folder, so a run may add seeds. A field
         # added to the Config after the folder was made takes its default (which keeps the earlier behaviour).
-        saved = json.loads(json.dumps(Config.from_dict(json.loads(path.read_text())).to_dict()))
+        saved = json.loads(json.dumps(Config.load(path).to_dict()))
         stored = {k: v for k, v in saved.items() if k != "seeds"}
         wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "seeds"}
         if stored != wanted:
@@ -129,7 +131,7 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
             return
     out.mkdir(parents=True, exist_ok=True)
     config.save(path)
-    stamp.write_text(json.dumps(current, indent=2))
+    atomic_write_text(stamp, json.dumps(current, indent=2))
 
 
 def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
@@ -235,9 +237,7 @@ class FoldContext:
 
 
 def _save_record(path: Path, record: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(record))
 
 
 class MissingDependencyError(ValueError):
@@ -467,7 +467,8 @@ def run_fold_jobs(pending: list[FoldJob], config: Config, prepared: Prepared, la
     queue = deque((job, 1) for job in pending)
     with backend:
         # "folds k/N [elapsed<time left]" over every backend; in process each fold's epoch bar sits below it.
-        bar = tqdm(total=len(pending), desc=f"folds ({backend.description})", unit="fold", disable=not progress)
+        bar = tqdm(total=len(pending), desc=f"folds ({backend.description})", unit="fold",
+                   disable=bars_disabled(progress))
         running: dict[Future, tuple[FoldJob, int]] = {}
         while queue or running:
             while queue and len(running) < backend.capacity:
@@ -520,6 +521,7 @@ def check_stored_fold(path: Path, fold: Fold, table: pd.DataFrame, seed: int) ->
     return stored
 
 
+@writes_results_folder()
 def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None = None,
                    database: Database | None = None, progress: bool = True,
                    max_new_folds: int | None = None, allow_code_change: bool = False,
@@ -567,9 +569,9 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
         predictions["selection"] = config.selection + (" (LEAKY)" if config.leaky else "")  # each row says how
     metrics = summarise(predictions, config, db, num_classes) if complete else {}
     if complete:
-        predictions.to_csv(out / "predictions.csv", index=False)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (out / "run_info.json").write_text(json.dumps({
+        atomic_write_text(out / "predictions.csv", predictions.to_csv(index=False))
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write_text(out / "run_info.json", json.dumps({
             "code_version": code_version(), "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
             "bf16": Trainer(config, num_classes, 0).autocast, "device": config.device, "seeds": list(config.seeds),
@@ -626,7 +628,7 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds; fold_mean_f1 = the mean "
               "over folds of each fold's macro F1 (classes present in that fold), the other reading of a 'mean F1'",
         "mean_std_over_seeds": over_seeds(list(per_seed.values()), _SEED_METRICS),
-        "per_seed": per_seed, "quirks": db.quirks,
+        "per_seed": per_seed, "quirks": db.quirks, "left_out": db.left_out,
         **({"per_dataset_mean_std_over_seeds": per_dataset} if per_dataset else {}),
         "seed_ensemble": evaluate_predictions(seed_ensemble(predictions), num_classes),
         "leaky_shadow": {
@@ -731,6 +733,7 @@ def check_config(config: Config, local_device: bool = True) -> None:
                          f"{config.model} is a features model (run --model linear for the floor alone)")
 
 
+@writes_results_folder()
 def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | None = None,
                       database: Database | None = None, progress: bool = True) -> Path:
     """One model on every subject of the database, for prediction on new clips (``tscnn predict``).
