@@ -268,9 +268,9 @@ def predict_frames(saved: SavedModel, images: list[np.ndarray], numbers: list[in
                    onset: int | None = None, apex: int | None = None, offset: int | None = None,
                    cropped: bool = False) -> Prediction:
     """What ``predict_clip`` does once the frames are read (shared with frames held in memory)."""
-    model, config, classes = saved.model, saved.config, saved.classes
     if len(images) < 2:
         raise DatasetError(f"{source}: {len(images)} frame(s); a clip needs at least two (its onset and offset)")
+    model, config, classes = saved.model, saved.config, saved.classes
     index = {n: i for i, n in enumerate(numbers)}
     first = index.get(numbers[0] if onset is None else onset)
     last = index.get(numbers[-1] if offset is None else offset)
