@@ -32,6 +32,6 @@ def plain_warnings(quiet: bool | None = False) -> None:
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
         ours = issubclass(category, SpotWarning) or str(filename).startswith(_PACKAGE)
         if ours or not quiet:
-            print(f"warning: {one_line(message if isinstance(message, Warning) else Warning(message), 300)}",
+            print(f"warning: {one_line(message if isinstance(message, Warning) else Warning(message), 1 << 20)}",
                   file=sys.stderr)
     warnings.showwarning = show

@@ -1,8 +1,9 @@
 """A results folder's safety: the project writes only where it may, one run at a time, never half a file.
 
 * **Marker.** A folder the project creates gets a marker file (``MARKER``). A run writes only into a folder
-  that is absent, empty, or holds the marker (or, made before markers existed, a ``config.json`` with its
-  ``fingerprint.json``); any other folder is the user's and is refused, so no file of theirs is overwritten.
+  that is absent, empty, or holds the marker (or, made before markers existed, a run's ``config.json``,
+  which a run resumes only when its settings are the same); any other folder is the user's and is
+  refused, so no file of theirs is overwritten.
 * **Lock.** A run holds an exclusive lock on its folder (``filelock``, an OS lock the kernel releases when the
   process dies) for its lifetime; a second run on the folder is refused, naming the holder (pid, host, start
   time). A holder file left by a killed process is stale: the next run takes the lock over and says so.
@@ -30,7 +31,7 @@ MARKER = ".tscnn-results"
 LOCK = ".tscnn-lock"
 HOLDER = ".tscnn-lock-holder.json"
 OWN_FILES = {MARKER, LOCK, HOLDER}
-LEGACY = ("config.json", "fingerprint.json")  # a results folder made before the marker existed
+LEGACY = "config.json"  # a results folder made before the marker existed (resumed only with equal settings)
 
 F = TypeVar("F", bound=Callable)
 
@@ -63,8 +64,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def is_results_folder(folder: Path) -> bool:
-    """True when the project wrote ``folder``: it holds the marker, or a run's settings and fingerprint."""
-    return (folder / MARKER).is_file() or all((folder / name).is_file() for name in LEGACY)
+    """True when the project wrote ``folder``: it holds the marker, or (older folders) a run's settings."""
+    return (folder / MARKER).is_file() or (folder / LEGACY).is_file()
 
 
 def require_empty(folder: str | Path, what: str) -> None:
