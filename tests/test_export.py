@@ -55,6 +55,8 @@ def test_export_matches_pytorch_within_tolerance(tiny_model, tmp_path, capsys):
     assert main(["export", str(tiny_model), str(tmp_path / "cli.onnx")]) == 0
     out = capsys.readouterr().out
     assert "max abs diff" in out and (tmp_path / "cli.onnx").is_file()
+    # One self-contained file per export: no external-weights file (.onnx.data), no temporary file left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.onnx", "model.onnx"]
 
 
 def test_a_peer_network_exports(tmp_path):

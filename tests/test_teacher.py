@@ -88,7 +88,7 @@ def test_teacher_is_refused_without_a_static_stream():
     for bad in ({"streams": ("ls", "dt")}, {"model": "ststnet", "streams": ("uvs",)}):
         with pytest.raises(ValueError, match="static-spatial stream"):
             check_config(Config(teacher="fer", **bad))
-    with pytest.raises(ValueError, match="teacher must be"):
+    with pytest.raises(ValueError, match="--teacher: must be one of"):
         Config(teacher="imagenet")
 
 

@@ -19,6 +19,7 @@ from tscnn.predict import save_model
 from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.protocols import validation_subjects
 from tscnn.report import write_report
+from tscnn.results_folder import writes_results_folder
 from tscnn.run_facts import ExperimentResult, code_version
 from tscnn.runner import check_config, config_database, config_for, default_out, run_experiment
 from tscnn.synth import SynthSettings, write_database
@@ -67,6 +68,7 @@ def demo_config(data: str | Path, seeds: tuple[int, ...] = (0,), data_seed: int 
                       data_seed=data_seed)
 
 
+@writes_results_folder()
 def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | None = None,
                       database: Database | None = None, progress: bool = True) -> Path:
     """One model on every subject of the database, for prediction on new clips (``tscnn predict``).

@@ -19,15 +19,15 @@ import torch
 from tqdm import tqdm
 
 from tscnn.config import Config
+from tscnn.console import bars_disabled
 from tscnn.errors import one_line
 from tscnn.fold import FoldContext, FoldJob
 from tscnn.preprocessing.prepare import Prepared
+from tscnn.results_folder import atomic_write_text
 
 
 def _save_record(path: Path, record: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(record))
 
 
 class MissingDependencyError(ValueError):
@@ -257,7 +257,8 @@ def run_fold_jobs(pending: list[FoldJob], config: Config, prepared: Prepared, la
     queue = deque((job, 1) for job in pending)
     with backend:
         # "folds k/N [elapsed<time left]" over every backend; in process each fold's epoch bar sits below it.
-        bar = tqdm(total=len(pending), desc=f"folds ({backend.description})", unit="fold", disable=not progress)
+        bar = tqdm(total=len(pending), desc=f"folds ({backend.description})", unit="fold",
+                   disable=bars_disabled(progress))
         running: dict[Future, tuple[FoldJob, int]] = {}
         while queue or running:
             while queue and len(running) < backend.capacity:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from tscnn.models.tscnn import TSCNN
+from tscnn.results_folder import atomic_path
 
 PRETRAINED_KEYS = ("input_conv_ss", "trunk")
 
@@ -62,8 +63,9 @@ def save_pretrained(model: TSCNN, path: str | Path, source: str, val_accuracy: f
     where they were trained (``source``) and their validation accuracy."""
     path = Path(path)
     model = model.to("cpu")
-    torch.save({"input_conv_ss": model.input_convs["ss"].state_dict(), "trunk": model.trunk.state_dict(),
-                "source": source, "val_accuracy": val_accuracy}, path)
+    with atomic_path(path) as tmp:
+        torch.save({"input_conv_ss": model.input_convs["ss"].state_dict(), "trunk": model.trunk.state_dict(),
+                    "source": source, "val_accuracy": val_accuracy}, tmp)
     return path
 
 

@@ -314,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tscnn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars and no other library's warnings "
+                        "(bars are drawn only on a terminal anyway)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write a synthetic ME database in a real on-disk layout")
@@ -418,12 +420,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Every option in its domain before the command starts (``tscnn.config.DOMAINS`` for the run settings,
+    ``OPTION_DOMAINS`` for the others): the same one-line refusal as the Python API's. ``model`` is a file,
+    not a registry name, in predict, export and spot."""
+    from tscnn.config import DOMAINS, OPTION_DOMAINS, check_domains
+
+    values = {name: _flat(value) for name, value in vars(args).items()}
+    file_model = args.command in ("predict", "export", "spot")
+    settings = {k: v for k, v in DOMAINS.items() if not (k == "model" and file_model)}
+    check_domains(values, {**settings, **OPTION_DOMAINS})
+
+
+def _flat(value: object) -> object:
+    """A list option's items (``--seeds 0,1 2`` parses as [[0, 1], [2]])."""
+    if isinstance(value, list):
+        return tuple(item for part in value for item in (part if isinstance(part, list) else [part]))
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; a bad input or setting ends in one line naming what is wrong and exit code 2
     (``--debug`` shows the traceback instead)."""
+    from tscnn.console import plain_warnings
+
     args = build_parser().parse_args(argv)
+    plain_warnings(args.quiet)
     try:
+        check_options(args)
         return args.func(args)
+    except KeyboardInterrupt as err:  # Ctrl-C: what is saved (tscnn.results_folder.RunInterrupted), no traceback
+        if args.debug:
+            raise
+        print(f"interrupted: {err}" if str(err) else "interrupted", file=sys.stderr)
+        return 130
     except (ValueError, OSError) as err:
         if args.debug:
             raise

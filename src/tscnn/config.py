@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from tscnn.errors import SettingError, option_name
 from tscnn.protocol_specs import PROTOCOL_SPECS
 
 SELECTIONS = ("val_loss", "fixed", "test_leaky")
@@ -23,7 +26,90 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 AUGMENT_MODES = ("expand", "sample")
 PROTOCOLS = tuple(PROTOCOL_SPECS)  # the registry of tscnn.protocol_specs
+TEACHERS = ("", "fer")  # distillation teachers of the static stream: tscnn.teachers
 FACE_ALIGN = ("auto", "landmarks", "haar")  # how faces are cut: tscnn.preprocessing.align
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a setting may take, declared once (``DOMAINS``) and checked wherever the setting comes from:
+    the command line, the Python API and a stored ``config.json`` refuse the same values, before any work.
+
+    A number lies between ``low`` and ``high`` (either open); a name is one of ``choices`` (a tuple, or a
+    function giving the names of a registry, asked only when checking); a list has each item in the domain,
+    and ``unique`` / ``non_empty`` say whether items may repeat and whether it may be empty."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] | Callable[[], Iterable[str]] | None = None
+    unique: bool = False
+    non_empty: bool = False
+    note: str = ""  # why, for a bound that needs it
+
+    def names(self) -> list[str]:
+        return list(self.choices() if callable(self.choices) else self.choices or ())
+
+    def describe(self) -> str:
+        """The domain in words: ``positive``, ``0 or more``, ``in [0, 1)``, ``one of a, b``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(name or "'' (none)" for name in self.names())
+        if self.high is None:
+            if self.low == 0:
+                return "positive" if self.low_open else "0 or more"
+            return f"at least {self.low:g}" if self.low is not None else "any number"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with ``value``, or None when it lies in the domain."""
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        if isinstance(value, (tuple, list)):
+            if self.non_empty and not value:
+                return "give at least one"
+            repeated = [item for i, item in enumerate(value) if item in value[:i]]
+            if self.unique and repeated:
+                return f"{repeated[0]} is given twice"
+        for item in items:
+            if self.choices is not None:
+                if item not in self.names():
+                    return f"must be {self.describe()}"
+            elif self.low is not None or self.high is not None:
+                number = isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+                if not number or (self.low is not None and (item < self.low or (self.low_open and item == self.low))) \
+                        or (self.high is not None and (item > self.high or (self.high_open and item == self.high))):
+                    return f"must be {self.describe()}" + (f": {self.note}" if self.note else "")
+        return None
+
+
+POSITIVE = Domain(low=0, low_open=True)
+NON_NEGATIVE = Domain(low=0)
+SHARE = Domain(low=0, high=1, high_open=True)  # a share or probability that cannot be all
+
+
+def _registry(module: str, name: str) -> Callable[[], list[str]]:
+    """The names of a registry defined elsewhere, imported only when a value is checked."""
+    def names() -> list[str]:
+        import importlib
+
+        return sorted(getattr(importlib.import_module(module), name))
+    return names
+
+
+def shown(value: object) -> str:
+    """A setting's value as the command line writes it (lists comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def check_domains(values: dict, domains: dict[str, Domain]) -> None:
+    """Refuse the first value outside its domain: ``SettingError("--field-name: what is wrong (got X)")``."""
+    for name, domain in domains.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        problem = domain.problem(value)
+        if problem:
+            raise SettingError(f"{option_name(name)}: {problem} (got {shown(value)})")
 
 
 @dataclass
@@ -95,31 +181,14 @@ class Config:
         self.seeds = tuple(self.seeds)
         self.train_datasets = tuple(self.train_datasets)
         self.test_datasets = tuple(self.test_datasets)
-        for name, value, allowed in (("selection", self.selection, SELECTIONS),
-                                     ("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
-                                     ("augment_mode", self.augment_mode, AUGMENT_MODES),
-                                     ("protocol", self.protocol, PROTOCOLS),
-                                     ("face_align", self.face_align, FACE_ALIGN)):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if self.blocks < 1:
-            raise ValueError("blocks (k) must be at least 1")
-        if not 0 < self.train_fraction <= 1:
-            raise ValueError(f"train_fraction is a share of the training subjects: in (0, 1], "
-                             f"got {self.train_fraction}")
-        if self.mixup < 0:
-            raise ValueError(f"mixup is the alpha of a Beta distribution: 0 (off) or positive, got {self.mixup}")
+        check_domains(self.to_dict(), DOMAINS)
         if self.tta_flip and not self.augment:
             raise ValueError("tta_flip averages a clip with its mirrored variant, which only augment prepares: "
                              "set augment, or turn tta_flip off")
         if self.average_last and self.selection != "fixed":
             raise ValueError("average_last (weight averaging) needs selection 'fixed': it replaces epoch selection")
-        if self.average_last < 0 or self.average_last > self.max_epochs:
+        if self.average_last > self.max_epochs:
             raise ValueError(f"average_last must be in 0..max_epochs ({self.max_epochs}), got {self.average_last}")
-        if self.teacher not in ("", "fer"):
-            raise ValueError(f"teacher must be '' (none) or 'fer', got {self.teacher!r}")
-        if self.teacher_weight < 0:
-            raise ValueError(f"teacher_weight must be 0 or positive, got {self.teacher_weight}")
         protocol = PROTOCOL_SPECS[self.protocol]
         if not all(getattr(self, name) for name in protocol.needs):
             raise ValueError(f"protocol {self.protocol!r} needs {' and '.join(protocol.needs)} "
@@ -136,7 +205,9 @@ class Config:
         return asdict(self)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        from tscnn.results_folder import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
@@ -146,7 +217,69 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Stored settings; a value outside its domain is refused naming the file (a hand-edited config.json)."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except SettingError as err:
+            raise SettingError(f"{path}: {err}") from None
+
+
+DOMAINS: dict[str, Domain] = {
+    "model": Domain(choices=_registry("tscnn.models", "MODELS")),
+    "dataset": Domain(choices=_registry("tscnn.datasets", "READERS")),
+    "apex_fallback": Domain(choices=_registry("tscnn.datasets.base", "APEX_FALLBACKS")),
+    "size": Domain(low=8),
+    "blocks": Domain(low=1),
+    "flow": Domain(choices=_registry("tscnn.preprocessing.flow", "FLOW_METHODS")),
+    "work_size": Domain(low=8),
+    "face_align": Domain(choices=FACE_ALIGN),
+    "streams": Domain(unique=True, non_empty=True),  # the names: tscnn.runner.check_config (model, database)
+    "dense1": POSITIVE,
+    "dense2": POSITIVE,
+    "dropout": SHARE,
+    "lr": POSITIVE,
+    "momentum": Domain(low=0, high=1),
+    "weight_decay": NON_NEGATIVE,
+    "batch_size": POSITIVE,
+    "max_epochs": POSITIVE,
+    "patience": POSITIVE,
+    "selection": Domain(choices=SELECTIONS),
+    "val_fraction": SHARE,
+    "train_fraction": Domain(low=0, high=1, low_open=True, note="train_fraction is a share of the training subjects"),
+    "optimizer": Domain(choices=OPTIMIZERS),
+    "schedule": Domain(choices=SCHEDULES),
+    "augment_mode": Domain(choices=AUGMENT_MODES),
+    "average_last": NON_NEGATIVE,
+    "mixup": Domain(low=0, note="mixup is the alpha of a Beta distribution (0 = off)"),
+    "protocol": Domain(choices=PROTOCOLS),
+    "train_datasets": Domain(unique=True),
+    "test_datasets": Domain(unique=True),
+    "preset": Domain(choices=lambda: sorted(PRESETS)),
+    "seeds": Domain(low=0, unique=True, non_empty=True),
+    "threads": NON_NEGATIVE,  # 0 = torch's default
+    "data_seed": NON_NEGATIVE,
+    "teacher": Domain(choices=TEACHERS, note="teacher is '' (none) or a known teacher (tscnn.teachers)"),
+    "teacher_weight": NON_NEGATIVE,
+}
+"""The domain of every Config field that has one (the others are paths, names checked by their readers, the
+device, checked where it runs, and switches); ``Config.__post_init__`` checks them."""
+
+OPTION_DOMAINS: dict[str, Domain] = {
+    "jobs": POSITIVE,
+    "max_new_folds": NON_NEGATIVE,
+    "z": POSITIVE,
+    "tolerance": POSITIVE,
+    "fps": POSITIVE,
+    "onset": NON_NEGATIVE,
+    "apex": NON_NEGATIVE,
+    "offset": NON_NEGATIVE,
+    "subjects": Domain(low=2),
+    "seed": NON_NEGATIVE,
+    "synthetic_subjects": Domain(low=2),
+    "max_rows": POSITIVE,
+}
+"""The domains of the command options that are not settings of a run (``tscnn.cli`` checks them with ``DOMAINS``
+before a command starts)."""
 
 
 _TSCNN_PLUS = {"size": 28, "batch_size": 32, "lr": 1e-2, "max_epochs": 30, "schedule": "cosine", "selection": "fixed",

@@ -21,5 +21,14 @@ def one_line(error: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+class SettingError(ValueError):
+    """A setting or option outside its domain; the message starts with the option's name (``--lr: ...``)."""
+
+
+def option_name(field: str) -> str:
+    """The command-line spelling of a setting: ``batch_size`` -> ``--batch-size``."""
+    return "--" + field.replace("_", "-")
+
+
 class SpotWarning(UserWarning):
     """A result that may not mean what it seems: low frame rate, a long video classified as one clip."""

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from tscnn.config import OPTION_DOMAINS, check_domains
 from tscnn.errors import one_line
+from tscnn.results_folder import atomic_path
 
 ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 DEFAULT_TOLERANCE = 1e-4
@@ -93,6 +95,9 @@ def export_onnx(model_path: str | Path, onnx_path: str | Path, tolerance: float 
     from tscnn.predict import load_saved_model, read_saved
 
     model_path, onnx_path = Path(model_path), Path(onnx_path)
+    check_domains({"tolerance": tolerance}, {"tolerance": OPTION_DOMAINS["tolerance"]})
+    if onnx_path.is_dir():
+        raise ValueError(f"{onnx_path}: a folder; give the .onnx file to write (e.g. {onnx_path / 'model.onnx'})")
     require_onnx()
     if not model_path.is_file():
         raise FileNotFoundError(f"model file {model_path} does not exist (make one with `tscnn train`)")
@@ -116,22 +121,24 @@ def export_onnx(model_path: str | Path, onnx_path: str | Path, tolerance: float 
     generator = torch.Generator().manual_seed(seed)
     example = tuple(torch.rand(2, *shapes[s], generator=generator) for s in streams)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        export_program(wrapper, example, streams, onnx_path)
-        add_metadata(onnx_path, {"tscnn_classes": list(saved.classes), "tscnn_streams": list(streams),
-                                 "tscnn_input_size": shapes[streams[0]][1], "tscnn_model": model_name,
-                                 "tscnn_card": saved.card, "tscnn_tta_flip": saved.config.tta_flip})
-        check = tuple(torch.rand(check_batch, *shapes[s], generator=generator) for s in streams)
-        diff = max_abs_diff(wrapper, onnx_path, streams, check)
-    except Exception as err:
-        onnx_path.unlink(missing_ok=True)
-        if isinstance(err, (ValueError, OSError)):
-            raise
-        raise ValueError(f"{model_path}: ONNX export failed: {one_line(err)}") from err
-    if not diff <= tolerance:  # also catches NaN
-        onnx_path.unlink(missing_ok=True)
-        raise ValueError(f"{onnx_path}: onnxruntime differs from PyTorch by {diff:.3g} (tolerance {tolerance:g}); "
-                         "the file was removed")
+    # Written under a temporary name and renamed when checked: a failure leaves nothing, an old file stays whole.
+    with atomic_path(onnx_path) as tmp:
+        try:
+            export_program(wrapper, example, streams, tmp)
+            add_metadata(tmp, {"tscnn_classes": list(saved.classes), "tscnn_streams": list(streams),
+                               "tscnn_input_size": shapes[streams[0]][1], "tscnn_model": model_name,
+                               "tscnn_card": saved.card, "tscnn_tta_flip": saved.config.tta_flip})
+            check = tuple(torch.rand(check_batch, *shapes[s], generator=generator) for s in streams)
+            diff = max_abs_diff(wrapper, tmp, streams, check)
+        except Exception as err:
+            if isinstance(err, (ValueError, OSError)):
+                raise
+            raise ValueError(f"{model_path}: ONNX export failed: {one_line(err)}") from err
+        finally:
+            tmp.with_name(tmp.name + ".data").unlink(missing_ok=True)  # an exporter's external weights, if any
+        if not diff <= tolerance:  # also catches NaN
+            raise ValueError(f"{onnx_path}: onnxruntime differs from PyTorch by {diff:.3g} (tolerance "
+                             f"{tolerance:g}); nothing was written")
     return {"model_path": str(model_path), "onnx_path": str(onnx_path), "model": model_name,
             "inputs": {s: ["batch", *shapes[s]] for s in streams}, "outputs": ["logits", "probabilities"],
             "classes": list(saved.classes), "opset": OPSET, "bytes": onnx_path.stat().st_size,
@@ -153,7 +160,8 @@ def export_program(wrapper: nn.Module, example: tuple[torch.Tensor, ...], stream
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, example, str(onnx_path), input_names=list(streams),
                               output_names=["logits", "probabilities"], opset_version=OPSET, dynamo=True,
-                              optimize=False, dynamic_shapes=(tuple({0: batch} for _ in streams),), verbose=False)
+                              optimize=False, dynamic_shapes=(tuple({0: batch} for _ in streams),), verbose=False,
+                              external_data=False)  # one self-contained file: the weights inside the .onnx
     finally:
         quiet.setLevel(level)
     if not onnx_path.is_file():

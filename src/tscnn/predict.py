@@ -28,10 +28,11 @@ from tscnn.errors import SpotWarning
 from tscnn.models.linear import floor_tensors_proba, pixel_features
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.preprocessing.apex import spot_apex_frames
-from tscnn.preprocessing.frames import video_fps
+from tscnn.preprocessing.frames import decode_image, video_fps
 from tscnn.preprocessing.keyframes import refuse_key_frames
 from tscnn.preprocessing.prepare import PrepSettings, face_frames, frames_to_inputs
 from tscnn.preprocessing.streams import clip_views
+from tscnn.results_folder import atomic_path
 from tscnn.train import build_model
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -93,10 +94,11 @@ def save_model(path: str | Path, model: TSCNN, config: Config, classes: tuple[st
     convs = getattr(model, "input_convs", None)  # TSCNN's; a peer network reads its streams' standard channels
     channels = ({s: conv[0].in_channels for s, conv in convs.items()} if convs is not None
                 else {s: stream_channels(s, config.blocks) for s in model.streams})
-    torch.save({"state_dict": model.to("cpu").state_dict(), "config": plain(config.to_dict()),
-                "classes": list(classes), "channels": plain(channels), "meta": plain(meta),
-                "card": make_model_card(config, classes, meta), **({"floor": floor} if floor is not None else {})},
-               path)
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.to("cpu").state_dict(), "config": plain(config.to_dict()),
+                    "classes": list(classes), "channels": plain(channels), "meta": plain(meta),
+                    "card": make_model_card(config, classes, meta), **({"floor": floor} if floor is not None else {})},
+                   tmp)
     return path
 
 
@@ -184,10 +186,16 @@ def read_clip(source: str | Path) -> tuple[list[np.ndarray], list[int]]:
         if not frames:
             raise DatasetError(f"{source}: no frames (images with a frame number in their name) in this folder")
         numbers = sorted(frames)
-        images = [cv2.imread(str(frames[n]), cv2.IMREAD_GRAYSCALE) for n in numbers]
-        bad = [str(frames[n]) for n, im in zip(numbers, images, strict=True) if im is None]
-        if bad:
-            raise DatasetError(f"{source}: cannot read image {bad[0]} (missing, empty or corrupt)")
+        images = []
+        for n in numbers:
+            image, why = decode_image(frames[n], cv2.IMREAD_GRAYSCALE)
+            if image is None:
+                raise DatasetError(f"{source}: cannot read image {frames[n]} ({why})")
+            if images and image.shape != images[0].shape:
+                raise DatasetError(f"{source}: frame {frames[n]} is {image.shape[1]}x{image.shape[0]} px, the "
+                                   f"first frame {frames[numbers[0]]} {images[0].shape[1]}x{images[0].shape[0]}: "
+                                   "a clip's frames must have one size")
+            images.append(image)
         return images, numbers
     if source.suffix.lower() not in VIDEO_SUFFIXES or not source.is_file():
         raise DatasetError(f"{source}: not a frame folder or a video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
@@ -236,6 +244,8 @@ def predict_frames(saved: SavedModel, images: list[np.ndarray], numbers: list[in
                    onset: int | None = None, apex: int | None = None, offset: int | None = None,
                    cropped: bool = False) -> Prediction:
     """What ``predict_clip`` does once the frames are read (shared with frames held in memory)."""
+    if len(images) < 2:
+        raise DatasetError(f"{source}: {len(images)} frame(s); a clip needs at least two (its onset and offset)")
     model, config, classes = saved.model, saved.config, saved.classes
     index = {n: i for i, n in enumerate(numbers)}
     first = index.get(numbers[0] if onset is None else onset)

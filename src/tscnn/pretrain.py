@@ -22,11 +22,13 @@ import torch
 from tscnn.checkpoints import save_pretrained
 from tscnn.config import Config
 from tscnn.datasets.fer2013 import FaceImages
+from tscnn.results_folder import atomic_write_text, writes_results_folder
 from tscnn.train import Trainer
 
 WEIGHTS = "pretrained.pt"
 
 
+@writes_results_folder()
 def pretrain(data: FaceImages, config: Config, out: str | Path, progress: bool = True) -> dict:
     """Train the SS network on ``data`` (Training rows; PublicTest for early stopping) and save its
     static-stream input convolution and trunk to ``out/pretrained.pt``. Resumes an interrupted run."""
@@ -52,7 +54,7 @@ def pretrain(data: FaceImages, config: Config, out: str | Path, progress: bool =
         "seconds": time.perf_counter() - start, "config": config.to_dict(), "history": result.history,
     }
     save_pretrained(result.model, out / WEIGHTS, data.source, summary["val_accuracy"])
-    (out / "pretrain.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "pretrain.json", json.dumps(summary, indent=2, default=str))
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return summary
 

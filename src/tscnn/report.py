@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tscnn.config import Config  # noqa: E402
+from tscnn.datasets.base import left_out_line  # noqa: E402
 from tscnn.datasets.flowfolder import read_flow_image  # noqa: E402
 from tscnn.html_report import leaky_shadow_to_show, no_curves_reason, write_html_report  # noqa: E402
 from tscnn.metrics import format_mean_std  # noqa: E402
@@ -229,6 +230,8 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         "",
         "![flow example](flow_example.png)" if (out / "flow_example.png").exists() else "",
     ]
+    if metrics.get("left_out"):
+        lines += ["", left_out_line(metrics["left_out"])]
     if metrics.get("quirks"):
         lines += ["", "Quirks found in the database and how they were resolved:", ""]
         lines += [f"- {q}" for q in metrics["quirks"]]

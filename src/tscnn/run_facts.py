@@ -17,6 +17,7 @@ import torch
 
 from tscnn import __version__
 from tscnn.config import Config
+from tscnn.results_folder import atomic_write_text
 from tscnn.train import Trainer
 
 
@@ -72,7 +73,7 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
     if path.exists():
         # Seeds are not compared: each seed's folds live in their own folder, so a run may add seeds. A field
         # added to the Config after the folder was made takes its default (which keeps the earlier behaviour).
-        saved = json.loads(json.dumps(Config.from_dict(json.loads(path.read_text())).to_dict()))
+        saved = json.loads(json.dumps(Config.load(path).to_dict()))
         stored = {k: v for k, v in saved.items() if k != "seeds"}
         wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "seeds"}
         if stored != wanted:
@@ -93,7 +94,7 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
             return
     out.mkdir(parents=True, exist_ok=True)
     config.save(path)
-    stamp.write_text(json.dumps(current, indent=2))
+    atomic_write_text(stamp, json.dumps(current, indent=2))
 
 
 def cpu_name() -> str:

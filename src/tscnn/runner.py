@@ -22,6 +22,7 @@ from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
 from tscnn.preprocessing.prepare import ALL_STREAMS, VOLUME_STREAM, PrepSettings, check_streams, prepare
 from tscnn.protocol_specs import get_protocol
+from tscnn.results_folder import atomic_write_text, writes_results_folder
 from tscnn.run_facts import ExperimentResult, check_or_store_run, machine_info
 
 
@@ -44,6 +45,7 @@ def config_for(model: str = "tscnn", preset: str | None = None, **overrides) -> 
     return from_preset(preset or get_model(model).preset, model=model, **{**model_inputs(model), **given})
 
 
+@writes_results_folder()
 def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None = None,
                    database: Database | None = None, progress: bool = True,
                    max_new_folds: int | None = None, allow_code_change: bool = False,
@@ -91,9 +93,9 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
         predictions["selection"] = config.selection + (" (LEAKY)" if config.leaky else "")  # each row says how
     metrics = summarise(predictions, config, db, num_classes) if complete else {}
     if complete:
-        predictions.to_csv(out / "predictions.csv", index=False)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (out / "run_info.json").write_text(json.dumps(machine_info(config, num_classes, jobs, ray), indent=2))
+        atomic_write_text(out / "predictions.csv", predictions.to_csv(index=False))
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write_text(out / "run_info.json", json.dumps(machine_info(config, num_classes, jobs, ray), indent=2))
     return ExperimentResult(out, predictions, metrics, complete)
 
 
@@ -133,7 +135,7 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds; fold_mean_f1 = the mean "
               "over folds of each fold's macro F1 (classes present in that fold), the other reading of a 'mean F1'",
         "mean_std_over_seeds": over_seeds(list(per_seed.values()), _SEED_METRICS),
-        "per_seed": per_seed, "quirks": db.quirks,
+        "per_seed": per_seed, "quirks": db.quirks, "left_out": db.left_out,
         **({"per_dataset_mean_std_over_seeds": per_dataset} if per_dataset else {}),
         "seed_ensemble": evaluate_predictions(seed_ensemble(predictions), num_classes),
         "leaky_shadow": {

@@ -29,7 +29,6 @@ recall and F1 are pooled over videos.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,11 +39,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from tscnn.config import OPTION_DOMAINS, check_domains
+from tscnn.console import bars_disabled, plain_warnings
 from tscnn.datasets.base import list_frames
 from tscnn.errors import DatasetError, SpotWarning  # noqa: F401  (SpotWarning re-exported)
 from tscnn.predict import LONG_CLIP_SECONDS, MAX_ME_SECONDS  # noqa: F401  (re-exported)
 from tscnn.preprocessing.apex import SPOT_WIDTH, local_motion, textured
-from tscnn.preprocessing.frames import video_fps
+from tscnn.preprocessing.frames import decode_image, video_fps
 from tscnn.preprocessing.keyframes import refuse_key_frames
 
 # Below 60 fps a 0.2 s micro-expression spans fewer than 12 frames and its onset -> apex rise 2-5;
@@ -67,6 +68,9 @@ class SpotSettings:
     level: float = 0.2  # onset/offset where the motion falls below this fraction of its peak
     width: int = SPOT_WIDTH  # frames are compared at this width
 
+    def __post_init__(self) -> None:
+        check_domains({"z": self.z}, {"z": OPTION_DOMAINS["z"]})
+
     def half_window(self, fps: float) -> int:
         """k: half the longest micro-expression in frames (at least 1)."""
         return max(1, int(round(fps * self.max_seconds / 2)))
@@ -74,8 +78,8 @@ class SpotSettings:
 
 @dataclass
 class Interval:
-    """One spotted interval: frame numbers (0-based), times in seconds, its score, and (with a model)
-    the predicted class and class probabilities."""
+    """One spotted interval: frame numbers (a folder's own, else 0-based: what ``predict --onset`` takes), times
+    in seconds, its score, and (with a model) the predicted class and class probabilities."""
 
     onset: int
     apex: int
@@ -121,6 +125,11 @@ class FrameSource:
     fps: float
     count: int  # frames, as the container says (a progress-bar total; the reading decides)
     open: Callable[[], Iterator[np.ndarray]]
+    numbers: list[int] | None = None  # a frame folder's own frame numbers (what predict --onset accepts)
+
+    def number(self, index: int) -> int:
+        """The frame number of the ``index``-th frame read: the file's own number in a folder, else the index."""
+        return self.numbers[index] if self.numbers else index
 
 
 def open_source(source: str | Path, fps: float | None = None) -> FrameSource:
@@ -142,11 +151,11 @@ def open_source(source: str | Path, fps: float | None = None) -> FrameSource:
 
         def read_folder() -> Iterator[np.ndarray]:
             for file in files:
-                image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+                image, why = decode_image(file, cv2.IMREAD_GRAYSCALE)
                 if image is None:
-                    raise DatasetError(f"{file}: cannot read this image (missing, empty or corrupt)")
+                    raise DatasetError(f"{file}: cannot read this image ({why})")
                 yield image
-        return FrameSource(str(path), float(fps), len(files), read_folder)
+        return FrameSource(str(path), float(fps), len(files), read_folder, sorted(frames))
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise DatasetError(f"{path}: not a frame folder or a video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
     declared, count = video_fps(path)
@@ -322,11 +331,17 @@ def spot(source: FrameSource | str | Path, model: object | None = None, settings
     k = settings.half_window(source.fps)
     box = None if cropped else face_crop_box(source)
     quiet = not progress or source.count < PROGRESS_FRAMES
-    frames = tqdm(source.open(), total=source.count or None, desc="spot: motion", unit="frame", disable=quiet)
+    frames = tqdm(source.open(), total=source.count or None, desc="spot: motion", unit="frame",
+                  disable=bars_disabled(not quiet))
     signal = motion_signal((shrink(f, box, settings.width) for f in frames), k)
     n = len(signal)
     if n < 3:
         raise DatasetError(f"{source.name}: {n} frame(s) decoded; spotting needs a video")
+    if n / source.fps < LONG_CLIP_SECONDS:
+        warnings.warn(f"{source.name}: {n / source.fps:.2g} s long ({n} frames at {source.fps:.4g} fps), too short "
+                      f"to spot in: the threshold comes from the video's own motion noise, measured over a video "
+                      f"much longer than a micro-expression (at least {LONG_CLIP_SECONDS:g} s); to classify one clip "
+                      f"use: tscnn predict MODEL {source.name}", SpotWarning, stacklevel=2)
     score = contrast(signal, k)
     threshold, median, sigma = robust_threshold(score, settings.z)
     peaks = find_peaks(score, threshold, k)
@@ -338,7 +353,7 @@ def spot(source: FrameSource | str | Path, model: object | None = None, settings
     if wanted:
         last, keep = wanted[-1], set(wanted)
         reading = tqdm(source.open(), total=last + 1, desc="spot: intervals", unit="frame",
-                       disable=not progress or last + 1 < PROGRESS_FRAMES)
+                       disable=bars_disabled(progress and last + 1 >= PROGRESS_FRAMES))
         for t, frame in enumerate(reading):
             if t in keep:
                 x, y, w, h = box if box is not None else (0, 0, frame.shape[1], frame.shape[0])
@@ -350,12 +365,14 @@ def spot(source: FrameSource | str | Path, model: object | None = None, settings
     for p, (lo, hi) in zip(peaks, spans, strict=True):
         onset, apex, offset = (lo + i for i in refine([small[t] for t in range(lo, hi + 1)], p - lo, k,
                                                       settings.level))
-        interval = Interval(onset, apex, offset, round(onset / source.fps, 4), round(apex / source.fps, 4),
-                            round(offset / source.fps, 4), round((score[p] - median) / sigma, 2))
+        # Frames are reported by number (a folder's own file numbers), seconds by position in the video.
+        interval = Interval(source.number(onset), source.number(apex), source.number(offset),
+                            round(onset / source.fps, 4), round(apex / source.fps, 4), round(offset / source.fps, 4),
+                            round((score[p] - median) / sigma, 2))
         if model is not None:
-            numbers = list(range(onset, offset + 1))
-            result = predict_frames(model, [crops[t] for t in numbers], numbers, source.name, onset, apex, offset,
-                                    cropped=True)
+            numbers = [source.number(t) for t in range(onset, offset + 1)]
+            result = predict_frames(model, [crops[t] for t in range(onset, offset + 1)], numbers, source.name,
+                                    interval.onset, interval.apex, interval.offset, cropped=True)
             interval.predicted, interval.probabilities = result.predicted, result.probabilities
         intervals.append(interval)
     return SpotResult(source.name, source.fps, n, intervals, {**asdict(settings), "half_window_frames": k},
@@ -402,14 +419,7 @@ def spotting_metrics(spotted: Sequence[Sequence[tuple[int, int]]], truth: Sequen
 def print_warnings_plainly() -> None:
     """Show ``SpotWarning`` as one ``warning: ...`` line on stderr, the command line's style, instead of
     Python's ``file:line: SpotWarning: ...`` form (other warnings are left as they are)."""
-    original = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-        if issubclass(category, SpotWarning):
-            print(f"warning: {message}", file=sys.stderr)
-        else:
-            original(message, category, filename, lineno, file, line)
-    warnings.showwarning = show
+    plain_warnings(None)
 
 
 def format_table(result: SpotResult) -> str:

@@ -24,6 +24,7 @@ from tscnn.config import Config
 from tscnn.datasets import Database
 from tscnn.metrics import format_mean_std
 from tscnn.preprocessing.prepare import givable_streams
+from tscnn.results_folder import atomic_write_text, writes_results_folder
 from tscnn.runner import check_config, config_database, model_inputs, run_experiment
 
 PAPER_MODEL = "tscnn"  # the paper's tables are about TSCNN: the configuration they are run with
@@ -67,6 +68,7 @@ def variant_folder(variant: str) -> str:
     return variant.replace("=", "").replace("+", "-").lower()
 
 
+@writes_results_folder()
 def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path | None = None,
               database: Database | None = None, progress: bool = True, jobs: int = 1, ray: str | None = None) -> Path:
     """Run (or resume) every variant of table ``name`` and write ``table.md`` / ``table.json`` in ``out``
@@ -97,9 +99,9 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
                                     progress=progress, jobs=jobs, ray=ray)
             rows[variant] = result.metrics["mean_std_over_seeds"]
     paper = PAPER[name].get(config.dataset, {})
-    (out / "table.json").write_text(json.dumps({"table": name, "dataset": config.dataset, "seeds": list(config.seeds),
-                                                "selection": config.selection, "rows": rows, "paper": paper,
-                                                "skipped": skipped}, indent=2))
+    atomic_write_text(out / "table.json", json.dumps({"table": name, "dataset": config.dataset,
+                                                      "seeds": list(config.seeds), "selection": config.selection,
+                                                      "rows": rows, "paper": paper, "skipped": skipped}, indent=2))
     leaky = " LEAKY (epoch chosen on the test subject)" if config.leaky else ""
     title = {"blocks": "Table 3: block mode k", "streams": "Table 4: network structure",
              "methods": "Tables 1 and 2: TSCNN and hand-crafted baselines"}[name]
@@ -121,5 +123,5 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
               "reference, not a target. It does not say how its mean F1 is pooled: UF1 pools every fold's "
               "predictions, the fold mean averages each fold's macro F1; both are given."]
     path = out / "table.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path

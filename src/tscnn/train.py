@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from tscnn.checkpoints import load_pretrained, load_weights
 from tscnn.config import Config
+from tscnn.console import bars_disabled
 from tscnn.models import get_model
 from tscnn.teachers import DISTILLATION_TEMPERATURE, FER_CLASSES, distillation_loss, teacher_targets
 
@@ -248,7 +249,7 @@ class Trainer:
         weights = torch.from_numpy(class_weights(labels[train], self.num_classes)).to(self.device) \
             if cfg.class_balanced else None
         bar = tqdm(range(len(state.history) + 1, cfg.max_epochs + 1), desc=desc, unit="epoch", leave=False,
-                   disable=not progress or state.stopped)
+                   disable=bars_disabled(progress and not state.stopped))
         for epoch in bar:
             if state.stopped:
                 break

@@ -36,6 +36,7 @@ class Database:
     table: pd.DataFrame
     classes: tuple[str, ...]
     quirks: list[str] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (subject/clip, emotion) outside the class set
 
     def describe(self) -> str:
         """Clips per class and per subject, and every quirk found with how it was resolved."""
@@ -46,6 +47,8 @@ class Database:
         if t.dataset.nunique() > 1:
             lines.append("clips per database: " + ", ".join(f"{d}:{n}" for d, n in t.groupby("dataset").size().items()))
         lines.append("clips per subject: " + ", ".join(f"{s}:{n}" for s, n in t.groupby("subject").size().items()))
+        if self.left_out:
+            lines.append(left_out_line(self.left_out))
         lines.append(f"quirks ({len(self.quirks)}):" if self.quirks else "quirks: none")
         lines += [f"  - {q}" for q in self.quirks]
         return "\n".join(lines)
@@ -59,6 +62,16 @@ class Database:
                 "clips_per_database": {str(d): int(n) for d, n in t.groupby("dataset").size().items()},
                 "clips_per_subject": {str(s): int(n) for s, n in t.groupby("subject").size().items()},
                 "quirks": list(self.quirks)}
+
+
+def left_out_line(left_out: list[tuple[str, str]] | list[list[str]]) -> str:
+    """The clips a class set leaves out, counted and named per emotion (``describe`` and the reports)."""
+    by_emotion: dict[str, list[str]] = {}
+    for clip, emotion in left_out:
+        by_emotion.setdefault(emotion, []).append(clip)
+    return (f"{len(left_out)} clips outside the class set, left out: "
+            + "; ".join(f"{emotion} {len(clips)} ({', '.join(clips)})" for emotion, clips in sorted(by_emotion.items()))
+            )
 
 
 @dataclass(frozen=True)

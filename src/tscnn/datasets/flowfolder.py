@@ -81,6 +81,7 @@ def read_flowfolder(root: str | Path, coding: str | Path | None = None, classes:
     name_of: dict[int, tuple[str, int]] = {}  # label -> (label_name, row)
     label_of: dict[str, tuple[int, int]] = {}  # label_name -> (label, row)
     seen: dict[tuple[str, str, str], int] = {}
+    first_size: tuple[tuple[int, ...], Path] | None = None  # every image of a folder has one size: none is resized
     rows = []
     for i, rec in enumerate(sheet.to_dict("records")):
         line = i + 2  # the header is line 1
@@ -109,7 +110,12 @@ def read_flowfolder(root: str | Path, coding: str | Path | None = None, classes:
         seen[ident] = line
         flow_path = (root / rec["flow"]).resolve()
         if check_frames:
-            read_flow_image(flow_path, where)
+            shape = read_flow_image(flow_path, where).shape[:2]
+            first_size = first_size or (shape, flow_path)
+            if shape != first_size[0]:
+                raise DatasetError(f"{where}: flow image {flow_path} is {shape[1]}x{shape[0]} px, the folder's "
+                                   f"others {first_size[0][1]}x{first_size[0][0]} (as {first_size[1].name}); "
+                                   "write every flow image at one size")
         rows.append({"dataset": rec["dataset"], "subject": rec["subject"], "clip": rec["clip"], "emotion": name,
                      "label": label, "onset": pd.NA, "apex": pd.NA, "offset": pd.NA, "apex_rule": "n/a",
                      "action_units": "", "frames_dir": str(root.resolve()), "onset_path": "",

@@ -69,7 +69,8 @@ def combine(parts: list[Database], name: str = "megc2019") -> Database:
         raise DatasetError(f"subject ids shared across databases: {list(shared[shared > 1].index)}")
     quirks = [f"[{db.name}] {q}" for db in parts for q in db.quirks]
     root = Path(parts[0].root).parent if parts else Path(".")
-    return Database(name, root, table, CLASSES, quirks)
+    left_out = [(f"[{db.name}] {clip}", emotion) for db in parts for clip, emotion in db.left_out]
+    return Database(name, root, table, CLASSES, quirks, left_out)
 
 
 def read_megc2019(root: str | Path, coding: str | None = None, classes: str = "3class", check_frames: bool = True,

@@ -141,6 +141,7 @@ def read_sheet_database(spec: SheetSpec, root: str | Path, coding: str | Path | 
     layout = spec.frames_root(root) if check_frames and spec.frames_root else FrameLayout(root)
     excluded = spec.excluded.get(classes, ())
     rows: list[dict] = []
+    left_out: list[tuple[str, str]] = []
     quirks: list[str] = [] if coding is not None else _other_coding_files(coding_path, spec)
     for i, rec in sheet.iterrows():
         source = f"{coding_path.name} row {i + spec.header_row + 2}"
@@ -153,6 +154,7 @@ def read_sheet_database(spec: SheetSpec, root: str | Path, coding: str | Path | 
         if spec.report_emotion_case and emotion != raw:
             quirks.append(f"{row.where}: emotion {raw!r} read as {emotion!r}")
         if label is None or f"{subject}/{clip}" in excluded:
+            left_out.append((f"{subject}/{clip}", emotion))
             continue
         if spec.fix_row:
             row = spec.fix_row(row, quirks)
@@ -161,4 +163,4 @@ def read_sheet_database(spec: SheetSpec, root: str | Path, coding: str | Path | 
                                     row.offset, str(rec.get(spec.action_units, "")))
         rows.append(annotated_clip(annotation, ClipSource(source, clip_dir, layout.prefix, layout.cropped,
                                                           apex_fallback), quirks))
-    return Database(spec.name, root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks)
+    return Database(spec.name, root, pd.DataFrame(rows, columns=TABLE_COLUMNS), class_names, quirks, left_out)

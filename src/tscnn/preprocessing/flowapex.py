@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from tscnn.errors import DatasetError
+from tscnn.preprocessing.frames import decode_image
 from tscnn.preprocessing.streams import AUGMENTATIONS, make_streams, normalised_uvs_variants, transform_image
 
 FLOW_APEX_STREAMS = ("ss", "ls", "dt", "uvs")
@@ -34,10 +35,9 @@ DT_CHANNELS = ("u", "v", "strain")
 
 def read_apex_image(path: str | Path, where: str) -> np.ndarray:
     """An apex image in grey (uint8), or a DatasetError naming ``where`` and the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    image, why = decode_image(path, cv2.IMREAD_GRAYSCALE)
     if image is None:
-        state = "missing" if not Path(path).is_file() else "unreadable (empty or corrupt)"
-        raise DatasetError(f"{where}: apex image {path} is {state}")
+        raise DatasetError(f"{where}: apex image {path} is {why}")
     return image
 
 

@@ -32,20 +32,47 @@ def list_frames(clip_dir: Path, prefix: str | None = None) -> dict[int, Path]:
     return frames
 
 
-def read_grey(path: str, clip: str) -> np.ndarray:
+def truncation(data: bytes) -> str | None:
+    """Why an image file's bytes stop early, or None: a JPEG must end with its end-of-image marker (FF D9) and
+    a PNG with its IEND chunk. OpenCV decodes a cut file without an error (the missing rows grey, a warning
+    printed by the library only), so the file's end is checked before decoding."""
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-512:]:
+        return "truncated: the JPEG file ends before its end-of-image marker"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
+        return "truncated: the PNG file ends before its IEND chunk"
+    return None
+
+
+def decode_image(path: str | Path, flags: int) -> tuple[np.ndarray | None, str]:
+    """An image file decoded by OpenCV (``flags`` as for ``cv2.imread``), or None and why not: missing, empty,
+    truncated (``truncation``) or corrupt."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None, "missing or unreadable"
+    if not data:
+        return None, "empty"
+    cut = truncation(data)
+    if cut:
+        return None, cut
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    return image, "" if image is not None else "corrupt, or not an image"
+
+
+def read_grey(path: str | Path, clip: str) -> np.ndarray:
     """A frame as grey uint8, or an error naming the file and the clip."""
-    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    image, why = decode_image(path, cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise DatasetError(f"clip {clip}: cannot read image {path} (missing, empty or corrupt)")
+        raise DatasetError(f"clip {clip}: cannot read image {path} ({why})")
     return image
 
 
 def read_flow_image(path: str | Path, where: str) -> np.ndarray:
     """(H, W, 3) float32 u, v, strain in [0, 1] from a flow PNG (R, G, B; OpenCV reads BGR), or an
     error naming ``where`` (file, row, clip) and the image."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image, why = decode_image(path, cv2.IMREAD_UNCHANGED)
     if image is None:
-        state = "missing" if not Path(path).is_file() else "unreadable (empty or corrupt)"
+        state = "missing" if not Path(path).is_file() else f"unreadable ({why})"
         raise DatasetError(f"{where}: flow image {path} is {state}")
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]  # an alpha channel carries nothing

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from tscnn.console import bars_disabled
 from tscnn.errors import DatasetError
 from tscnn.preprocessing.align import find_alignment, resolve_face_align
 from tscnn.preprocessing.face import NoFaceError, crop, detect_face
@@ -313,7 +314,8 @@ def prepare(table: pd.DataFrame, settings: PrepSettings, cache_dir: str | Path |
     key = settings.key() if cache else None
     frame_streams = tuple(n for n in names if n != VOLUME_STREAM)
     per_clip: list[dict[str, np.ndarray]] = []
-    for _, row in tqdm(table.iterrows(), total=len(table), desc="prepare", unit="clip", disable=not progress):
+    for _, row in tqdm(table.iterrows(), total=len(table), desc="prepare", unit="clip",
+                       disable=bars_disabled(progress)):
         clip: dict[str, np.ndarray] = {}
         if frame_streams:
             clip |= _cached(cache_path(cache, row, settings, key) if cache else None,

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from tscnn.results_folder import require_empty
 from tscnn.synth.actions import choose_aus, displacement_field, intensity_profile
 from tscnn.synth.faces import FaceIdentity, make_identity
 
@@ -417,6 +418,7 @@ def write_database(out: str | Path, settings: SynthSettings | None = None) -> Pa
     settings = settings or SynthSettings()
     layout = get_layout(settings.layout)
     root = Path(out)
+    require_empty(root, "a synthetic database's folder")  # never mixed with the clips of another database
     root.mkdir(parents=True, exist_ok=True)
     clips = plan_clips(settings)
     faces = [make_identity(np.random.default_rng([settings.seed, s, 0])) for s in range(settings.subjects)]
