@@ -119,7 +119,7 @@ def test_without_dlib_auto_falls_back_to_haar_with_one_notice(no_dlib, real_face
 def test_face_align_is_a_checked_setting_in_the_cache_key(no_dlib):
     assert Config().face_align == "auto"
     assert align.FACE_ALIGN == ("auto", "landmarks", "haar")
-    with pytest.raises(ValueError, match="face_align"):
+    with pytest.raises(ValueError, match="--face-align: must be one of"):
         Config(face_align="mediapipe")
     assert PrepSettings.from_config(Config(face_align="haar")).face_align == "haar"
     keys = {PrepSettings(face_align=m).key() for m in ("haar", "auto")}

@@ -148,11 +148,15 @@ def test_bad_apex_folders_are_named(sibling_pair, tmp_path):
     with pytest.raises(DatasetError, match=r"missing columns \['apex'\]"):
         attach_apex_images(db, apex)
     index.to_csv(apex / "index.csv", index=False)
+    whole = (apex / index.apex[2]).read_bytes()
+    (apex / index.apex[2]).write_bytes(whole[: len(whole) // 2])  # a copy cut short: OpenCV alone decodes it
+    with pytest.raises(DatasetError, match=r"row 4: clip sub01/EP02: apex image .* unreadable: truncated"):
+        attach_apex_images(db, apex)
     (apex / index.apex[2]).write_bytes(b"not a jpeg")
     with pytest.raises(DatasetError, match=r"row 4: clip sub01/EP02: apex image .* unreadable"):
         attach_apex_images(db, apex)
     (apex / index.apex[2]).unlink()
-    with pytest.raises(DatasetError, match=r"apex image .* is missing"):
+    with pytest.raises(DatasetError, match=r"apex image .* is unreadable: missing"):
         attach_apex_images(db, apex)
 
 

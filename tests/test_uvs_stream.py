@@ -106,7 +106,8 @@ def test_normalised_uvs_variants_flip_and_shapes():
 def test_cache_key_hashes_the_preparation_code(monkeypatch):
     sources = prep.preparation_sources()
     assert set(sources) == {"tscnn.preprocessing.flow", "tscnn.preprocessing.streams", "tscnn.preprocessing.prepare",
-                            "tscnn.preprocessing.face", "tscnn.preprocessing.frames", "tscnn.preprocessing.align"}
+                            "tscnn.preprocessing.face", "tscnn.preprocessing.frames", "tscnn.preprocessing.align",
+                            "tscnn.preprocessing.flowapex"}
     assert "def optical_strain" in sources["tscnn.preprocessing.flow"]
     base = prep.PrepSettings().key()
     assert prep.PrepSettings().key() == base and prep.PrepSettings(size=28).key() != base

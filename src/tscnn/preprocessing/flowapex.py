@@ -37,7 +37,7 @@ def read_apex_image(path: str | Path, where: str) -> np.ndarray:
     """An apex image in grey (uint8), or a DatasetError naming ``where`` and the file."""
     image, why = decode_image(path, cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise DatasetError(f"{where}: apex image {path} is {why}")
+        raise DatasetError(f"{where}: apex image {path} is unreadable: {why}")
     return image
 
 

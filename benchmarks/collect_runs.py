@@ -1,0 +1,63 @@
+"""Collect finished `tscnn run` results folders into one JSON and a Markdown table.
+
+For runs that are not rows of `tscnn bench` (databases of frames, such as the CASME II key frames): each
+folder's settings, honest and leaky figures, seed ensemble, code version, machine and training time, so that
+a results page can quote them and the JSON under `benchmarks/` keeps them. Reads only what the runs wrote.
+
+    python benchmarks/collect_runs.py results/casme2kf-* --data casme2-keyframes \
+        --json benchmarks/runs-casme2-keyframes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from pathlib import Path
+
+
+def _figure(block: dict, key: str) -> str:
+    value = block.get(key)
+    return "-" if value is None else f"{value['mean']:.3f} +- {value['std']:.3f}"
+
+
+def collect(folder: Path) -> dict:
+    """One results folder's settings and figures (it must hold a finished run: metrics.json)."""
+    config = json.loads((folder / "config.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    info = json.loads((folder / "run_info.json").read_text())
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("seed_*/folds/*.json"))]
+    return {
+        "folder": folder.name,
+        "model": config["model"], "preset": config["preset"], "streams": config["streams"], "size": config["size"],
+        "protocol": config["protocol"], "seeds": config["seeds"],
+        "honest": metrics["mean_std_over_seeds"], "leaky_shadow": metrics["leaky_shadow"]["mean_std_over_seeds"],
+        "seed_ensemble": {k: metrics["seed_ensemble"][k] for k in ("accuracy", "uf1", "uar")},
+        "code_version": info["code_version"], "cpu": info["cpu"], "threads": info["threads"],
+        "jobs": info.get("jobs"), "bf16": info["bf16"],
+        "fold_minutes": round(sum(r["seconds"] for r in records) / 60, 1),
+        "finished": datetime.datetime.fromtimestamp((folder / "metrics.json").stat().st_mtime)
+        .isoformat(" ", "minutes"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--data", required=True, help="the data folder's name, recorded in the JSON")
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args(argv)
+    rows = [collect(folder) for folder in args.folders if (folder / "metrics.json").exists()]
+    print("| model | preset | streams | seeds | accuracy | UF1 | UAR | leaky UF1 | code | CPU | fold min |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['preset']} | {','.join(r['streams'])} | {len(r['seeds'])} | "
+              f"{_figure(r['honest'], 'accuracy')} | {_figure(r['honest'], 'uf1')} | {_figure(r['honest'], 'uar')} | "
+              f"{_figure(r['leaky_shadow'], 'uf1')} | {r['code_version']} | {r['cpu']} | {r['fold_minutes']} |")
+    if args.json:
+        args.json.write_text(json.dumps({"data": args.data, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
