@@ -144,7 +144,7 @@ def test_no_face_found_names_file_and_clip(casme2_copy, tmp_path):
         prepare(rows, PrepSettings.from_config(Config()), tmp_path / "cache", progress=False)
 
 
-# Spreadsheets the library cannot read, and a missing --root: one line naming the file (issue 9).
+# Spreadsheets the library cannot read, and a missing --root: one line naming the file.
 
 XLSX_READERS = {"casme2": read_casme2, "samm": read_samm, "casme3": read_casme3, "mmew": read_mmew}
 

@@ -289,15 +289,15 @@ PRESETS: dict[str, dict] = {
     # The paper's training recipe, unchanged. Its FER2013 pre-training of the static stream is a separate step
     # (`tscnn pretrain`, then --pretrained FILE); without it the static stream starts from random weights.
     "paper": {},
-    # The main job within 10 minutes on any 2-core CPU, AVX2-only ones included (issue 10): one pass over
+    # The main job within 10 minutes on any 2-core CPU, AVX2-only ones included: one pass over
     # the x10-augmented training clips of every training subject (no held-out subjects, so a fixed budget
     # of one epoch), Adam (lr 1e-3, batch 16: more learning per sample than SGD at this budget) and a
     # loss weighted by inverse class frequency. The network, inputs and augmentation are the paper's.
     # Chosen on the synthetic database of data seed 1 (not the reported seed 0) among nine one-pass
-    # variants (SGD or Adam, batch 8/16/32, sampled or expanded variants): see the README.
+    # variants (SGD or Adam, batch 8/16/32, sampled or expanded variants): see docs/getting-started.md.
     "demo": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 16, "max_epochs": 1,
              "selection": "fixed", "val_fraction": 0.0, "class_balanced": True},
-    # The earlier main job (until issue 10), kept to reproduce the figures made with it: SGD as in the
+    # The earlier main job (until 2026-11-25), kept to reproduce the figures made with it: SGD as in the
     # paper with batch 32, lr 1e-2, at most 4 epochs, patience 2 (27 min on a 2-core AVX2-only CPU).
     "demo-sgd": {"batch_size": 32, "lr": 1e-2, "max_epochs": 4, "patience": 2},
     # TSCNN with principled changes for macro metrics on small data, never tuned on the test folds:
@@ -310,12 +310,12 @@ PRESETS: dict[str, dict] = {
     # tscnn-plus, predicting with the mean of each clip's and its mirror's probabilities (test-time flip:
     # the mirrored face shows the same expression). Training is unchanged. Chosen on the synthetic
     # MEGC2019-layout composite: the flip raised UF1 over tscnn-plus on both seeds tried, and nothing
-    # added on top of it (45 epochs, weight decay 5e-4, mixup) raised it further (README); then run once
+    # added on top of it (45 epochs, weight decay 5e-4, mixup) raised it further (docs/models.md); then run once
     # on the real flows.
     "tscnn-plus-tta": {**_TSCNN_PLUS, "tta_flip": True},
     # tscnn-plus, each clip's probabilities averaged with the linear floor's (fitted on the same training clips):
     # late fusion of two models of different kinds, equal weights, nothing fitted on top. Chosen by a rule
-    # written down before its one run on the real flows (README), which it met; the recipe submitted for the
+    # written down before its one run on the real flows (docs/models.md), which it met; the recipe submitted for the
     # independent check. Training of the network is tscnn-plus's, unchanged.
     "tscnn-plus-fused": {**_TSCNN_PLUS, "fuse_linear": True},
     # The peers' own recipes (SPEC section 9), made honest: the original flow images only (no
