@@ -24,12 +24,12 @@ ROWS: dict[str, dict] = {
     "tscnn-paper": {"model": "tscnn", "preset": "paper", "streams": ("uvs",)},
     "tscnn-plus-tta": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",)},
     "tscnn-plus-tta-centre": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",), "centre_flow": True},
-    # To run on the real flows only if dev-scale-tta passed the rule written down (now in docs/models.md) before any run of it;
+    # To run on the real flows only if dev-scale-tta passed the rule set (docs/models.md) before any run of it;
     # it failed that rule on the synthetic composite, so this row has never been run on real flows.
     "tscnn-plus-tta-scale": {"model": "tscnn", "preset": "tscnn-plus-tta", "streams": ("uvs",), "centre_flow": True,
                              "scale_flow": True},
     # tscnn-plus with late fusion: its probabilities averaged with the linear floor's (equal weights, the floor
-    # fitted on the same training clips). Rule and reasons written down (now in docs/models.md) before its run, which met the
+    # fitted on the same training clips). Rule and reasons set (docs/models.md) before its run, which met the
     # rule: the recipe submitted for the independent check. The same settings as --preset tscnn-plus-fused (only
     # the preset's name differs, kept so that the stored real run resumes).
     "tscnn-plus-fused": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "fuse_linear": True},
