@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tscnn.config import Config
     from tscnn.protocols import Fold
+
+
+class Settings(Protocol):
+    """What a protocol reads of a run's settings (``tscnn.config.Config`` has these fields); named here rather
+    than imported so that the registry stays below the settings module, with no import back even for types."""
+
+    train_fraction: float
+    train_datasets: tuple[str, ...]
+    test_datasets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,9 @@ class ProtocolSpec:
 
     name: str
     help: str
-    folds: Callable[[Config, pd.DataFrame, int, float], list[Fold]]
-    title: Callable[[Config], str]
-    folder: Callable[[Config], str] = lambda config: ""
+    folds: Callable[[Settings, pd.DataFrame, int, float], list[Fold]]
+    title: Callable[[Settings], str]
+    folder: Callable[[Settings], str] = lambda config: ""
     needs: tuple[str, ...] = ()
     needs_example: str = ""
 
@@ -57,20 +65,20 @@ def get_protocol(name: str) -> ProtocolSpec:
     return PROTOCOL_SPECS[name]
 
 
-def _loso_folds(config: Config, table: pd.DataFrame, seed: int, val_fraction: float) -> list[Fold]:
+def _loso_folds(config: Settings, table: pd.DataFrame, seed: int, val_fraction: float) -> list[Fold]:
     from tscnn.protocols import loso_folds
 
     return loso_folds(table, val_fraction, seed, train_fraction=config.train_fraction)
 
 
-def _cross_folds(config: Config, table: pd.DataFrame, seed: int, val_fraction: float) -> list[Fold]:
+def _cross_folds(config: Settings, table: pd.DataFrame, seed: int, val_fraction: float) -> list[Fold]:
     from tscnn.protocols import cross_dataset_fold
 
     return [cross_dataset_fold(table, config.train_datasets, config.test_datasets, val_fraction, seed,
                                train_fraction=config.train_fraction)]
 
 
-def _pair(config: Config, link: str) -> str:
+def _pair(config: Settings, link: str) -> str:
     return f"{'+'.join(config.train_datasets)}{link}{'+'.join(config.test_datasets)}"
 
 
