@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.datasets.base import Database, read_csv_table
+from tscnn.datasets.base import Database, read_index_csv
 from tscnn.errors import DatasetError
 from tscnn.preprocessing.flowapex import read_apex_image
 
@@ -58,14 +58,7 @@ def attach_apex_images(db: Database, apex_root: str | Path, check: bool = True) 
     if not root.is_dir():
         raise DatasetError(f"{root}: no apex-image folder here (expected index.csv with columns "
                            f"{APEX_INDEX_COLUMNS} and the images)")
-    if not index.is_file():
-        raise DatasetError(f"{index}: no apex-image index here (expected a CSV with columns {APEX_INDEX_COLUMNS})")
-    sheet = read_csv_table(index, dtype=str, keep_default_na=False)
-    sheet.columns = [str(c).strip() for c in sheet.columns]
-    missing = [c for c in APEX_INDEX_COLUMNS if c not in sheet.columns]
-    if missing:
-        raise DatasetError(f"{index}: not an apex-image index, missing columns {missing} (found {list(sheet.columns)})")
-    sheet = sheet.apply(lambda column: column.str.strip())
+    sheet = read_index_csv(index, APEX_INDEX_COLUMNS, "apex-image")
     found: dict[tuple[str, str, str], tuple[str, int]] = {}
     for i, rec in enumerate(sheet.to_dict("records")):
         key = tuple(rec[k] for k in KEYS)

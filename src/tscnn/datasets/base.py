@@ -201,6 +201,20 @@ def read_csv_table(path: str | Path, **kwargs: Any) -> pd.DataFrame:
         raise DatasetError(f"{path}: cannot read this CSV file ({one_line(error)})") from None
 
 
+
+def read_index_csv(path: Path, columns: list[str], kind: str) -> pd.DataFrame:
+    """An index CSV of ``kind`` (e.g. 'flow-folder') as stripped text columns (subject ids kept as written, e.g.
+    '006'), or an error naming the file when it is absent or lacks one of ``columns``."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no {kind} index here (expected a CSV with columns {columns})")
+    sheet = read_csv_table(path, dtype=str, keep_default_na=False)
+    sheet.columns = [str(c).strip() for c in sheet.columns]
+    missing = [c for c in columns if c not in sheet.columns]
+    if missing:
+        raise DatasetError(f"{path}: not a{'n' if kind[0] in 'aeiou' else ''} {kind} index, missing columns "
+                           f"{missing} (found {list(sheet.columns)})")
+    return sheet.apply(lambda column: column.str.strip())
+
 def subject_number(value: object, source: str, clip: str) -> int:
     """A spreadsheet's subject cell as a number ('01', 1, 1.0), or an error naming the file and the row."""
     try:

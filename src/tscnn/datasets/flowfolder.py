@@ -32,7 +32,7 @@ from tscnn.datasets.base import (
     DatasetError,
     database_folder,
     is_blank,
-    read_csv_table,
+    read_index_csv,
 )
 from tscnn.preprocessing.flow import minmax_normalise
 from tscnn.preprocessing.frames import read_flow_image, write_flow_image
@@ -45,17 +45,11 @@ CLASS_SETS = ("all",)  # every class named in the index; a flow folder has no em
 
 
 def read_index(path: Path) -> pd.DataFrame:
-    """The index as text columns (subject ids kept as written, e.g. '006'), with its required headers."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: no flow-folder index here (expected a CSV with columns {INDEX_COLUMNS})")
-    sheet = read_csv_table(path, dtype=str, keep_default_na=False)
-    sheet.columns = [str(c).strip() for c in sheet.columns]
-    missing = [c for c in INDEX_COLUMNS if c not in sheet.columns]
-    if missing:
-        raise DatasetError(f"{path}: not a flow-folder index, missing columns {missing} (found {list(sheet.columns)})")
+    """The flow folder's index as text columns, with its required headers and at least one clip."""
+    sheet = read_index_csv(path, INDEX_COLUMNS, "flow-folder")
     if sheet.empty:
         raise DatasetError(f"{path}: the flow-folder index lists no clips")
-    return sheet.apply(lambda column: column.str.strip())
+    return sheet
 
 
 def read_flowfolder(root: str | Path, coding: str | Path | None = None, classes: str = "all",
