@@ -16,24 +16,51 @@ import json
 from pathlib import Path
 
 
+def _members(row: dict) -> str:
+    members = row["fused_members"]
+    return "-" if not members else f"{_figure(members['network'], 'uf1')} / {_figure(members['floor'], 'uf1')}"
+
+
 def _figure(block: dict, key: str) -> str:
     value = block.get(key)
     return "-" if value is None else f"{value['mean']:.3f} +- {value['std']:.3f}"
 
 
+RECIPE_FIELDS = ("size", "blocks", "augment", "augment_mode", "optimizer", "lr", "momentum", "nesterov", "batch_size",
+                 "max_epochs", "patience", "selection", "val_fraction", "weight_decay", "schedule", "class_balanced",
+                 "average_last", "mixup", "tta_flip", "fuse_linear", "centre_flow", "scale_flow", "teacher",
+                 "teacher_weight", "pretrained", "dense1", "dense2", "dropout")
+"""Settings of a training recipe: a run that changes one of its preset's is listed with the change."""
+
+
+def changes_from_preset(config: dict) -> dict:
+    """The recipe settings in which a run differs from its preset (a reduced recipe names its reductions)."""
+    from tscnn.config import from_preset
+
+    preset = from_preset(config["preset"]).to_dict()
+    return {key: config[key] for key in RECIPE_FIELDS if key in config and config[key] != preset[key]}
+
+
 def collect(folder: Path) -> dict:
-    """One results folder's settings and figures (it must hold a finished run: metrics.json)."""
+    """One results folder's settings and figures (it must hold a finished run: metrics.json). The code version
+    is the one each fold record names (a summary rewritten by later code keeps its folds' version)."""
     config = json.loads((folder / "config.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
     info = json.loads((folder / "run_info.json").read_text())
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("seed_*/folds/*.json"))]
+    versions = sorted({r["code_version"] for r in records if "code_version" in r}) or [info["code_version"]]
     return {
         "folder": folder.name,
         "model": config["model"], "preset": config["preset"], "streams": config["streams"], "size": config["size"],
-        "protocol": config["protocol"], "seeds": config["seeds"],
+        "changes_from_preset": changes_from_preset(config),
+        "protocol": config["protocol"], "train_datasets": config.get("train_datasets", []),
+        "test_datasets": config.get("test_datasets", []), "seeds": config["seeds"],
         "honest": metrics["mean_std_over_seeds"], "leaky_shadow": metrics["leaky_shadow"]["mean_std_over_seeds"],
+        "per_seed_uf1": {seed: m["uf1"] for seed, m in metrics.get("per_seed", {}).items()},
+        "fused_members": {name: metrics["fused_members"][name] for name in ("network", "floor")}
+        if "fused_members" in metrics else None,
         "seed_ensemble": {k: metrics["seed_ensemble"][k] for k in ("accuracy", "uf1", "uar")},
-        "code_version": info["code_version"], "cpu": info["cpu"], "threads": info["threads"],
+        "code_version": ", ".join(versions), "cpu": info["cpu"], "threads": info["threads"],
         "jobs": info.get("jobs"), "bf16": info["bf16"],
         "fold_minutes": round(sum(r["seconds"] for r in records) / 60, 1),
         "finished": datetime.datetime.fromtimestamp((folder / "metrics.json").stat().st_mtime)
@@ -48,12 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
     rows = [collect(folder) for folder in args.folders if (folder / "metrics.json").exists()]
-    print("| model | preset | streams | seeds | accuracy | UF1 | UAR | leaky UF1 | code | CPU | fold min |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | preset | streams | protocol | seeds | accuracy | UF1 | UAR | leaky UF1 | members UF1 (network / "
+          "floor) | code | CPU | fold min |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['preset']} | {','.join(r['streams'])} | {len(r['seeds'])} | "
+        changes = "".join(f" {key}={value}" for key, value in r["changes_from_preset"].items())
+        protocol = r["protocol"] + (f" {'+'.join(r['train_datasets'])} -> {'+'.join(r['test_datasets'])}"
+                                    if r["train_datasets"] else "")
+        print(f"| {r['model']} | {r['preset']}{changes} | {','.join(r['streams'])} | {protocol} | {len(r['seeds'])} | "
               f"{_figure(r['honest'], 'accuracy')} | {_figure(r['honest'], 'uf1')} | {_figure(r['honest'], 'uar')} | "
-              f"{_figure(r['leaky_shadow'], 'uf1')} | {r['code_version']} | {r['cpu']} | {r['fold_minutes']} |")
+              f"{_figure(r['leaky_shadow'], 'uf1')} | {_members(r)} | {r['code_version']} | {r['cpu']} | "
+              f"{r['fold_minutes']} |")
     if args.json:
         args.json.write_text(json.dumps({"data": args.data, "rows": rows}, indent=2) + "\n")
     return 0

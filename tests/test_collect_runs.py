@@ -20,19 +20,22 @@ def figures(uf1: float) -> dict:
     return {"accuracy": {"mean": 0.5, "std": 0.0}, "uf1": {"mean": uf1, "std": 0.01}, "uar": {"mean": 0.4, "std": 0.0}}
 
 
-def results_folder(root: Path, name: str, finished: bool = True) -> Path:
+def results_folder(root: Path, name: str, finished: bool = True, config: dict | None = None,
+                   metrics: dict | None = None, fold_code: str | None = None) -> Path:
     folder = root / name
     (folder / "seed_0" / "folds").mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"model": "sssnet", "preset": "sssnet", "streams": ["uvs"],
-                                                     "size": 28, "protocol": "loso", "seeds": [0]}))
+    (folder / "config.json").write_text(json.dumps(config or {"model": "sssnet", "preset": "sssnet",
+                                                               "streams": ["uvs"], "size": 28, "protocol": "loso",
+                                                               "seeds": [0]}))
     (folder / "run_info.json").write_text(json.dumps({"code_version": "0.1.0+gabc1234", "cpu": "AMD EPYC",
                                                        "threads": 1, "jobs": 2, "bf16": False}))
     for subject, seconds in (("s01", 90.0), ("s02", 30.0)):
-        (folder / "seed_0" / "folds" / f"{subject}.json").write_text(json.dumps({"seconds": seconds}))
+        record = {"seconds": seconds, **({"code_version": fold_code} if fold_code else {})}
+        (folder / "seed_0" / "folds" / f"{subject}.json").write_text(json.dumps(record))
     if finished:
         (folder / "metrics.json").write_text(json.dumps({
             "mean_std_over_seeds": figures(0.61), "leaky_shadow": {"mean_std_over_seeds": figures(0.7)},
-            "seed_ensemble": {"accuracy": 0.5, "uf1": 0.61, "uar": 0.4, "confusion": [[1]]}}))
+            "seed_ensemble": {"accuracy": 0.5, "uf1": 0.61, "uar": 0.4, "confusion": [[1]]}, **(metrics or {})}))
     return folder
 
 
@@ -49,5 +52,25 @@ def test_rows_hold_the_figures_and_unfinished_runs_are_left_out(tmp_path, capsys
     assert row["fold_minutes"] == 2.0 and row["code_version"] == "0.1.0+gabc1234" and row["cpu"] == "AMD EPYC"
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 3
-    assert table[2] == ("| sssnet | sssnet | uvs | 1 | 0.500 +- 0.000 | 0.610 +- 0.010 | 0.400 +- 0.000 | "
-                        "0.700 +- 0.010 | 0.1.0+gabc1234 | AMD EPYC | 2.0 |")
+    assert table[2] == ("| sssnet | sssnet | uvs | loso | 1 | 0.500 +- 0.000 | 0.610 +- 0.010 | 0.400 +- 0.000 | "
+                        "0.700 +- 0.010 | - | 0.1.0+gabc1234 | AMD EPYC | 2.0 |")
+    assert row["changes_from_preset"] == {} and row["fused_members"] is None
+
+
+def test_a_reduced_fused_cross_run_names_its_changes_members_directions_and_fold_code(tmp_path, capsys):
+    """A run that changes its preset's recipe is listed with the changes; a fused run with each member alone; a
+    cross-database run with its direction; the code version is the folds' (a summary rewritten later keeps it)."""
+    from tscnn.config import from_preset
+
+    config = {**from_preset("paper", size=28, max_epochs=30, fuse_linear=True).to_dict(), "protocol": "cross",
+              "train_datasets": ["casme2"], "test_datasets": ["smic"], "streams": ["ss", "ls", "dt"]}
+    members = {"fused_members": {"what": "...", "network": figures(0.55), "floor": figures(0.65)}}
+    folder = results_folder(tmp_path, "reduced", config=config, metrics=members, fold_code="0.1.0+gfff0000")
+    out = tmp_path / "runs.json"
+    assert load_script().main([str(folder), "--data", "megc2019-flow28+apex224", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["changes_from_preset"] == {"size": 28, "max_epochs": 30, "fuse_linear": True}
+    assert row["fused_members"]["network"]["uf1"]["mean"] == 0.55 and row["code_version"] == "0.1.0+gfff0000"
+    line = capsys.readouterr().out.splitlines()[2]
+    assert line.startswith("| tscnn | paper size=28 max_epochs=30 fuse_linear=True | ss,ls,dt | cross casme2 -> smic |")
+    assert "| 0.550 +- 0.010 / 0.650 +- 0.010 | 0.1.0+gfff0000 |" in line

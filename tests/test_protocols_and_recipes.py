@@ -295,8 +295,8 @@ def test_flip_tta_is_the_mean_of_the_clip_and_its_mirror(flows):
 def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floor(flows, tmp_path):
     """fuse_linear: each clip's probabilities (and the leaky shadow's) are the mean of the network's, trained exactly
     as without fusion, and the linear floor's, fitted by hand here on the same training rows; the floor member
-    predicts what the ``linear`` model predicts; the reports say the run is fused. Features models refuse the
-    option (a saved final model carries its floor: tests/test_predict.py)."""
+    predicts what the ``linear`` model predicts, and the metrics give each member alone; the reports say the
+    run is fused. Features models refuse the option (a saved final model carries its floor: tests/test_predict.py)."""
     from tscnn.models.linear import linear_classifier
     from tscnn.preprocessing.prepare import PrepSettings, prepare
 
@@ -309,11 +309,18 @@ def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floo
     floor = run_experiment(config_for("linear", dataset="flowfolder", root=str(flows), classes="all"),
                            tmp_path / "floor", progress=False)
     assert "linear floor" in fused.metrics["fusion"] and "fusion" not in plain.metrics
+    members = fused.metrics["fused_members"]  # each member alone: what the network and the floor score unfused
+    assert "fused_members" not in plain.metrics
+    for key in ("accuracy", "uf1", "uar"):
+        assert members["network"][key] == pytest.approx(plain.metrics["mean_std_over_seeds"][key])
+        assert members["floor"][key] == pytest.approx(floor.metrics["mean_std_over_seeds"][key])
     from tscnn.html_report import write_html_report
     from tscnn.report import metrics_table, write_report
 
     report = write_report(fused, fused_config, read_flowfolder(flows).table).read_text()
     assert "late fusion, --fuse-linear" in report and "fused with the linear floor" in metrics_table(fused.metrics)
+    assert f"network UF1 {members['network']['uf1']['mean']:.4f}" in metrics_table(fused.metrics)
+    assert f"floor accuracy {members['floor']['accuracy']['mean']:.4f}" in report
     assert "Late fusion" in write_html_report(fused, fused_config).read_text()
     assert runner.default_out(fused_config).name.endswith("fused-linear-tscnn-plus")
     db = read_flowfolder(flows)

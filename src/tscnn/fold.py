@@ -120,14 +120,21 @@ class FoldContext:
                         progress)
 
 
+FUSED_MEMBERS: tuple[str, ...] = ("network", "floor")
+"""The members of a fused fold (``fuse_linear``), each with its probabilities in the fold record."""
+
+
 def fold_predictions(record: dict, table: pd.DataFrame, seed: int, classes: tuple[str, ...]) -> pd.DataFrame:
-    """Per-clip prediction rows of a finished fold: the honest prediction, its class probabilities, and
-    the leaky shadow's prediction (the epoch with the best test accuracy)."""
+    """Per-clip prediction rows of a finished fold: the honest prediction, its class probabilities, the
+    leaky shadow's prediction (the epoch with the best test accuracy) and, for a fused fold, each member's."""
     rows = table.iloc[record["rows"]]
     proba = np.asarray(record["proba"])
     out = rows[["dataset", "subject", "clip", "emotion", "label"]].copy()
     out["pred"] = proba.argmax(1)
     out["leaky_pred"] = np.asarray(record["leaky_proba"]).argmax(1)
+    for member in FUSED_MEMBERS:  # a fused fold keeps each member's probabilities: its predictions alone
+        if f"{member}_proba" in record:
+            out[f"{member}_pred"] = np.asarray(record[f"{member}_proba"]).argmax(1)
     for c, name in enumerate(classes):
         out[f"p_{name}"] = proba[:, c]
     out["seed"] = seed

@@ -212,6 +212,8 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
         "on its test subject (the common leaky practice); it measures the inflation and is never a result."
         if shadow else "",
         "",
+        _members_line(metrics),
+        "",
         f"F1: {metrics['f1']}. Epoch selection: "
         + ("early stopping on the validation loss of held-out training subjects (never the test subject)."
            if config.selection == "val_loss" else
@@ -273,6 +275,16 @@ def apex_rule_section(table: pd.DataFrame | None, out: Path) -> list[str]:
     return lines
 
 
+def _members_line(metrics: dict) -> str:
+    """What each member of a fused run scores alone (empty for a run that is not fused)."""
+    members = metrics.get("fused_members")
+    if not members:
+        return ""
+    return "Each member alone (mean over seeds): " + "; ".join(
+        f"{name} accuracy {members[name]['accuracy']['mean']:.4f}, UF1 {members[name]['uf1']['mean']:.4f}, "
+        f"UAR {members[name]['uar']['mean']:.4f}" for name in ("network", "floor")) + "."
+
+
 def metrics_table(metrics: dict) -> str:
     """A short plain-text metrics table for the terminal."""
     ms = metrics["mean_std_over_seeds"]
@@ -287,6 +299,11 @@ def metrics_table(metrics: dict) -> str:
     rows = [head, f"{'metric':<10}{'mean':>8}" + (f"{'std':>8}{'ensemble':>10}" if several else "")]
     rows += [f"{k:<10}{ms[k]['mean']:>8.4f}" + (f"{ms[k]['std']:>8.4f}{metrics['seed_ensemble'][k]:>10.4f}"
                                                    if several else "") for k in ("accuracy", "uf1", "uar")]
+    members = metrics.get("fused_members")
+    if members:
+        rows.append("members alone: " + "; ".join(
+            f"{name} UF1 {members[name]['uf1']['mean']:.4f}, UAR {members[name]['uar']['mean']:.4f}"
+            for name in ("network", "floor")))
     shadow = leaky_shadow_to_show(metrics)
     if shadow and not metrics["leaky"]:
         rows.append(f"leaky shadow (epoch chosen on the test subject; not a result): UF1 {shadow['uf1']['mean']:.4f}, "

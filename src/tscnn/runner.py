@@ -17,7 +17,7 @@ from tscnn.backends import import_ray, run_fold_jobs
 from tscnn.config import PRESETS, Config, from_preset
 from tscnn.datasets import Database, load_database
 from tscnn.datasets.apeximages import attach_apex_images
-from tscnn.fold import FoldJob, check_stored_fold, fold_predictions, make_folds
+from tscnn.fold import FUSED_MEMBERS, FoldJob, check_stored_fold, fold_predictions, make_folds
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
 from tscnn.preprocessing.prepare import ALL_STREAMS, VOLUME_STREAM, PrepSettings, check_streams, prepare
@@ -138,6 +138,13 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         "per_seed": per_seed, "quirks": db.quirks, "left_out": db.left_out,
         **({"per_dataset_mean_std_over_seeds": per_dataset} if per_dataset else {}),
         "seed_ensemble": evaluate_predictions(seed_ensemble(predictions), num_classes),
+        **({"fused_members": {
+            "what": "each member of the fusion alone, from the probabilities the fold records keep "
+                    "(the network's honest epoch; the floor fitted on the same training clips)",
+            **{member: over_seeds([evaluate_predictions(part.assign(pred=part[f"{member}_pred"]), num_classes)
+                                   for _, part in predictions.groupby("seed")])
+               for member in FUSED_MEMBERS}}}
+           if all(f"{member}_pred" in predictions for member in FUSED_MEMBERS) else {}),
         "leaky_shadow": {
             "what": "the same training runs, each fold's epoch chosen by its best test-subject accuracy "
                     "(the common leaky practice); reported to measure the inflation, never used",
