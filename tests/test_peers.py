@@ -161,7 +161,8 @@ def test_wrong_input_size_is_a_clear_error() -> None:
         OffApexNet(3)({"uvs": torch.rand(1, 3, 48, 48)})
 
 
-@pytest.mark.parametrize(("name", "lr", "steps"), [("ststnet", 1e-2, 80), ("offapexnet", 1e-3, 40)])
+@pytest.mark.parametrize(("name", "lr", "steps"),
+                         [("ststnet", 1e-2, 80), ("offapexnet", 1e-3, 40), ("sssnet", 1e-3, 40)])
 def test_short_fit_learns_a_separable_set(synthetic, name: str, lr: float, steps: int) -> None:
     train_x, train_y, test_x, test_y = synthetic
     torch.manual_seed(0)

@@ -4,7 +4,6 @@ fold run end to end on a tiny generated flow folder."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -92,36 +91,3 @@ def test_forward_backward_gives_finite_gradients() -> None:
     loss.backward()
     grads = [p.grad for p in model.parameters()]
     assert torch.isfinite(loss) and all(g is not None and torch.isfinite(g).all() for g in grads)
-
-
-def _blobs(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """3 classes: a flow blob at its own place over noise, each map min-max scaled."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:28, 0:28].astype(np.float64)
-    maps, labels = [], []
-    for label, (cy, cx) in enumerate([(7, 7), (7, 20), (20, 14)]):
-        for _ in range(per_class):
-            blob = np.exp(-((yy - cy - rng.normal(0, 1)) ** 2 + (xx - cx - rng.normal(0, 1)) ** 2) / 12.0)
-            maps.append(np.stack([blob + rng.normal(0, 0.1, (28, 28)) for _ in range(3)]))
-            labels.append(label)
-    maps = np.asarray(maps)
-    low, high = maps.min(axis=(2, 3), keepdims=True), maps.max(axis=(2, 3), keepdims=True)
-    return ((maps - low) / (high - low)).astype(np.float32), np.asarray(labels)
-
-
-def test_short_fit_learns_a_separable_set() -> None:
-    train_x, train_y = _blobs(20, 1)
-    test_x, test_y = _blobs(10, 2)
-    torch.manual_seed(0)
-    model = get_model("sssnet").build(Config(size=28), 3, {"uvs": 3})
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = {"uvs": torch.from_numpy(train_x)}, torch.from_numpy(train_y)
-    model.train()
-    for _ in range(40):
-        optimiser.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimiser.step()
-    model.eval()
-    with torch.no_grad():
-        predicted = model({"uvs": torch.from_numpy(test_x)}).argmax(1).numpy()
-    assert (predicted == test_y).mean() >= 0.8  # chance is 1/3
