@@ -26,16 +26,10 @@ def _figure(block: dict, key: str) -> str:
     return "-" if value is None else f"{value['mean']:.3f} +- {value['std']:.3f}"
 
 
-RECIPE_FIELDS = ("size", "blocks", "augment", "augment_mode", "optimizer", "lr", "momentum", "nesterov", "batch_size",
-                 "max_epochs", "patience", "selection", "val_fraction", "weight_decay", "schedule", "class_balanced",
-                 "average_last", "mixup", "tta_flip", "fuse_linear", "centre_flow", "scale_flow", "teacher",
-                 "teacher_weight", "pretrained", "dense1", "dense2", "dropout")
-"""Settings of a training recipe: a run that changes one of its preset's is listed with the change."""
-
-
 def changes_from_preset(config: dict) -> dict:
-    """The recipe settings in which a run differs from its preset (a reduced recipe names its reductions)."""
-    from tscnn.config import from_preset
+    """The recipe settings (``tscnn.config.RECIPE_FIELDS``) in which a run differs from its preset: a reduced
+    recipe names its reductions."""
+    from tscnn.config import RECIPE_FIELDS, from_preset
 
     preset = from_preset(config["preset"]).to_dict()
     return {key: config[key] for key in RECIPE_FIELDS if key in config and config[key] != preset[key]}

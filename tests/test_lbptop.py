@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tscnn.app import train_final_model
-from tscnn.config import from_preset
+from tscnn.config import PRESETS, from_preset
 from tscnn.datasets import DatasetError, read_flowfolder
 from tscnn.models import get_model
 from tscnn.models.lbptop import (
@@ -154,7 +154,16 @@ def test_a_flow_folder_cannot_give_the_volume(tmp_path):
         prepare(db.table, PrepSettings(size=28), progress=False, streams=("vol",))
 
 
-def test_lbptop_runs_loso_through_the_registry_and_the_methods_table(synth_db, tmp_path):
+PEERS = ("ststnet", "offapexnet", "sssnet")
+
+
+def short_peer_recipes(monkeypatch) -> None:
+    """The peers' own recipes, cut to 2 epochs so that a methods table runs in seconds."""
+    for name in PEERS:
+        monkeypatch.setitem(PRESETS, name, {**PRESETS[name], "max_epochs": 2})
+
+
+def test_lbptop_runs_loso_through_the_registry_and_the_methods_table(synth_db, tmp_path, monkeypatch):
     spec = get_model("lbptop")
     assert (spec.kind, spec.streams) == ("features", ("vol",))
     table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
@@ -174,27 +183,37 @@ def test_lbptop_runs_loso_through_the_registry_and_the_methods_table(synth_db, t
                                                                          strict=True)), "pred"].to_numpy()
     np.testing.assert_array_equal(got, expected)
     # The paper's Tables 1 / 2 shape: LBP-TOP, HOOF, the floor and TSCNN on the same folds, the paper beside.
+    short_peer_recipes(monkeypatch)
     base = from_preset("demo-sgd", dataset="casme2", root="unused", flow="dis", max_epochs=1, streams=("dt",))
     path = run_table("methods", base, tmp_path / "t1", tmp_path / "cache", database=db, progress=False)
     stored = json.loads((tmp_path / "t1" / "table.json").read_text())
-    assert list(stored["rows"]) == ["LBP-TOP", "HOOF", "linear", "TSCNN"]
+    assert list(stored["rows"]) == ["LBP-TOP", "HOOF", "linear", "STSTNet", "Off-ApexNet", "SSSNet", "TSCNN"]
     assert stored["paper"]["LBP-TOP"] == [43.78, 0.3337] and stored["paper"]["HOOF"] == [76.6, 0.55]
     hoof = json.loads((tmp_path / "t1" / "hoof" / "config.json").read_text())
     assert (hoof["model"], hoof["streams"], hoof["size"]) == ("hoof", ["uvs"], 28)
     lbp = json.loads((tmp_path / "t1" / "lbp-top" / "config.json").read_text())
     assert (lbp["model"], lbp["streams"], lbp["size"]) == ("lbptop", ["vol"], 48)
+    # A peer trains with its own recipe (its preset), on the table's data, folds and seeds.
+    ststnet = json.loads((tmp_path / "t1" / "ststnet" / "config.json").read_text())
+    recipe = (ststnet["preset"], ststnet["optimizer"], ststnet["lr"], ststnet["augment"])
+    assert recipe == ("ststnet", "adam", 5e-5, False)
+    assert (ststnet["flow"], ststnet["seeds"], ststnet["max_epochs"], ststnet["streams"]) == ("dis", [0], 2, ["uvs"])
+    tscnn = json.loads((tmp_path / "t1" / "tscnn" / "config.json").read_text())
+    assert (tscnn["preset"], tscnn["optimizer"], tscnn["max_epochs"]) == ("demo-sgd", "sgd", 1)
     assert "Tables 1 and 2" in path.read_text() and "| LBP-TOP |" in path.read_text()
+    assert "own recipes (preset): STSTNet `ststnet`, Off-ApexNet `offapexnet`, SSSNet `sssnet`" in path.read_text()
     with pytest.raises(ValueError, match="run it with --model tscnn"):
         run_table("methods", config_for("ststnet", root="unused"), tmp_path / "t2", database=db, progress=False)
 
 
-def test_the_methods_table_on_a_flow_folder_leaves_lbptop_out_and_says_so(tmp_path):
+def test_the_methods_table_on_a_flow_folder_leaves_lbptop_out_and_says_so(tmp_path, monkeypatch):
     from test_protocols_and_recipes import learnable_folder
 
+    short_peer_recipes(monkeypatch)
     db = read_flowfolder(learnable_folder(tmp_path / "flows"))
     base = config_for("tscnn", "tscnn-plus", dataset="flowfolder", root="unused", classes="all", streams=("uvs",),
                       max_epochs=1, average_last=1)
     path = run_table("methods", base, tmp_path / "t", database=db, progress=False)
     stored = json.loads((tmp_path / "t" / "table.json").read_text())
-    assert list(stored["rows"]) == ["HOOF", "linear", "TSCNN"]
+    assert list(stored["rows"]) == ["HOOF", "linear", "STSTNet", "Off-ApexNet", "SSSNet", "TSCNN"]
     assert "vol stream" in stored["skipped"]["LBP-TOP"] and "| LBP-TOP | skipped" in path.read_text()

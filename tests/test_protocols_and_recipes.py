@@ -12,7 +12,7 @@ import torch
 
 from tscnn import app, backends, runner
 from tscnn.cli import main
-from tscnn.config import from_preset
+from tscnn.config import PRESETS, from_preset
 from tscnn.datasets import read_flowfolder
 from tscnn.datasets.flowfolder import write_flow_image
 from tscnn.fold import FoldJob
@@ -639,3 +639,17 @@ def test_the_presets_hold_the_recipes_the_readme_describes():
     demo = from_preset("demo")
     assert (demo.optimizer, demo.lr, demo.batch_size, demo.max_epochs, demo.selection, demo.class_balanced,
             demo.size, demo.augment) == ("adam", 1e-3, 16, 1, "fixed", True, 48, True)
+
+
+def test_a_recipe_is_every_setting_a_preset_fixes_and_with_recipe_keeps_the_run():
+    """RECIPE_FIELDS holds every setting any preset sets; ``with_recipe`` swaps the whole recipe (a peer in a table
+    trains with its own) and keeps the data, streams, protocol and seeds of the run."""
+    from tscnn.config import RECIPE_FIELDS, with_recipe
+
+    assert {key for recipe in PRESETS.values() for key in recipe} <= set(RECIPE_FIELDS)
+    run = from_preset("tscnn-plus-fused", dataset="flowfolder", root="data", seeds=(0, 1), teacher="fer",
+                      protocol="cross", train_datasets=("casme2",), test_datasets=("smic",), streams=("uvs",))
+    peer = with_recipe(run, "ststnet")
+    assert peer == replace(from_preset("ststnet"), dataset="flowfolder", root="data", seeds=(0, 1), protocol="cross",
+                           train_datasets=("casme2",), test_datasets=("smic",), streams=("uvs",))
+    assert (peer.fuse_linear, peer.teacher, peer.class_balanced) == (False, "", False)

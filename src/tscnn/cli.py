@@ -26,7 +26,7 @@ EXAMPLES = """examples:
   tscnn run --dataset flowfolder --root megc2019-flow28 --model ststnet --protocol cross \\
             --train-datasets casme2 --test-datasets smic
   tscnn table streams --root /data/CASME2 --seeds 0 1 2        # the paper's Table 4
-  tscnn table methods --root /data/CASME2                       # Table 1: TSCNN, LBP-TOP, HOOF, the floor
+  tscnn table methods --root /data/CASME2                       # Table 1: TSCNN, baselines, peers
   tscnn predict models/casme2/model.pt clip.mp4
   tscnn spot recording.mp4 --model models/casme2/model.pt --save-json intervals.json
   tscnn predict models/casme2/model.pt clip.mp4 --json | jq .predicted
@@ -336,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("table", help="the paper's Table 3 (blocks), Table 4 (streams) or Tables 1 and 2 (methods: "
-                       "TSCNN, LBP-TOP, HOOF, the linear floor), run with LOSO")
+                       "TSCNN, LBP-TOP, HOOF, the linear floor, and STSTNet, Off-ApexNet, SSSNet with their own "
+                       "recipes), run with LOSO")
     p.add_argument("table", choices=["blocks", "streams", "methods"])
     add_experiment_arguments(p)
     add_ray_argument(p)

@@ -403,3 +403,19 @@ def from_preset(preset: str, **overrides) -> Config:
         raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     return replace(Config(preset=preset), **values)
+
+
+RECIPE_FIELDS: tuple[str, ...] = (
+    "size", "blocks", "augment", "augment_mode", "share_trunk", "dense1", "dense2", "dropout", "centre_flow",
+    "scale_flow", "pretrained", "teacher", "teacher_weight", "lr", "momentum", "nesterov", "weight_decay",
+    "batch_size", "max_epochs", "patience", "selection", "val_fraction", "optimizer", "schedule", "class_balanced",
+    "average_last", "mixup", "tta_flip", "fuse_linear")
+"""The settings a training recipe fixes (what a preset may set); the others (data, preparation of the
+frames, streams, protocol, seeds, machine) belong to the run."""
+
+
+def with_recipe(config: Config, preset: str) -> Config:
+    """``config``'s data, protocol and run settings with the whole training recipe of ``preset``: a peer network
+    in a table trains with its own recipe on the table's folds and seeds."""
+    recipe = from_preset(preset)
+    return replace(config, preset=preset, **{name: getattr(recipe, name) for name in RECIPE_FIELDS})

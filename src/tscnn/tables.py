@@ -3,7 +3,8 @@
 * ``blocks`` (the paper's Table 3): TSCNN with k = 2, 3, 4 blocks in the local-spatial stream.
 * ``streams`` (the paper's Table 4): every single stream, every pair, and all three.
 * ``methods`` (the paper's Tables 1 and 2): TSCNN beside the hand-crafted baselines those tables list,
-  LBP-TOP and HOOF (each + linear SVM), and the linear floor, on the same folds.
+  LBP-TOP and HOOF (each + linear SVM), the linear floor, and the peer networks STSTNet, Off-ApexNet and
+  SSSNet, on the same folds and seeds; each peer trains with its own recipe (its registry entry's preset).
 
 Each variant is an ordinary LOSO run in its own results folder (``<out>/<variant>/``, resumable);
 the table (``table.md``, ``table.json``) puts accuracy, UF1 and UAR (mean +- std over seeds, pooled
@@ -20,9 +21,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from tscnn.backends import ray_cluster
-from tscnn.config import Config
+from tscnn.config import Config, with_recipe
 from tscnn.datasets import Database
 from tscnn.metrics import format_mean_std
+from tscnn.models import get_model
 from tscnn.preprocessing.prepare import givable_streams
 from tscnn.results_folder import atomic_write_text, writes_results_folder
 from tscnn.runner import check_config, config_database, model_inputs, run_experiment
@@ -37,6 +39,7 @@ TABLES: dict[str, dict[str, dict]] = {
     # A row naming a model reads that model's own streams and input size (its registry entry); TSCNN is the
     # configuration the table is run with.
     "methods": {"LBP-TOP": {"model": "lbptop"}, "HOOF": {"model": "hoof"}, "linear": {"model": "linear"},
+                "STSTNet": {"model": "ststnet"}, "Off-ApexNet": {"model": "offapexnet"}, "SSSNet": {"model": "sssnet"},
                 "TSCNN": {}},
 }
 # The paper's Tables 3 and 4 (and 1, 2): (accuracy %, mean F1) per database and variant.
@@ -58,10 +61,14 @@ PAPER: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
 
 def table_variant(config: Config, overrides: dict) -> Config:
     """The table's configuration with one variant's changes; a variant naming a model takes that model's
-    streams and input size from the registry."""
-    if "model" in overrides:
-        overrides = {**model_inputs(overrides["model"]), **overrides}
-    return replace(config, **overrides)
+    streams and input size from the registry, and a network its own training recipe (the preset of its
+    registry entry: the table's recipe is TSCNN's)."""
+    if "model" not in overrides:
+        return replace(config, **overrides)
+    spec = get_model(overrides["model"])
+    if spec.trains_by_epochs:
+        config = with_recipe(config, spec.preset)
+    return replace(config, **{**model_inputs(spec.name), **overrides})
 
 
 def variant_folder(variant: str) -> str:
@@ -104,7 +111,7 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
                                                       "rows": rows, "paper": paper, "skipped": skipped}, indent=2))
     leaky = " LEAKY (epoch chosen on the test subject)" if config.leaky else ""
     title = {"blocks": "Table 3: block mode k", "streams": "Table 4: network structure",
-             "methods": "Tables 1 and 2: TSCNN and hand-crafted baselines"}[name]
+             "methods": "Tables 1 and 2: TSCNN, hand-crafted baselines and peer networks"}[name]
     lines = [f"# {title} on "
              f"{config.dataset}{leaky}", "",
              f"LOSO, predictions pooled over folds; "
@@ -119,6 +126,11 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
         cells += [f"{published[0] / 100:.4f}", f"{published[1]:.4f}"] if published else ["-", "-"]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines += [f"| {variant} | skipped: {why} | | | | | |" for variant, why in skipped.items()]
+    own = [f"{variant} `{settings.preset}`" for variant, settings in variants.items()
+           if settings.preset != config.preset and get_model(settings.model).trains_by_epochs]
+    if own:
+        lines += ["", f"Peer networks train with their own recipes (preset): {', '.join(own)}; "
+                  "hand-crafted baselines and the floor are fitted on each fold's training subjects."]
     lines += ["", "The paper's figures come from its own protocol (epoch selection unclear); they are a "
               "reference, not a target. It does not say how its mean F1 is pooled: UF1 pools every fold's "
               "predictions, the fold mean averages each fold's macro F1; both are given."]
