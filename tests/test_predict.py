@@ -146,10 +146,12 @@ def test_a_model_with_test_time_flip_averages_the_clip_and_its_mirror(model_path
 def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db, tmp_path_factory, tmp_path,
                                                                     monkeypatch):
     """A --fuse-linear recipe's model file holds its fitted linear floor as plain tensors, which give what the
-    scikit-learn floor gives; prediction (default and fast path) averages the network's answer with the floor's;
+    scikit-learn floor gives; prediction (default and fast path) averages the network's answer with the floor's,
+    the floor reading the clip's u, v, strain maps while the network reads its own streams;
     a file whose recipe fuses but which holds no floor is refused, and so is its ONNX export."""
     from dataclasses import replace
 
+    from tscnn import predict as predict_module
     from tscnn.fast import FastPredictor
     from tscnn.fold import fit_floor
     from tscnn.models.linear import floor_tensors_proba
@@ -163,9 +165,9 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db, tm
     path = train_final_model(config, tmp_path / "fused", cache, database=db, progress=False)
     saved = load_saved_model(path)
     assert saved.floor is not None and "fused with the linear floor" in format_model_card(saved.card)
-    prepared = prepare(db.table, PrepSettings.from_config(config), cache, progress=False, streams=config.streams)
+    prepared = prepare(db.table, PrepSettings.from_config(config), cache, progress=False, streams=("ss", "dt", "uvs"))
     labels = prepared.table["label"].to_numpy()
-    fitted, features = fit_floor(prepared.arrays, labels, np.arange(len(labels)))
+    fitted, features = fit_floor({"uvs": prepared.arrays["uvs"]}, labels, np.arange(len(labels)))
     np.testing.assert_allclose(floor_tensors_proba(saved.floor, features, 5), fitted.predict_proba(features),
                                atol=1e-6)  # float32 pixels, float64 arithmetic in both
     row = db.table.iloc[-1]
@@ -175,10 +177,14 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db, tm
     span = dict(onset=0, apex=numbers.index(row.apex), offset=len(frames) - 1, cropped=True)
     network_alone = replace(saved, floor=None)
 
-    def floor_on(maps: dict[str, torch.Tensor]) -> np.ndarray:
-        """The scikit-learn floor on the clip's maps (view 0) that the network read, pixels in sorted stream order."""
-        pixels = np.concatenate([maps[s][:1].float().numpy().reshape(-1) for s in ("dt", "ss")])
-        return fitted.predict_proba(pixels[None])[0]
+    floor_read: list[dict] = []  # the maps the floor was given, caught on their way in
+    features_of = predict_module.pixel_features
+    monkeypatch.setattr(predict_module, "pixel_features", lambda maps: floor_read.append(maps) or features_of(maps))
+
+    def floor_on(maps: dict[str, np.ndarray]) -> np.ndarray:
+        """The scikit-learn floor on the clip's own u, v, strain maps (view 0), whatever streams the network read."""
+        assert list(maps) == ["uvs"] and maps["uvs"].shape == (1, 3, config.size, config.size)
+        return fitted.predict_proba(maps["uvs"].reshape(1, -1))[0]
 
     def answer(prediction) -> np.ndarray:
         return np.array(list(prediction.probabilities.values()))
@@ -190,7 +196,8 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db, tm
     monkeypatch.setattr(fast, "forward", lambda batch: read.append(batch) or fast_network(batch))
     for fused, alone in ((saved, network_alone), (fast, fast_alone)):
         f = answer(fused.predict(frames, **span))
-        floor = floor_on(read[-1])
+        floor = floor_on(floor_read[-1])
+        assert set(read[-1]) == {"ss", "dt"}  # the network reads its own streams only
         n = answer(alone.predict(frames, **span))
         np.testing.assert_allclose(f, (n + floor) / 2, atol=2e-4)  # answers are rounded to 4 decimals
         assert not np.allclose(f, n)

@@ -653,3 +653,22 @@ def test_a_recipe_is_every_setting_a_preset_fixes_and_with_recipe_keeps_the_run(
     assert peer == replace(from_preset("ststnet"), dataset="flowfolder", root="data", seeds=(0, 1), protocol="cross",
                            train_datasets=("casme2",), test_datasets=("smic",), streams=("uvs",))
     assert (peer.fuse_linear, peer.teacher, peer.class_balanced) == (False, "", False)
+
+
+def test_a_fused_network_of_other_streams_is_averaged_with_the_floor_of_u_v_strain(synth_db, tmp_path):
+    """fuse_linear with a network that reads SS and DT: its floor member is the ``linear`` model (u, v, strain),
+    not a linear model of the network's own inputs; it predicts what a ``linear`` run predicts on the same folds."""
+    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
+    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    config = from_preset("demo-sgd", streams=("ss", "dt"), size=28, max_epochs=1, root="unused", fuse_linear=True,
+                         flow="dis")
+    fused = run_experiment(config, tmp_path / "fused", tmp_path / "cache", database=db, progress=False)
+    floor = run_experiment(config_for("linear", root="unused", flow="dis"), tmp_path / "floor", tmp_path / "cache",
+                           database=db, progress=False)
+    by_clip = floor.predictions.set_index(["subject", "clip"])["pred"]
+    for path in sorted((tmp_path / "fused" / "seed_0" / "folds").glob("*.json")):
+        record = json.loads(path.read_text())
+        clips = list(db.table[["subject", "clip"]].iloc[record["rows"]].itertuples(index=False, name=None))
+        assert np.argmax(record["floor_proba"], axis=1).tolist() == by_clip.loc[clips].tolist()
+    members = fused.metrics["fused_members"]
+    assert members["floor"]["uf1"]["mean"] == pytest.approx(floor.metrics["mean_std_over_seeds"]["uf1"]["mean"])

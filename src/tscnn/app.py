@@ -12,7 +12,7 @@ import torch
 from tscnn.backends import import_ray
 from tscnn.config import Config
 from tscnn.datasets import Database
-from tscnn.fold import fit_floor
+from tscnn.fold import fit_floor, floor_arrays, streams_to_prepare
 from tscnn.models import get_model
 from tscnn.models.linear import floor_tensors
 from tscnn.predict import save_model
@@ -86,7 +86,7 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
         torch.set_num_threads(config.threads)
     db = database or config_database(config)
     prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress,
-                       streams=config.streams)
+                       streams=streams_to_prepare(config))
     subjects = prepared.table["subject"].astype(str).to_numpy()
     val_subjects = validation_subjects(sorted(set(subjects)), config.val_fraction,
                                        np.random.default_rng([config.seeds[0], 17]))
@@ -100,6 +100,6 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
             "val_subjects": val_subjects, "chosen_epoch": result.chosen_epoch, "code_version": code_version(),
             "history": result.history}
     # --fuse-linear: the floor learns from every clip the network saw (as in each LOSO fold) and travels with it.
-    floor = floor_tensors(fit_floor(arrays, labels, np.sort(np.concatenate([train, val])))[0]) \
+    floor = floor_tensors(fit_floor(floor_arrays(prepared), labels, np.sort(np.concatenate([train, val])))[0]) \
         if config.fuse_linear else None
     return save_model(Path(out) / "model.pt", result.model, config, db.classes, meta, floor)

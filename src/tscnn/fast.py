@@ -17,7 +17,7 @@ keeps the preparation's steps and changes only what costs time:
 * the flow is DIS or Farneback instead of TV-L1, at the work size: by default the model's own flow when it
   was trained with one of them (``--flow dis``), else DIS with a warning (``fast_flow_for``: a network fed
   another flow than in training loses accuracy);
-* only the streams the network reads are built (no UVS strain for TSCNN);
+* only the streams the network reads are built (no UVS strain for TSCNN, unless fused with the floor);
 * the network runs channels-last, in bf16 weights on a CPU with native bf16 (AMX / AVX-512 BF16) and
   for the models that allow it (TSCNN), otherwise in fp32; under ``torch.inference_mode``.
 
@@ -169,9 +169,9 @@ class FastPredictor:
         return compute_flow(onset, key, self.settings.flow), compute_flow(key, offset, self.settings.flow)
 
     def views(self, key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray) -> dict[str, np.ndarray]:
-        """The streams the network reads, float32: one clip, and its mirror when the model's recipe averages
-        the two."""
-        return clip_views(key, flow1, flow2, self.settings.size, self.settings.blocks, self.streams,
+        """The streams the network reads (and the floor's, for a fused recipe), float32: one clip, and its mirror
+        when the model's recipe averages the two."""
+        return clip_views(key, flow1, flow2, self.settings.size, self.settings.blocks, self.saved.view_streams,
                           self.saved.config.tta_flip)
 
     def inputs(self, key: np.ndarray, flow1: np.ndarray, flow2: np.ndarray,

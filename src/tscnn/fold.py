@@ -14,11 +14,19 @@ import pandas as pd
 
 from tscnn.config import Config
 from tscnn.models import get_model
+from tscnn.models.linear import FLOOR_STREAMS
 from tscnn.preprocessing.prepare import Prepared
 from tscnn.protocol_specs import get_protocol
 from tscnn.protocols import Fold
 from tscnn.run_facts import code_version
 from tscnn.train import Trainer
+
+
+def streams_to_prepare(config: Config) -> tuple[str, ...]:
+    """The streams a run prepares: the model's, and with ``fuse_linear`` also the floor's (u, v, strain), which
+    the floor member reads whatever the network reads."""
+    extra = tuple(s for s in FLOOR_STREAMS if config.fuse_linear and s not in config.streams)
+    return (*config.streams, *extra)
 
 
 def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
@@ -57,7 +65,8 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
                                                      result.leaky_proba)
     fused = {}
     if config.fuse_linear:
-        floor = floor_proba(arrays, labels, np.sort(np.concatenate([fold.train, fold.val])), fold.test, num_classes)
+        floor = floor_proba(floor_arrays(prepared), labels, np.sort(np.concatenate([fold.train, fold.val])), fold.test,
+                            num_classes)
         fused = {"network_proba": np.round(proba, 6).tolist(), "floor_proba": np.round(floor, 6).tolist()}
         proba, leaky_proba = (proba + floor) / 2, (leaky_proba + floor) / 2
     table = prepared.table
@@ -78,9 +87,15 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     }
 
 
+def floor_arrays(prepared: Prepared) -> dict[str, np.ndarray]:
+    """The prepared maps the floor member of a fused run reads (``FLOOR_STREAMS``: ``streams_to_prepare`` adds them)."""
+    return {s: prepared.arrays[s] for s in FLOOR_STREAMS}
+
+
 def fit_floor(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray) -> tuple[object, np.ndarray]:
-    """The linear floor (the ``linear`` model: standardised pixels of every stream's original variant + logistic
-    regression) fitted on ``fit_rows``, and the feature matrix of every clip: the second member of ``fuse_linear``."""
+    """The linear floor (the ``linear`` model: standardised pixels of the original variant of its own maps, u, v
+    and strain, + logistic regression) fitted on ``fit_rows``, and the feature matrix of every clip: the second
+    member of ``fuse_linear``."""
     linear = get_model("linear")
     features = linear.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
     return linear.classifier().fit(features[fit_rows], labels[fit_rows]), features

@@ -25,7 +25,7 @@ from tscnn.checkpoints import first_sentence, load_weights
 from tscnn.config import Config
 from tscnn.datasets.base import DatasetError, list_frames
 from tscnn.errors import SpotWarning
-from tscnn.models.linear import floor_tensors_proba, pixel_features
+from tscnn.models.linear import FLOOR_STREAMS, floor_tensors_proba, pixel_features
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.frames import decode_image, video_fps
@@ -124,11 +124,17 @@ class SavedModel:
 
     def fuse(self, proba: np.ndarray, views: dict[str, np.ndarray]) -> np.ndarray:
         """The network's class probabilities of one clip, averaged with the linear floor's when the recipe fuses
-        them (``fuse_linear``); the floor reads the clip's own maps (view 0), as in training."""
+        them (``fuse_linear``); the floor reads the clip's own u, v, strain maps (view 0), as in training."""
         if self.floor is None:
             return proba
-        features = pixel_features({s: views[s][:1].astype(np.float32) for s in self.model.streams})
+        features = pixel_features({s: views[s][:1].astype(np.float32) for s in FLOOR_STREAMS})
         return (proba + floor_tensors_proba(self.floor, features, len(self.classes))[0]) / 2
+
+    @property
+    def view_streams(self) -> tuple[str, ...]:
+        """The streams a clip's views need: the network's, and the floor's when the recipe fuses them."""
+        extra = tuple(s for s in FLOOR_STREAMS if self.floor is not None and s not in self.model.streams)
+        return (*self.model.streams, *extra)
 
     def predict(self, frames: list[np.ndarray], onset: int | None = None, apex: int | None = None,
                 offset: int | None = None, cropped: bool = False, source: str = "frames") -> Prediction:
@@ -268,7 +274,7 @@ def predict_frames(saved: SavedModel, images: list[np.ndarray], numbers: list[in
     # The span is cut already: face_align "haar" keeps it as it is (a face crop) instead of aligning it again.
     grey_key, flow1, flow2 = frames_to_inputs(span[0], span[key - first], span[-1], True,
                                               replace(settings, face_align="haar"), source, source)
-    views = clip_views(grey_key, flow1, flow2, settings.size, settings.blocks, model.streams, config.tta_flip)
+    views = clip_views(grey_key, flow1, flow2, settings.size, settings.blocks, saved.view_streams, config.tta_flip)
     batch = {s: torch.from_numpy(views[s].astype(np.float32)) for s in model.streams}
     with torch.no_grad():  # the mean over the views: the clip, and its mirror when the recipe averages them
         proba = saved.fuse(torch.softmax(model(batch), dim=1).mean(0).numpy(), views)

@@ -63,7 +63,11 @@ def linear_loso(features: np.ndarray, table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+FLOOR_STREAMS: tuple[str, ...] = ("uvs",)
+"""The floor's inputs: u, v and optical strain, whatever streams a network fused with it reads."""
+
 register_model(ModelSpec(
-    name="linear", kind="features", features=pixel_features, classifier=linear_classifier, streams=("uvs",), size=28,
+    name="linear", kind="features", features=pixel_features, classifier=linear_classifier, streams=FLOOR_STREAMS,
+    size=28,
     description="linear floor: standardised pixels + logistic regression (C = 0.01, balanced)",
 ))
