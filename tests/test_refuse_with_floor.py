@@ -1,0 +1,43 @@
+"""benchmarks/refuse_with_floor.py: a fused run's stored network probabilities fused again with the floor refitted
+per fold give, for a run of the current code, exactly that run's own figures and members."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tscnn.config import from_preset
+from tscnn.runner import run_experiment
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "refuse_with_floor.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("refuse_with_floor", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_refusing_a_current_run_gives_its_own_figures(synth_db, synth_root, tmp_path, capsys):
+    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
+    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    config = from_preset("demo-sgd", dataset="casme2", root=str(synth_root), streams=("ss", "dt"), size=28,
+                         max_epochs=1, fuse_linear=True, flow="dis", seeds=(0, 1))
+    run = run_experiment(config, tmp_path / "fused", tmp_path / "cache", database=db, progress=False)
+    script = load_script()
+    figures = script.refuse(tmp_path / "fused", tmp_path / "cache", database=db)
+    for key in ("accuracy", "uf1", "uar"):
+        assert figures["fused"][key]["mean"] == pytest.approx(run.metrics["mean_std_over_seeds"][key]["mean"])
+        for member in ("network", "floor"):
+            assert figures["members"][member][key]["mean"] == pytest.approx(
+                run.metrics["fused_members"][member][key]["mean"])
+    plain = run_experiment(from_preset("demo-sgd", root="unused", streams=("ss", "dt"), max_epochs=1),
+                           tmp_path / "plain", tmp_path / "cache", database=db, progress=False)
+    with pytest.raises(SystemExit, match="not a fused run"):
+        script.refuse(tmp_path / "plain", tmp_path / "cache", database=db)
+    with pytest.raises(SystemExit, match="differs from the one the run read"):
+        script.refuse(tmp_path / "fused", tmp_path / "cache", database=synth_db)
+    assert plain.metrics.get("fused_members") is None
