@@ -28,8 +28,12 @@ def _figure(block: dict, key: str) -> str:
 
 def changes_from_preset(config: dict) -> dict:
     """The recipe settings (``tscnn.config.RECIPE_FIELDS``) in which a run differs from its preset: a reduced
-    recipe names its reductions."""
+    recipe names its reductions. A features model has no training recipe: none."""
     from tscnn.config import RECIPE_FIELDS, from_preset
+    from tscnn.models import get_model
+
+    if not get_model(config["model"]).trains_by_epochs:
+        return {}
 
     preset = from_preset(config["preset"]).to_dict()
     return {key: config[key] for key in RECIPE_FIELDS if key in config and config[key] != preset[key]}

@@ -74,3 +74,9 @@ def test_a_reduced_fused_cross_run_names_its_changes_members_directions_and_fold
     line = capsys.readouterr().out.splitlines()[2]
     assert line.startswith("| tscnn | paper size=28 max_epochs=30 fuse_linear=True | ss,ls,dt | cross casme2 -> smic |")
     assert "| 0.550 +- 0.010 / 0.650 +- 0.010 | 0.1.0+gfff0000 |" in line
+
+
+def test_a_features_model_has_no_recipe_to_change(tmp_path):
+    config = {"model": "linear", "preset": "paper", "streams": ["uvs"], "size": 28, "protocol": "loso", "seeds": [0]}
+    folder = results_folder(tmp_path, "floor", config=config)
+    assert load_script().collect(folder)["changes_from_preset"] == {}
