@@ -12,9 +12,9 @@ import torch
 from tscnn.backends import import_ray
 from tscnn.config import Config
 from tscnn.datasets import Database
-from tscnn.fold import fit_floor, floor_arrays, streams_to_prepare
+from tscnn.fold import fit_floor, floor_arrays
 from tscnn.models import get_model
-from tscnn.models.linear import floor_tensors
+from tscnn.models.linear import floor_tensors, with_floor_streams
 from tscnn.predict import save_model
 from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.protocols import validation_subjects
@@ -86,7 +86,7 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
         torch.set_num_threads(config.threads)
     db = database or config_database(config)
     prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress,
-                       streams=streams_to_prepare(config))
+                       streams=with_floor_streams(config.streams, config.fuse_linear))
     subjects = prepared.table["subject"].astype(str).to_numpy()
     val_subjects = validation_subjects(sorted(set(subjects)), config.val_fraction,
                                        np.random.default_rng([config.seeds[0], 17]))

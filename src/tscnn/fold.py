@@ -22,13 +22,6 @@ from tscnn.run_facts import code_version
 from tscnn.train import Trainer
 
 
-def streams_to_prepare(config: Config) -> tuple[str, ...]:
-    """The streams a run prepares: the model's, and with ``fuse_linear`` also the floor's (u, v, strain), which
-    the floor member reads whatever the network reads."""
-    extra = tuple(s for s in FLOOR_STREAMS if config.fuse_linear and s not in config.streams)
-    return (*config.streams, *extra)
-
-
 def make_folds(config: Config, table: pd.DataFrame, seed: int) -> list[Fold]:
     """The folds of the Config's protocol: one per subject (LOSO), or one cross-database fold; with
     ``train_fraction`` < 1 each learns from a seeded share of its training subjects (a learning curve).
@@ -88,7 +81,7 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
 
 
 def floor_arrays(prepared: Prepared) -> dict[str, np.ndarray]:
-    """The prepared maps the floor member of a fused run reads (``FLOOR_STREAMS``: ``streams_to_prepare`` adds them)."""
+    """The prepared maps the floor member of a fused run reads (``FLOOR_STREAMS``, which a fused run prepares)."""
     return {s: prepared.arrays[s] for s in FLOOR_STREAMS}
 
 

@@ -25,7 +25,7 @@ from tscnn.checkpoints import first_sentence, load_weights
 from tscnn.config import Config
 from tscnn.datasets.base import DatasetError, list_frames
 from tscnn.errors import SpotWarning
-from tscnn.models.linear import FLOOR_STREAMS, floor_tensors_proba, pixel_features
+from tscnn.models.linear import FLOOR_STREAMS, floor_tensors_proba, pixel_features, with_floor_streams
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.frames import decode_image, video_fps
@@ -133,8 +133,7 @@ class SavedModel:
     @property
     def view_streams(self) -> tuple[str, ...]:
         """The streams a clip's views need: the network's, and the floor's when the recipe fuses them."""
-        extra = tuple(s for s in FLOOR_STREAMS if self.floor is not None and s not in self.model.streams)
-        return (*self.model.streams, *extra)
+        return with_floor_streams(tuple(self.model.streams), self.floor is not None)
 
     def predict(self, frames: list[np.ndarray], onset: int | None = None, apex: int | None = None,
                 offset: int | None = None, cropped: bool = False, source: str = "frames") -> Prediction:

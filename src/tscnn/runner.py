@@ -17,9 +17,10 @@ from tscnn.backends import import_ray, run_fold_jobs
 from tscnn.config import PRESETS, Config, from_preset
 from tscnn.datasets import Database, load_database
 from tscnn.datasets.apeximages import attach_apex_images
-from tscnn.fold import FUSED_MEMBERS, FoldJob, check_stored_fold, fold_predictions, make_folds, streams_to_prepare
+from tscnn.fold import FUSED_MEMBERS, FoldJob, check_stored_fold, fold_predictions, make_folds
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
+from tscnn.models.linear import with_floor_streams
 from tscnn.preprocessing.prepare import ALL_STREAMS, VOLUME_STREAM, PrepSettings, check_streams, prepare
 from tscnn.protocol_specs import get_protocol
 from tscnn.results_folder import atomic_write_text, writes_results_folder
@@ -63,10 +64,10 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
         torch.set_num_threads(config.threads)
     get_model(config.model)
     db = database or config_database(config)
-    check_streams(db.table, streams_to_prepare(config))
+    streams = with_floor_streams(config.streams, config.fuse_linear)  # a fused run's floor reads u, v, strain
+    check_streams(db.table, streams)
     check_or_store_run(config, out, db.table, allow_code_change)
-    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress,
-                       streams=streams_to_prepare(config))
+    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress, streams=streams)
     labels = prepared.table["label"].to_numpy()
     num_classes = len(db.classes)
     complete, pending, finished, stored = True, [], [], {}

@@ -66,6 +66,12 @@ def linear_loso(features: np.ndarray, table: pd.DataFrame) -> pd.DataFrame:
 FLOOR_STREAMS: tuple[str, ...] = ("uvs",)
 """The floor's inputs: u, v and optical strain, whatever streams a network fused with it reads."""
 
+
+def with_floor_streams(streams: tuple[str, ...], fused: bool) -> tuple[str, ...]:
+    """A network's streams, and when it is fused with the floor also the floor's: what a fused run prepares and
+    what a fused model's prediction builds."""
+    return (*streams, *(s for s in FLOOR_STREAMS if fused and s not in streams))
+
 register_model(ModelSpec(
     name="linear", kind="features", features=pixel_features, classifier=linear_classifier, streams=FLOOR_STREAMS,
     size=28,
