@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -12,6 +14,7 @@ from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.synth import SynthSettings, write_database
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def real_or_skip(relative: str) -> Path:
@@ -56,3 +59,22 @@ def synth_db(synth_root):
 @pytest.fixture(scope="session")
 def synth_prepared(synth_db, tmp_path_factory):
     return prepare(synth_db.table, PrepSettings.from_config(Config()), tmp_path_factory.mktemp("cache"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def synth_db_3(synth_db):
+    """The first three subjects of the synthetic database: LOSO runs of three short folds."""
+    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
+    return type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """A loader of a script in benchmarks/ (scripts, not modules of the package) by its name."""
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

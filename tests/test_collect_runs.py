@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "collect_runs.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("collect_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def figures(uf1: float) -> dict:
@@ -39,11 +29,12 @@ def results_folder(root: Path, name: str, finished: bool = True, config: dict | 
     return folder
 
 
-def test_rows_hold_the_figures_and_unfinished_runs_are_left_out(tmp_path, capsys):
+def test_rows_hold_the_figures_and_unfinished_runs_are_left_out(benchmark_script, tmp_path, capsys):
     done = results_folder(tmp_path, "done")
     running = results_folder(tmp_path, "running", finished=False)
     out = tmp_path / "runs.json"
-    assert load_script().main([str(done), str(running), "--data", "casme2-keyframes", "--json", str(out)]) == 0
+    collect_runs = benchmark_script("collect_runs")
+    assert collect_runs.main([str(done), str(running), "--data", "casme2-keyframes", "--json", str(out)]) == 0
     stored = json.loads(out.read_text())
     assert stored["data"] == "casme2-keyframes" and [r["folder"] for r in stored["rows"]] == ["done"]
     row = stored["rows"][0]
@@ -57,7 +48,8 @@ def test_rows_hold_the_figures_and_unfinished_runs_are_left_out(tmp_path, capsys
     assert row["changes_from_preset"] == {} and row["fused_members"] is None
 
 
-def test_a_reduced_fused_cross_run_names_its_changes_members_directions_and_fold_code(tmp_path, capsys):
+def test_a_reduced_fused_cross_run_names_its_changes_members_directions_and_fold_code(benchmark_script, tmp_path,
+                                                                                      capsys):
     """A run that changes its preset's recipe is listed with the changes; a fused run with each member alone; a
     cross-database run with its direction; the code version is the folds' (a summary rewritten later keeps it)."""
     from tscnn.config import from_preset
@@ -67,7 +59,8 @@ def test_a_reduced_fused_cross_run_names_its_changes_members_directions_and_fold
     members = {"fused_members": {"what": "...", "network": figures(0.55), "floor": figures(0.65)}}
     folder = results_folder(tmp_path, "reduced", config=config, metrics=members, fold_code="0.1.0+gfff0000")
     out = tmp_path / "runs.json"
-    assert load_script().main([str(folder), "--data", "megc2019-flow28+apex224", "--json", str(out)]) == 0
+    collect_runs = benchmark_script("collect_runs")
+    assert collect_runs.main([str(folder), "--data", "megc2019-flow28+apex224", "--json", str(out)]) == 0
     row = json.loads(out.read_text())["rows"][0]
     assert row["changes_from_preset"] == {"size": 28, "max_epochs": 30, "fuse_linear": True}
     assert row["fused_members"]["network"]["uf1"]["mean"] == 0.55 and row["code_version"] == "0.1.0+gfff0000"
@@ -76,7 +69,7 @@ def test_a_reduced_fused_cross_run_names_its_changes_members_directions_and_fold
     assert "| 0.550 +- 0.010 / 0.650 +- 0.010 | 0.1.0+gfff0000 |" in line
 
 
-def test_a_features_model_has_no_recipe_to_change(tmp_path):
+def test_a_features_model_has_no_recipe_to_change(benchmark_script, tmp_path):
     config = {"model": "linear", "preset": "paper", "streams": ["uvs"], "size": 28, "protocol": "loso", "seeds": [0]}
     folder = results_folder(tmp_path, "floor", config=config)
-    assert load_script().collect(folder)["changes_from_preset"] == {}
+    assert benchmark_script("collect_runs").collect(folder)["changes_from_preset"] == {}

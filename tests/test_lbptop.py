@@ -163,11 +163,10 @@ def short_peer_recipes(monkeypatch) -> None:
         monkeypatch.setitem(PRESETS, name, {**PRESETS[name], "max_epochs": 2})
 
 
-def test_lbptop_runs_loso_through_the_registry_and_the_methods_table(synth_db, tmp_path, monkeypatch):
+def test_lbptop_runs_loso_through_the_registry_and_the_methods_table(synth_db_3, tmp_path, monkeypatch):
     spec = get_model("lbptop")
     assert (spec.kind, spec.streams) == ("features", ("vol",))
-    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
-    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    db = synth_db_3
     config = config_for("lbptop", dataset="casme2", root="unused")
     result = run_experiment(config, tmp_path / "lbptop", tmp_path / "cache", database=db, progress=False)
     # The runner's predictions are those of LBP-TOP features and a linear SVM fitted on each fold's training

@@ -15,10 +15,9 @@ from tscnn.predict import load_model, predict_clip
 
 
 @pytest.fixture(scope="module")
-def model_path(synth_db, tmp_path_factory):
+def model_path(synth_db_3, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
-    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
-    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    db = synth_db_3
     config = from_preset("demo-sgd", streams=("ss", "dt"), max_epochs=1, root="unused")
     return train_final_model(config, out, tmp_path_factory.mktemp("cache"), database=db, progress=False)
 
@@ -143,7 +142,7 @@ def test_a_model_with_test_time_flip_averages_the_clip_and_its_mirror(model_path
 
 
 @pytest.mark.filterwarnings("ignore:this model was trained on tvl1 flow")  # the fast path's own warning
-def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db, tmp_path_factory, tmp_path,
+def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db_3, tmp_path_factory, tmp_path,
                                                                     monkeypatch):
     """A --fuse-linear recipe's model file holds its fitted linear floor as plain tensors, which give what the
     scikit-learn floor gives; prediction (default and fast path) averages the network's answer with the floor's,
@@ -158,8 +157,7 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db, tm
     from tscnn.predict import format_model_card, load_saved_model
     from tscnn.preprocessing.prepare import PrepSettings, prepare
 
-    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
-    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    db = synth_db_3
     config = from_preset("demo-sgd", streams=("ss", "dt"), max_epochs=1, root="unused", fuse_linear=True)
     cache = tmp_path_factory.mktemp("cache")
     path = train_final_model(config, tmp_path / "fused", cache, database=db, progress=False)

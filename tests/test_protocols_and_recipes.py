@@ -655,11 +655,10 @@ def test_a_recipe_is_every_setting_a_preset_fixes_and_with_recipe_keeps_the_run(
     assert (peer.fuse_linear, peer.teacher, peer.class_balanced) == (False, "", False)
 
 
-def test_a_fused_network_of_other_streams_is_averaged_with_the_floor_of_u_v_strain(synth_db, tmp_path):
+def test_a_fused_network_of_other_streams_is_averaged_with_the_floor_of_u_v_strain(synth_db_3, tmp_path):
     """fuse_linear with a network that reads SS and DT: its floor member is the ``linear`` model (u, v, strain),
     not a linear model of the network's own inputs; it predicts what a ``linear`` run predicts on the same folds."""
-    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
-    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+    db = synth_db_3
     config = from_preset("demo-sgd", streams=("ss", "dt"), size=28, max_epochs=1, root="unused", fuse_linear=True,
                          flow="dis")
     fused = run_experiment(config, tmp_path / "fused", tmp_path / "cache", database=db, progress=False)

@@ -3,31 +3,18 @@ per fold give, for a run of the current code, exactly that run's own figures and
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from tscnn.config import from_preset
 from tscnn.runner import run_experiment
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "refuse_with_floor.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("refuse_with_floor", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_refusing_a_current_run_gives_its_own_figures(synth_db, synth_root, tmp_path, capsys):
-    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
-    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db, synth_db_3, synth_root, tmp_path):
+    db = synth_db_3
     config = from_preset("demo-sgd", dataset="casme2", root=str(synth_root), streams=("ss", "dt"), size=28,
                          max_epochs=1, fuse_linear=True, flow="dis", seeds=(0, 1))
     run = run_experiment(config, tmp_path / "fused", tmp_path / "cache", database=db, progress=False)
-    script = load_script()
+    script = benchmark_script("refuse_with_floor")
     figures = script.refuse(tmp_path / "fused", tmp_path / "cache", database=db)
     for key in ("accuracy", "uf1", "uar"):
         assert figures["fused"][key]["mean"] == pytest.approx(run.metrics["mean_std_over_seeds"][key]["mean"])

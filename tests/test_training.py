@@ -34,9 +34,8 @@ def test_short_run_beats_chance(synth_db, synth_prepared, tmp_path):
     assert len(predictions) == len(synth_db.table) and predictions.fold.nunique() == synth_db.table.subject.nunique()
 
 
-def test_resumed_run_gives_the_same_predictions(synth_db, tmp_path):
-    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
-    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+def test_resumed_run_gives_the_same_predictions(synth_db_3, tmp_path):
+    db = synth_db_3
     config = from_preset("demo-sgd", streams=("dt",), max_epochs=1, root="unused")
     cache = tmp_path / "cache"
     whole = run_experiment(config, tmp_path / "whole", cache, database=db, progress=False)
@@ -61,9 +60,8 @@ def test_changed_settings_refuse_to_resume(synth_db, tmp_path):
     assert json.loads((out / "config.json").read_text())["lr"] == 0.01
 
 
-def test_leaky_selection_is_labelled_everywhere(synth_db, tmp_path):
-    table = synth_db.table[synth_db.table.subject.isin(sorted(synth_db.table.subject.unique())[:3])]
-    db = type(synth_db)(synth_db.name, synth_db.root, table.reset_index(drop=True), synth_db.classes, [])
+def test_leaky_selection_is_labelled_everywhere(synth_db_3, tmp_path):
+    db = synth_db_3
     config = from_preset("demo-sgd", streams=("dt",), max_epochs=2, selection="test_leaky", root="unused")
     result = run_experiment(config, tmp_path / "leaky", tmp_path / "cache", database=db, progress=False)
     assert result.metrics["leaky"] is True
@@ -74,7 +72,7 @@ def test_leaky_selection_is_labelled_everywhere(synth_db, tmp_path):
     record = json.loads(next((tmp_path / "leaky" / "seed_0" / "folds").glob("*.json")).read_text())
     assert "test_accuracy" in record["history"][0]  # the leak is recorded, not hidden
     # The leaky practice trains on every training subject: no validation subjects are held out unused.
-    assert record["val_subjects"] == [] and record["n_train_clips"] == len(table) - (table.subject == record[
+    assert record["val_subjects"] == [] and record["n_train_clips"] == len(db.table) - (db.table.subject == record[
         "test_subject"]).sum()
     assert set(pd.read_csv(tmp_path / "leaky" / "predictions.csv")["selection"]) == {"test_leaky (LEAKY)"}
     assert default_out(config).name.endswith("-LEAKY")
