@@ -27,7 +27,7 @@ from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models.linear import FLOOR_STREAMS
 from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.run_facts import table_fingerprint
-from tscnn.runner import config_database
+from tscnn.runner import config_database, fused_member_metrics
 
 
 def refuse(folder: Path, cache: Path | None, database: Database | None = None) -> dict:
@@ -42,7 +42,7 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
     prepared = prepare(db.table, PrepSettings.from_config(config), cache, progress=False, streams=FLOOR_STREAMS)
     table, labels, classes = prepared.table, prepared.table["label"].to_numpy(), len(db.classes)
     subjects = table["subject"].astype(str).to_numpy()
-    per_seed, members = {}, {"network": [], "floor": []}
+    per_seed, seeds = {}, []
     for seed_dir in sorted(folder.glob("seed_*")):
         rows = []
         for path in sorted((seed_dir / "folds").glob("*.json")):
@@ -52,17 +52,17 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
             network = np.asarray(record["network_proba"])
             floor = floor_proba(floor_arrays(prepared), labels, fit, test, classes)
             part = table.iloc[test][["dataset", "subject", "clip", "label"]].copy()
-            part["fold"], part["network"], part["floor"] = record["test_subject"], network.argmax(1), floor.argmax(1)
+            part["fold"], part["network_pred"], part["floor_pred"] = (record["test_subject"], network.argmax(1),
+                                                                      floor.argmax(1))
             part["pred"] = ((network + floor) / 2).argmax(1)
             rows.append(part)
-        predictions = pd.concat(rows)
         seed = seed_dir.name.removeprefix("seed_")
+        predictions = pd.concat(rows).assign(seed=int(seed))
         per_seed[seed] = evaluate_predictions(predictions, classes)
-        for name in members:
-            members[name].append(evaluate_predictions(predictions.assign(pred=predictions[name]), classes))
+        seeds.append(predictions)
     return {"folder": str(folder), "fused": over_seeds(list(per_seed.values())),
             "per_seed_uf1": {seed: m["uf1"] for seed, m in per_seed.items()},
-            "members": {name: over_seeds(found) for name, found in members.items()}}
+            "members": fused_member_metrics(pd.concat(seeds), classes)}
 
 
 def main(argv: list[str] | None = None) -> int:

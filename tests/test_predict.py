@@ -147,13 +147,14 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db_3, 
     """A --fuse-linear recipe's model file holds its fitted linear floor as plain tensors, which give what the
     scikit-learn floor gives; prediction (default and fast path) averages the network's answer with the floor's,
     the floor reading the clip's u, v, strain maps while the network reads its own streams;
-    a file whose recipe fuses but which holds no floor is refused, and so is its ONNX export."""
+    a file whose recipe fuses but which holds no floor, or a floor fitted on other maps (files from before the
+    floor read u, v, strain), is refused with one line, and so is its ONNX export."""
     from dataclasses import replace
 
     from tscnn import predict as predict_module
     from tscnn.fast import FastPredictor
     from tscnn.fold import fit_floor
-    from tscnn.models.linear import floor_tensors_proba
+    from tscnn.models.linear import floor_tensors, floor_tensors_proba
     from tscnn.predict import format_model_card, load_saved_model
     from tscnn.preprocessing.prepare import PrepSettings, prepare
 
@@ -204,6 +205,15 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db_3, 
     torch.save(stored, tmp_path / "no-floor.pt")
     with pytest.raises(ValueError, match="fuses the network with the linear floor .fuse_linear., but it holds no"):
         load_saved_model(tmp_path / "no-floor.pt")
+    # A file from before the floor read u, v, strain: its floor was fitted on the network's own maps.
+    own_maps, _ = fit_floor({s: prepared.arrays[s] for s in ("ss", "dt")}, labels, np.arange(len(labels)))
+    stored["floor"] = floor_tensors(own_maps)
+    torch.save(stored, tmp_path / "old-floor.pt")
+    size = config.size
+    with pytest.raises(ValueError, match=rf"old-floor.pt: not a tscnn model file \(its linear floor reads "
+                                         rf"{5 * size * size} values a clip, not the {3 * size * size} of u, v and "
+                                         rf"strain at {size} px"):
+        load_saved_model(tmp_path / "old-floor.pt")
     pytest.importorskip("onnxruntime")
     from tscnn.export import export_onnx
 

@@ -153,6 +153,18 @@ class SavedModel:
         return predict_frames(self, images, list(range(len(images))), source, onset, apex, offset, cropped)
 
 
+def check_floor_inputs(path: Path, floor: dict, config: Config) -> None:
+    """A fused model's floor must read u, v and strain at the model's size; a file saved before the floor was
+    defined so for every stream set holds a floor of the network's own maps, which would fail mid-prediction."""
+    expected = sum(stream_channels(s, config.blocks) for s in FLOOR_STREAMS) * config.size * config.size
+    mean = floor.get("mean")
+    got = int(mean.numel()) if isinstance(mean, torch.Tensor) else None
+    if got != expected:
+        raise not_a_model(path, f"its linear floor reads {got} values a clip, not the {expected} of u, v and strain "
+                                f"at {config.size} px: a fused model saved before the floor read u, v, strain "
+                                f"whatever the network reads; train it again with `tscnn train`")
+
+
 def load_saved_model(path: str | Path) -> SavedModel:
     """A ``tscnn train`` file, read without running any code from it; a file that is not one gives
     ``ValueError("<path>: not a tscnn model file (<reason>)")``."""
@@ -170,6 +182,8 @@ def load_saved_model(path: str | Path) -> SavedModel:
     if config.fuse_linear and not isinstance(floor, dict):
         raise not_a_model(path, "its recipe fuses the network with the linear floor (fuse_linear), but it holds "
                                 "no floor")
+    if config.fuse_linear:
+        check_floor_inputs(path, floor, config)
     card = saved.get("card") or {}
     if not card:  # a file from before model cards: what its meta says
         card = make_model_card(config, classes, saved.get("meta") or {})

@@ -143,9 +143,7 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         **({"fused_members": {
             "what": "each member of the fusion alone, from the probabilities the fold records keep "
                     "(the network's honest epoch; the floor fitted on the same training clips)",
-            **{member: over_seeds([evaluate_predictions(part.assign(pred=part[f"{member}_pred"]), num_classes)
-                                   for _, part in predictions.groupby("seed")])
-               for member in FUSED_MEMBERS}}}
+            **fused_member_metrics(predictions, num_classes)}}
            if all(f"{member}_pred" in predictions for member in FUSED_MEMBERS) else {}),
         "leaky_shadow": {
             "what": "the same training runs, each fold's epoch chosen by its best test-subject accuracy "
@@ -154,6 +152,13 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
             **({"per_dataset_mean_std_over_seeds": leaky_per_dataset} if leaky_per_dataset else {}),
         },
     }
+
+
+def fused_member_metrics(predictions: pd.DataFrame, num_classes: int) -> dict[str, dict]:
+    """Each member of a fused run alone (columns ``network_pred``, ``floor_pred``), mean +- std over seeds."""
+    return {member: over_seeds([evaluate_predictions(part.assign(pred=part[f"{member}_pred"]), num_classes)
+                                for _, part in predictions.groupby("seed")])
+            for member in FUSED_MEMBERS}
 
 
 def default_out(config: Config, kind: str = "results") -> Path:
