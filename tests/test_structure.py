@@ -138,11 +138,13 @@ def test_the_cycle_detector_sees_function_level_imports(tmp_path):
 
 @pytest.mark.parametrize("relative, allowed", [("config.py", {"tscnn.protocol_specs", "tscnn.errors"}),
                                                ("errors.py", set()),
-                                               ("protocol_specs.py", set())])
+                                               ("protocol_specs.py", {"tscnn._registry"}),
+                                               ("_registry.py", set())])
 def test_leaf_modules_import_nothing_of_the_project(relative, allowed):
     """config.py and errors.py sit below everything: any project import there would make a cycle. config.py
     reads the protocols' names from the registry of protocols, which imports nothing of the project when
-    imported (its fold makers import tscnn.protocols when called), and the error types from errors.py, a leaf."""
+    imported but the registries' add/look-up helpers, a leaf (its fold makers import tscnn.protocols when called),
+    and the error types from errors.py, a leaf."""
     eager = {name for name, lazy in project_imports(PACKAGE / relative).items() if not lazy}
     assert eager <= allowed, eager
     graph = import_graph()
@@ -171,6 +173,15 @@ def test_a_protocol_is_one_entry_of_its_registry():
     assert [f.test_subject for f in get_protocol("loso").folds(Config(), table, 0, 0.0)] == ["a", "b", "c", "d"]
     with pytest.raises(ValueError, match="unknown protocol 'kfold'"):
         get_protocol("kfold")
+    from tscnn.models import get_model, register_model
+    from tscnn.protocol_specs import register_protocol
+
+    with pytest.raises(ValueError, match="protocol 'loso' is registered twice"):
+        register_protocol(get_protocol("loso"))
+    with pytest.raises(ValueError, match="model 'tscnn' is registered twice"):
+        register_model(get_model("tscnn"))
+    with pytest.raises(ValueError, match=r"unknown model 'resnet'; expected one of \['hoof', "):
+        get_model("resnet")
 
 
 def test_models_are_asked_what_they_can_do_not_named():

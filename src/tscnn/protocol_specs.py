@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from tscnn._registry import add_entry, look_up
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -52,17 +54,12 @@ PROTOCOL_SPECS: dict[str, ProtocolSpec] = {}
 
 def register_protocol(spec: ProtocolSpec) -> ProtocolSpec:
     """Add ``spec`` to the registry (names are unique)."""
-    if spec.name in PROTOCOL_SPECS:
-        raise ValueError(f"protocol {spec.name!r} is registered twice")
-    PROTOCOL_SPECS[spec.name] = spec
-    return spec
+    return add_entry(PROTOCOL_SPECS, "protocol", spec.name, spec)
 
 
 def get_protocol(name: str) -> ProtocolSpec:
     """The spec of a registered protocol, or an error listing the known names."""
-    if name not in PROTOCOL_SPECS:
-        raise ValueError(f"unknown protocol {name!r}; expected one of {sorted(PROTOCOL_SPECS)}")
-    return PROTOCOL_SPECS[name]
+    return look_up(PROTOCOL_SPECS, "protocol", name)
 
 
 def _loso_folds(config: Settings, table: pd.DataFrame, seed: int, val_fraction: float) -> list[Fold]:

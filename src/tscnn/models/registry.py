@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from tscnn._registry import add_entry, look_up
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -68,14 +70,9 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     """Add ``spec`` to the registry (names are unique)."""
     if spec.kind not in ("network", "features"):
         raise ValueError(f"model {spec.name!r}: kind must be 'network' or 'features', got {spec.kind!r}")
-    if spec.name in MODELS:
-        raise ValueError(f"model {spec.name!r} is registered twice")
-    MODELS[spec.name] = spec
-    return spec
+    return add_entry(MODELS, "model", spec.name, spec)
 
 
 def get_model(name: str) -> ModelSpec:
     """The spec of a registered model, or an error listing the known names."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    return MODELS[name]
+    return look_up(MODELS, "model", name)
