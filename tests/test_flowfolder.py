@@ -1,7 +1,6 @@
 """Flow folders (u, v, strain PNGs + index.csv, the MEGC format): reader, prepare, writer, bad inputs."""
 
 import os
-import shutil
 from pathlib import Path
 
 import cv2
@@ -220,32 +219,26 @@ def test_unreadable_png(folder):
         read_flowfolder(folder)
 
 
+def refused_with_cell(folder, row, column, value, message):
+    """The index with one cell changed is refused with ``message``; the index is then put back as it was."""
+    good = (folder / "index.csv").read_text()
+    set_cell(folder, row, column, value)
+    with pytest.raises(DatasetError, match=message):
+        read_flowfolder(folder)
+    (folder / "index.csv").write_text(good)
+
+
 def test_label_and_label_name_mismatch(folder):
-    shutil.copy(folder / "index.csv", folder / "good.csv")
-    set_cell(folder, 2, "label_name", "positive")
-    with pytest.raises(DatasetError, match=r"index.csv row 4: clip sub02/EP01_11f: class 'positive' has label 2 "
-                                           r"here but 1 at row 2"):
-        read_flowfolder(folder)
-    shutil.copy(folder / "good.csv", folder / "index.csv")
-    set_cell(folder, 3, "label", "2")
-    with pytest.raises(DatasetError, match=r"index.csv row 5: clip 006/006_1_2: label 2 is named 'negative' here "
-                                           r"but 'surprise' at row 4"):
-        read_flowfolder(folder)
+    refused_with_cell(folder, 2, "label_name", "positive",
+                      r"index.csv row 4: clip sub02/EP01_11f: class 'positive' has label 2 here but 1 at row 2")
+    refused_with_cell(folder, 3, "label", "2",
+                      r"index.csv row 5: clip 006/006_1_2: label 2 is named 'negative' here but 'surprise' at row 4")
 
 
 def test_unknown_class_empty_cell_and_duplicates(folder):
-    shutil.copy(folder / "index.csv", folder / "good.csv")
-    set_cell(folder, 1, "label", "neg")
-    with pytest.raises(DatasetError, match=r"index.csv row 3: clip sub01/EP19_05f: unknown class: label 'neg'"):
-        read_flowfolder(folder)
-    shutil.copy(folder / "good.csv", folder / "index.csv")
-    set_cell(folder, 4, "label_name", "")
-    with pytest.raises(DatasetError, match=r"index.csv row 6: clip s3/s3_po_05: label_name is empty"):
-        read_flowfolder(folder)
-    shutil.copy(folder / "good.csv", folder / "index.csv")
-    set_cell(folder, 1, "clip", "EP02_01f")
-    with pytest.raises(DatasetError, match=r"index.csv row 3: clip sub01/EP02_01f: duplicate clip "
-                                           r"casme2/sub01/EP02_01f \(also at row 2\)"):
-        read_flowfolder(folder)
+    refused_with_cell(folder, 1, "label", "neg", r"index.csv row 3: clip sub01/EP19_05f: unknown class: label 'neg'")
+    refused_with_cell(folder, 4, "label_name", "", r"index.csv row 6: clip s3/s3_po_05: label_name is empty")
+    refused_with_cell(folder, 1, "clip", "EP02_01f", r"index.csv row 3: clip sub01/EP02_01f: duplicate clip "
+                                                     r"casme2/sub01/EP02_01f \(also at row 2\)")
     with pytest.raises(ValueError, match="unknown flow-folder class set '3class'"):
         read_flowfolder(folder, classes="3class")
