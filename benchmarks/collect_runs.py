@@ -39,17 +39,19 @@ def changes_from_preset(config: dict) -> dict:
     return {key: config[key] for key in RECIPE_FIELDS if key in config and config[key] != preset[key]}
 
 
-def collect(folder: Path) -> dict:
+def collect(folder: Path, base: Path | None = None) -> dict:
     """One results folder's settings and figures (it must hold a finished run: metrics.json). The code version
-    is the one each fold record names (a summary rewritten by later code keeps its folds' version)."""
+    is the one each fold record names (a summary rewritten by later code keeps its folds' version). The folder
+    is named by its path under ``base`` (a table's variants: ``casme2kf-table4/dt``), else by its own name."""
     config = json.loads((folder / "config.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
     info = json.loads((folder / "run_info.json").read_text())
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("seed_*/folds/*.json"))]
     versions = sorted({r["code_version"] for r in records if "code_version" in r}) or [info["code_version"]]
     return {
-        "folder": folder.name,
+        "folder": folder.relative_to(base).as_posix() if base else folder.name,
         "model": config["model"], "preset": config["preset"], "streams": config["streams"], "size": config["size"],
+        "blocks": config.get("blocks"),
         "changes_from_preset": changes_from_preset(config),
         "protocol": config["protocol"], "train_datasets": config.get("train_datasets", []),
         "test_datasets": config.get("test_datasets", []), "seeds": config["seeds"],
@@ -71,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--data", required=True, help="the data folder's name, recorded in the JSON")
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument("--base", type=Path, help="name each folder by its path under this one (default: its name)")
     args = parser.parse_args(argv)
-    rows = [collect(folder) for folder in args.folders if (folder / "metrics.json").exists()]
+    rows = [collect(folder, args.base) for folder in args.folders if (folder / "metrics.json").exists()]
     print("| model | preset | streams | protocol | seeds | accuracy | UF1 | UAR | leaky UF1 | members UF1 (network / "
           "floor) | code | CPU | fold min |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

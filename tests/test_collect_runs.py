@@ -73,3 +73,13 @@ def test_a_features_model_has_no_recipe_to_change(benchmark_script, tmp_path):
     config = {"model": "linear", "preset": "paper", "streams": ["uvs"], "size": 28, "protocol": "loso", "seeds": [0]}
     folder = results_folder(tmp_path, "floor", config=config)
     assert benchmark_script("collect_runs").collect(folder)["changes_from_preset"] == {}
+
+
+def test_a_table_variant_is_named_by_its_path_under_the_base(benchmark_script, tmp_path):
+    (tmp_path / "table4").mkdir()
+    config = {"model": "tscnn", "preset": "tscnn-plus", "streams": ["ls", "dt"], "size": 28, "blocks": 3,
+              "protocol": "loso", "seeds": [0]}
+    folder = results_folder(tmp_path / "table4", "ls-dt", config=config)
+    collect = benchmark_script("collect_runs").collect
+    assert collect(folder, tmp_path)["folder"] == "table4/ls-dt" and collect(folder)["folder"] == "ls-dt"
+    assert collect(folder)["blocks"] == 3
