@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from clip_folders import write_clip_index
 
 from tscnn.cli import main
 from tscnn.datasets import DatasetError, read_casme2, read_flowfolder
@@ -46,32 +47,29 @@ def _flow_maps(rng: np.random.Generator, label: int, side: int = 28) -> np.ndarr
 def make_flow_folder(root: Path, clips, apex_column: bool, seed: int = 0) -> Path:
     """A flow folder, with the apex images named in its own index (``apex_column``) or not."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for dataset, subject, clip, label, name in clips:
-        flow = f"flow/{subject}_{clip}.png"
-        write_flow_image(root / flow, _flow_maps(rng, label))
-        row = {"dataset": dataset, "subject": subject, "clip": clip, "label": label, "label_name": name, "flow": flow}
+
+    def write_files(subject: str, clip: str, label: int) -> dict[str, str]:
+        files = {"flow": f"flow/{subject}_{clip}.png"}
+        write_flow_image(root / files["flow"], _flow_maps(rng, label))
         if apex_column:
-            row["apex"] = f"apex/{subject}_{clip}.jpg"
-            (root / "apex").mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(root / row["apex"]), _apex_face(rng, label))
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
-    return root
+            files["apex"] = _write_apex_face(root, subject, clip, _apex_face(rng, label))
+        return files
+
+    return write_clip_index(root, clips, write_files)
 
 
 def make_sibling(root: Path, clips, seed: int = 1) -> Path:
     """The layout of megc2019-apex224: index.csv (the flow folder's keys + apex) and apex/<subject>_<clip>.jpg."""
     rng = np.random.default_rng(seed)
-    (root / "apex").mkdir(parents=True)
-    rows = []
-    for dataset, subject, clip, label, name in clips:
-        relative = f"apex/{subject}_{clip}.jpg"
-        cv2.imwrite(str(root / relative), _apex_face(rng, label))
-        rows.append({"dataset": dataset, "subject": subject, "clip": clip, "label": label, "label_name": name,
-                     "apex": relative})
-    pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
-    return root
+    return write_clip_index(root, clips, lambda subject, clip, label: {
+        "apex": _write_apex_face(root, subject, clip, _apex_face(rng, label))})
+
+
+def _write_apex_face(root: Path, subject: str, clip: str, image: np.ndarray) -> str:
+    relative = f"apex/{subject}_{clip}.jpg"
+    (root / "apex").mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(root / relative), image)
+    return relative
 
 
 @pytest.fixture

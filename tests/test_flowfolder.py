@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from clip_folders import write_clip_index
 
 from tscnn.datasets import READERS, DatasetError, load_database, read_casme2, read_flowfolder, write_flow_folder
 from tscnn.datasets.base import TABLE_COLUMNS
@@ -33,14 +34,13 @@ def random_maps(rng: np.random.Generator, size: int = 28) -> np.ndarray:
 
 def make_folder(root, clips=CLIPS, seed=0):
     rng = np.random.default_rng(seed)
-    rows = []
-    for dataset, subject, clip, label, name in clips:
+
+    def write_files(subject: str, clip: str, label: int) -> dict[str, str]:
         relative = f"flow/{subject}_{clip}.png"
         write_flow_image(root / relative, random_maps(rng))
-        rows.append({"dataset": dataset, "subject": subject, "clip": clip, "label": label, "label_name": name,
-                     "flow": relative})
-    pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
-    return root
+        return {"flow": relative}
+
+    return write_clip_index(root, clips, write_files)
 
 
 @pytest.fixture
