@@ -42,6 +42,7 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
     prepared = prepare(db.table, PrepSettings.from_config(config), cache, progress=False, streams=FLOOR_STREAMS)
     table, labels, classes = prepared.table, prepared.table["label"].to_numpy(), len(db.classes)
     subjects = table["subject"].astype(str).to_numpy()
+    features, floors = floor_arrays(prepared), {}  # the floor has no seed: one fit per fold and clip set
     per_seed, seeds = {}, []
     for seed_dir in sorted(folder.glob("seed_*")):
         rows = []
@@ -50,7 +51,10 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
             test = np.asarray(record["rows"])
             fit = np.flatnonzero(np.isin(subjects, record["train_subjects"] + record["val_subjects"]))
             network = np.asarray(record["network_proba"])
-            floor = floor_proba(floor_arrays(prepared), labels, fit, test, classes)
+            key = (tuple(fit), tuple(test))
+            if key not in floors:
+                floors[key] = floor_proba(features, labels, fit, test, classes)
+            floor = floors[key]
             part = table.iloc[test][["dataset", "subject", "clip", "label"]].copy()
             part["fold"], part["network_pred"], part["floor_pred"] = (record["test_subject"], network.argmax(1),
                                                                       floor.argmax(1))
