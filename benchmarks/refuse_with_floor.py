@@ -1,11 +1,12 @@
-"""Fuse a finished `--fuse-linear` run again with the floor as the code now defines it, without retraining.
+"""Fuse a finished run's networks with the floor as `--fuse-linear` now defines it, without retraining.
 
-A fused run's fold records keep the network member's probabilities (`network_proba`). Runs made before the
-floor member read its own maps (u, v, strain; code a1a49d6 and earlier) fused a network that reads SS, LS or
-DT with a linear model of the network's inputs instead. This script refits the floor on each fold's training
-clips (`tscnn.fold.fit_floor` on u, v, strain, exactly what a run of the current code does), averages it with
-the stored network probabilities, and prints and writes the figures: the fused recipe as it is defined now,
-on the same trained networks. Nothing of the run folder is changed.
+A fused run's fold records keep the network member's probabilities (`network_proba`); a run trained without
+fusion keeps them as its `proba`. Runs made before the floor member read its own maps (u, v, strain; code
+a1a49d6 and earlier) fused a network that reads SS, LS or DT with a linear model of the network's inputs
+instead. This script refits the floor on each fold's training clips (`tscnn.fold.fit_floor` on u, v, strain,
+exactly what a run of the current code does), averages it with the stored network probabilities, and prints
+and writes the figures: the recipe with `--fuse-linear` as it is defined now, on the same trained networks
+(the network's training does not depend on the fusion). Nothing of the run folder is changed.
 
     python benchmarks/refuse_with_floor.py results/casme2kf-tscnn-plus-fused --cache data/cache \
         --json refused.json
@@ -34,8 +35,9 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
     """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold;
     ``database`` is the one the run read (by default the one its config names), checked by its fingerprint."""
     config = Config.load(folder / "config.json")
-    if not config.fuse_linear:
-        raise SystemExit(f"error: {folder}: not a fused run (fuse_linear is off)")
+    network_key = "network_proba" if config.fuse_linear else "proba"  # the network member as the run stored it
+    if config.model == "linear":
+        raise SystemExit(f"error: {folder}: a run of the floor itself has no network to fuse")
     db = database or config_database(config)
     if table_fingerprint(db.table) != json.loads((folder / "fingerprint.json").read_text())["table"]:
         raise SystemExit(f"error: {folder}: the database now differs from the one the run read (its fingerprint)")
@@ -50,7 +52,7 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
             record = json.loads(path.read_text())
             test = np.asarray(record["rows"])
             fit = np.flatnonzero(np.isin(subjects, record["train_subjects"] + record["val_subjects"]))
-            network = np.asarray(record["network_proba"])
+            network = np.asarray(record[network_key])
             key = (tuple(fit), tuple(test))
             if key not in floors:
                 floors[key] = floor_proba(features, labels, fit, test, classes)

@@ -1,7 +1,11 @@
-"""benchmarks/refuse_with_floor.py: a fused run's stored network probabilities fused again with the floor refitted
-per fold give, for a run of the current code, exactly that run's own figures and members."""
+"""benchmarks/refuse_with_floor.py: a run's stored network probabilities fused with the floor refitted per fold give,
+for a fused run of the current code, exactly that run's own figures and members, and for the same recipe trained
+without fusion, exactly the fused run's figures (the network's training does not depend on the fusion)."""
 
 from __future__ import annotations
+
+import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -21,10 +25,19 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
         for member in ("network", "floor"):
             assert figures["members"][member][key]["mean"] == pytest.approx(
                 run.metrics["fused_members"][member][key]["mean"])
-    plain = run_experiment(from_preset("demo-sgd", root="unused", streams=("ss", "dt"), max_epochs=1),
-                           tmp_path / "plain", tmp_path / "cache", database=db, progress=False)
-    with pytest.raises(SystemExit, match="not a fused run"):
-        script.refuse(tmp_path / "plain", tmp_path / "cache", database=db)
+    plain = run_experiment(replace(config, fuse_linear=False), tmp_path / "plain", tmp_path / "cache", database=db,
+                           progress=False)
+    assert plain.metrics.get("fused_members") is None
+    assert plain.metrics["mean_std_over_seeds"]["uf1"]["mean"] == pytest.approx(
+        run.metrics["fused_members"]["network"]["uf1"]["mean"])
+    refused = script.refuse(tmp_path / "plain", tmp_path / "cache", database=db)
+    for key in ("accuracy", "uf1", "uar"):
+        assert refused["fused"][key]["mean"] == pytest.approx(figures["fused"][key]["mean"])
+        assert refused["members"]["network"][key]["mean"] == pytest.approx(figures["members"]["network"][key]["mean"])
+    floor = tmp_path / "floor"  # a run folder of the floor itself: the plain run's, its model changed
+    shutil.copytree(tmp_path / "plain", floor)
+    replace(config, model="linear", fuse_linear=False).save(floor / "config.json")
+    with pytest.raises(SystemExit, match="a run of the floor itself has no network"):
+        script.refuse(floor, tmp_path / "cache", database=db)
     with pytest.raises(SystemExit, match="differs from the one the run read"):
         script.refuse(tmp_path / "fused", tmp_path / "cache", database=synth_db)
-    assert plain.metrics.get("fused_members") is None
