@@ -25,6 +25,7 @@ from tscnn.config import Config
 from tscnn.datasets import Database
 from tscnn.fold import floor_arrays, floor_proba
 from tscnn.metrics import evaluate_predictions, over_seeds
+from tscnn.models import get_model
 from tscnn.models.linear import FLOOR_STREAMS
 from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.run_facts import table_fingerprint
@@ -36,8 +37,8 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
     ``database`` is the one the run read (by default the one its config names), checked by its fingerprint."""
     config = Config.load(folder / "config.json")
     network_key = "network_proba" if config.fuse_linear else "proba"  # the network member as the run stored it
-    if config.model == "linear":
-        raise SystemExit(f"error: {folder}: a run of the floor itself has no network to fuse")
+    if not get_model(config.model).fuses_with_floor:  # what a run with --fuse-linear accepts
+        raise SystemExit(f"error: {folder}: model {config.model} is a features model: it has no network to fuse")
     db = database or config_database(config)
     if table_fingerprint(db.table) != json.loads((folder / "fingerprint.json").read_text())["table"]:
         raise SystemExit(f"error: {folder}: the database now differs from the one the run read (its fingerprint)")

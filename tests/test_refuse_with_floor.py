@@ -37,7 +37,7 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
     floor = tmp_path / "floor"  # a run folder of the floor itself: the plain run's, its model changed
     shutil.copytree(tmp_path / "plain", floor)
     replace(config, model="linear", fuse_linear=False).save(floor / "config.json")
-    with pytest.raises(SystemExit, match="a run of the floor itself has no network"):
+    with pytest.raises(SystemExit, match="model linear is a features model: it has no network to fuse"):
         script.refuse(floor, tmp_path / "cache", database=db)
     with pytest.raises(SystemExit, match="differs from the one the run read"):
         script.refuse(tmp_path / "fused", tmp_path / "cache", database=synth_db)
