@@ -40,13 +40,17 @@ def changes_from_preset(config: dict) -> dict:
 
 
 def collect(folder: Path, base: Path | None = None) -> dict:
-    """One results folder's settings and figures (it must hold a finished run: metrics.json). The code version
+    """One results folder's settings and figures (it must hold a finished run: metrics.json), for the seeds its
+    metrics cover (a later seed still under way in the same folder is left out). The code version
     is the one each fold record names (a summary rewritten by later code keeps its folds' version). The folder
     is named by its path under ``base`` (a table's variants: ``casme2kf-table4/dt``), else by its own name."""
     config = json.loads((folder / "config.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
     info = json.loads((folder / "run_info.json").read_text())
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("seed_*/folds/*.json"))]
+    # The seeds the figures rest on: a folder being extended with more seeds holds a config naming them all
+    # and the folds of the seed under way, while its metrics are still those of the finished seeds.
+    seeds = sorted(int(s) for s in metrics["per_seed"]) if metrics.get("per_seed") else config["seeds"]
+    records = [json.loads(p.read_text()) for seed in seeds for p in sorted(folder.glob(f"seed_{seed}/folds/*.json"))]
     versions = sorted({r["code_version"] for r in records if "code_version" in r}) or [info["code_version"]]
     return {
         "folder": folder.relative_to(base).as_posix() if base else folder.name,
@@ -54,7 +58,7 @@ def collect(folder: Path, base: Path | None = None) -> dict:
         "blocks": config.get("blocks"),
         "changes_from_preset": changes_from_preset(config),
         "protocol": config["protocol"], "train_datasets": config.get("train_datasets", []),
-        "test_datasets": config.get("test_datasets", []), "seeds": config["seeds"],
+        "test_datasets": config.get("test_datasets", []), "seeds": seeds,
         "honest": metrics["mean_std_over_seeds"], "leaky_shadow": metrics["leaky_shadow"]["mean_std_over_seeds"],
         "per_seed_uf1": {seed: m["uf1"] for seed, m in metrics.get("per_seed", {}).items()},
         "fused_members": {name: metrics["fused_members"][name] for name in ("network", "floor")}

@@ -83,3 +83,18 @@ def test_a_table_variant_is_named_by_its_path_under_the_base(benchmark_script, t
     collect = benchmark_script("collect_runs").collect
     assert collect(folder, tmp_path)["folder"] == "table4/ls-dt" and collect(folder)["folder"] == "ls-dt"
     assert collect(folder)["blocks"] == 3
+
+
+def test_a_folder_extended_with_a_seed_under_way_reports_the_finished_seeds_only(benchmark_script, tmp_path):
+    """A run resumed with more seeds names them all in its config and holds the new seed's first folds, while
+    its metrics still cover the finished seeds: the row gives those seeds and their folds' minutes only."""
+    config = {"model": "tscnn", "preset": "tscnn-plus-fused", "streams": ["ss", "ls", "dt"], "size": 28,
+              "protocol": "loso", "seeds": [0, 1]}
+    folder = results_folder(tmp_path, "extended", config=config, metrics={"per_seed": {"0": figures(0.61)}},
+                            fold_code="0.1.0+gabc1234")
+    (folder / "seed_1" / "folds").mkdir(parents=True)
+    (folder / "seed_1" / "folds" / "s01.json").write_text(json.dumps({"seconds": 600.0,
+                                                                        "code_version": "0.1.0+gdef5678"}))
+    row = benchmark_script("collect_runs").collect(folder)
+    assert row["seeds"] == [0] and row["per_seed_uf1"] == {"0": figures(0.61)["uf1"]}
+    assert row["fold_minutes"] == 2.0 and row["code_version"] == "0.1.0+gabc1234"
