@@ -4,8 +4,12 @@ For runs that are not rows of `tscnn bench` (databases of frames, such as the CA
 folder's settings, honest and leaky figures, seed ensemble, code version, machine and training time, so that
 a results page can quote them and the JSON under `benchmarks/` keeps them. Reads only what the runs wrote.
 
+A results folder may not outlive the machine it ran on, so one recipe's seeds can end up in several folders.
+``--update`` keeps the rows already in the JSON (a folder collected again replaces its row), and rows of one
+recipe whose seeds do not overlap are pooled: mean +- std over all their seeds, from each seed's figures.
+
     python benchmarks/collect_runs.py results/casme2kf-* --data casme2-keyframes \
-        --json benchmarks/runs-casme2-keyframes.json
+        --json benchmarks/runs-casme2-keyframes.json [--update]
 """
 
 from __future__ import annotations
@@ -14,6 +18,16 @@ import argparse
 import datetime
 import json
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# What makes two rows the same recipe on the same protocol: rows equal in these, with seeds apart, are pooled.
+_RECIPE_KEYS = ("model", "preset", "streams", "size", "blocks", "changes_from_preset", "protocol",
+                "train_datasets", "test_datasets")
+_METRICS = ("accuracy", "uf1", "uar")
+_HEADER = ("| model | preset | streams | protocol | seeds | accuracy | UF1 | UAR | leaky UF1 | members UF1 (network / "
+           "floor) | code | CPU | ")
 
 
 def _members(row: dict) -> str:
@@ -39,6 +53,21 @@ def changes_from_preset(config: dict) -> dict:
     return {key: config[key] for key in RECIPE_FIELDS if key in config and config[key] != preset[key]}
 
 
+def per_seed_figures(folder: Path, seeds: list[int], num_classes: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Each seed's accuracy, UF1 and UAR (honest, leaky shadow and, for a fused run, each member alone) from the
+    predictions the run kept: what pooling seeds from several folders needs. None kept: empty."""
+    from tscnn.metrics import pooled_metrics
+
+    path = folder / "predictions.csv"
+    if not path.exists():
+        return {}
+    predictions = pd.read_csv(path)
+    readings = {"honest": "pred", "leaky_shadow": "leaky_pred", "network": "network_pred", "floor": "floor_pred"}
+    return {str(seed): {name: {k: pooled_metrics(part.label, part[column], num_classes)[k] for k in _METRICS}
+                        for name, column in readings.items() if column in part}
+            for seed, part in predictions.groupby("seed") if int(seed) in seeds}
+
+
 def collect(folder: Path, base: Path | None = None) -> dict:
     """One results folder's settings and figures (it must hold a finished run: metrics.json), for the seeds its
     metrics cover (a later seed still under way in the same folder is left out). The code version
@@ -61,6 +90,7 @@ def collect(folder: Path, base: Path | None = None) -> dict:
         "test_datasets": config.get("test_datasets", []), "seeds": seeds,
         "honest": metrics["mean_std_over_seeds"], "leaky_shadow": metrics["leaky_shadow"]["mean_std_over_seeds"],
         "per_seed_uf1": {seed: m["uf1"] for seed, m in metrics.get("per_seed", {}).items()},
+        "per_seed": per_seed_figures(folder, seeds, len(metrics["classes"])) if "classes" in metrics else {},
         "fused_members": {name: metrics["fused_members"][name] for name in ("network", "floor")}
         if "fused_members" in metrics else None,
         "seed_ensemble": {k: metrics["seed_ensemble"][k] for k in ("accuracy", "uf1", "uar")},
@@ -72,27 +102,86 @@ def collect(folder: Path, base: Path | None = None) -> dict:
     }
 
 
+def _seed_figures(row: dict) -> dict | None:
+    """A row's figures for each of its seeds: kept per seed, or, for a row of one seed, its means (exact)."""
+    if row.get("per_seed"):
+        return row["per_seed"]
+    if len(row["seeds"]) != 1:
+        return None
+    blocks = {"honest": row["honest"], "leaky_shadow": row["leaky_shadow"], **(row["fused_members"] or {})}
+    return {str(row["seeds"][0]): {name: {k: block[k]["mean"] for k in _METRICS} for name, block in blocks.items()}}
+
+
+def _over_seeds(by_seed: dict[str, dict], name: str) -> dict[str, dict[str, float]]:
+    values = {k: np.array([figures[name][k] for figures in by_seed.values()]) for k in _METRICS}
+    return {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in values.items()}
+
+
+def pool(rows: list[dict]) -> list[dict]:
+    """Rows of one recipe in several folders with no seed in common, pooled: mean +- (population) std over the
+    union of their seeds, as a single run of all those seeds reports them. The seed ensemble needs the
+    predictions of every seed together, so a pooled entry has none."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(json.dumps([row.get(k) for k in _RECIPE_KEYS], sort_keys=True), []).append(row)
+    pooled = []
+    for group in (g for g in groups.values() if len(g) > 1):
+        parts = [_seed_figures(row) for row in group]
+        seeds = [seed for part in parts if part for seed in part]
+        if any(part is None for part in parts) or len(seeds) != len(set(seeds)):
+            continue  # a row without its seeds' figures, or the same seed twice: nothing honest to pool
+        by_seed = {seed: figures for part in parts for seed, figures in part.items()}
+        names = set.intersection(*(set(figures) for figures in by_seed.values()))
+        pooled.append({
+            **{key: group[0][key] for key in _RECIPE_KEYS},
+            "folders": [row["folder"] for row in group], "seeds": sorted(int(s) for s in by_seed),
+            "honest": _over_seeds(by_seed, "honest"), "leaky_shadow": _over_seeds(by_seed, "leaky_shadow"),
+            "fused_members": {m: _over_seeds(by_seed, m) for m in ("network", "floor")} if {"network", "floor"} <= names
+            else None,
+            "per_seed_uf1": {s: by_seed[s]["honest"]["uf1"] for s in sorted(by_seed, key=int)},
+            "code_version": ", ".join(sorted({v for row in group for v in row["code_version"].split(", ")})),
+            "cpu": ", ".join(sorted({row["cpu"] for row in group})),
+        })
+    return pooled
+
+
+def _print_row(r: dict, folders: str = "") -> None:
+    changes = "".join(f" {key}={value}" for key, value in r["changes_from_preset"].items())
+    protocol = r["protocol"] + (f" {'+'.join(r['train_datasets'])} -> {'+'.join(r['test_datasets'])}"
+                                if r["train_datasets"] else "")
+    print(f"| {r['model']} | {r['preset']}{changes} | {','.join(r['streams'])} | {protocol} | {len(r['seeds'])} | "
+          f"{_figure(r['honest'], 'accuracy')} | {_figure(r['honest'], 'uf1')} | {_figure(r['honest'], 'uar')} | "
+          f"{_figure(r['leaky_shadow'], 'uf1')} | {_members(r)} | {r['code_version']} | {r['cpu']} | {folders}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--data", required=True, help="the data folder's name, recorded in the JSON")
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("--base", type=Path, help="name each folder by its path under this one (default: its name)")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows already in --json; a folder collected again replaces its row")
     args = parser.parse_args(argv)
     rows = [collect(folder, args.base) for folder in args.folders if (folder / "metrics.json").exists()]
-    print("| model | preset | streams | protocol | seeds | accuracy | UF1 | UAR | leaky UF1 | members UF1 (network / "
-          "floor) | code | CPU | fold min |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    if args.update and args.json and args.json.exists():
+        stored = json.loads(args.json.read_text())
+        if stored["data"] != args.data:
+            raise SystemExit(f"error: {args.json}: its rows are of data {stored['data']!r}, not {args.data!r}")
+        collected = {row["folder"] for row in rows}
+        rows = [row for row in stored["rows"] if row["folder"] not in collected] + rows
+    print(_HEADER + "fold min |\n" + "|---" * 13 + "|")
     for r in rows:
-        changes = "".join(f" {key}={value}" for key, value in r["changes_from_preset"].items())
-        protocol = r["protocol"] + (f" {'+'.join(r['train_datasets'])} -> {'+'.join(r['test_datasets'])}"
-                                    if r["train_datasets"] else "")
-        print(f"| {r['model']} | {r['preset']}{changes} | {','.join(r['streams'])} | {protocol} | {len(r['seeds'])} | "
-              f"{_figure(r['honest'], 'accuracy')} | {_figure(r['honest'], 'uf1')} | {_figure(r['honest'], 'uar')} | "
-              f"{_figure(r['leaky_shadow'], 'uf1')} | {_members(r)} | {r['code_version']} | {r['cpu']} | "
-              f"{r['fold_minutes']} |")
+        _print_row(r, f"{r['fold_minutes']} |")
+    pooled = pool(rows)
+    if pooled:
+        print("\nPooled over folders (seeds of one recipe run apart):\n")
+        print(_HEADER + "folders |\n" + "|---" * 13 + "|")
+        for r in pooled:
+            _print_row(r, f"{', '.join(r['folders'])} |")
     if args.json:
-        args.json.write_text(json.dumps({"data": args.data, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"data": args.data, "rows": rows, **({"pooled": pooled} if pooled else {})},
+                                        indent=2) + "\n")
     return 0
 
 

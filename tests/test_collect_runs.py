@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+
 
 def figures(uf1: float) -> dict:
     return {"accuracy": {"mean": 0.5, "std": 0.0}, "uf1": {"mean": uf1, "std": 0.01}, "uar": {"mean": 0.4, "std": 0.0}}
@@ -98,3 +102,77 @@ def test_a_folder_extended_with_a_seed_under_way_reports_the_finished_seeds_only
     row = benchmark_script("collect_runs").collect(folder)
     assert row["seeds"] == [0] and row["per_seed_uf1"] == {"0": figures(0.61)["uf1"]}
     assert row["fold_minutes"] == 2.0 and row["code_version"] == "0.1.0+gabc1234"
+
+
+def one_seed_row(folder: str, seed: int, uf1: float) -> dict:
+    """A stored row of one seed, as earlier collections wrote it (no per-seed block)."""
+    return {"folder": folder, "model": "tscnn", "preset": "tscnn-plus-fused", "streams": ["ss", "ls", "dt"],
+            "size": 28, "blocks": 3, "changes_from_preset": {}, "protocol": "loso", "train_datasets": [],
+            "test_datasets": [], "seeds": [seed], "honest": figures(uf1), "leaky_shadow": figures(uf1 + 0.1),
+            "fused_members": {"network": figures(uf1 - 0.1), "floor": figures(0.6)}, "per_seed_uf1": {},
+            "seed_ensemble": {"accuracy": 0.5, "uf1": uf1, "uar": 0.4}, "code_version": "0.1.0+gaaa0000",
+            "cpu": "AMD EPYC", "threads": 1, "jobs": 2, "bf16": False, "fold_minutes": 60.0, "finished": "-"}
+
+
+def test_each_seed_figures_come_from_the_kept_predictions(benchmark_script, tmp_path):
+    """Seed 1: labels 0 0 1 1, predictions 0 0 1 0 -> accuracy 3/4, F1 of class 0 = 4/5, of class 1 = 2/3;
+    its leaky predictions are all right. A seed the metrics do not cover yet is left out."""
+    config = {"model": "tscnn", "preset": "tscnn-plus", "streams": ["ss", "ls", "dt"], "size": 28,
+              "protocol": "loso", "seeds": [1, 2]}
+    folder = results_folder(tmp_path, "kept", config=config, metrics={"classes": ["a", "b"]})
+    rows = [(seed, label, pred) for seed in (1, 2) for label, pred in ((0, 0), (0, 0), (1, 1), (1, 0))]
+    pd.DataFrame({"seed": [r[0] for r in rows], "label": [r[1] for r in rows], "pred": [r[2] for r in rows],
+                  "leaky_pred": [r[1] for r in rows]}).to_csv(folder / "predictions.csv", index=False)
+    figures_by_seed = benchmark_script("collect_runs").per_seed_figures(folder, [1], 2)
+    assert list(figures_by_seed) == ["1"]
+    honest = figures_by_seed["1"]["honest"]
+    assert honest["accuracy"] == pytest.approx(0.75) and honest["uf1"] == pytest.approx((4 / 5 + 2 / 3) / 2)
+    assert honest["uar"] == pytest.approx((1 + 0.5) / 2)
+    assert figures_by_seed["1"]["leaky_shadow"] == {"accuracy": 1.0, "uf1": 1.0, "uar": 1.0}
+    assert set(figures_by_seed["1"]) == {"honest", "leaky_shadow"}  # not fused: no members
+
+
+def test_update_keeps_stored_rows_and_pools_one_recipe_over_folders(benchmark_script, tmp_path, capsys):
+    """Seed 0 in a folder collected earlier (UF1 0.70) and seeds 1, 2 in a new one (0.74, 0.78): the pooled
+    entry is the mean and population std over the three seeds, for every reading; a row of another recipe
+    stays apart, and a folder collected again replaces its row."""
+    out = tmp_path / "runs.json"
+    other = {**one_seed_row("other", 0, 0.5), "preset": "paper"}
+    out.write_text(json.dumps({"data": "composite", "rows": [one_seed_row("loso-s0", 0, 0.70), other,
+                                                              one_seed_row("loso-s12", 7, 0.1)]}))
+    new = {**one_seed_row("loso-s12", 1, 0.0), "seeds": [1, 2], "per_seed": {
+        str(seed): {"honest": {"accuracy": 0.5, "uf1": uf1, "uar": 0.4},
+                    "leaky_shadow": {"accuracy": 0.5, "uf1": uf1 + 0.1, "uar": 0.4},
+                    "network": {"accuracy": 0.5, "uf1": uf1 - 0.1, "uar": 0.4},
+                    "floor": {"accuracy": 0.5, "uf1": 0.6, "uar": 0.4}} for seed, uf1 in ((1, 0.74), (2, 0.78))}}
+    collect_runs = benchmark_script("collect_runs")
+    collect_runs.collect = lambda folder, base=None: new  # the new folder's row, as collect reads it
+    folder = tmp_path / "loso-s12"
+    folder.mkdir()
+    (folder / "metrics.json").write_text("{}")
+    assert collect_runs.main([str(folder), "--data", "composite", "--json", str(out), "--update"]) == 0
+    stored = json.loads(out.read_text())
+    assert [r["folder"] for r in stored["rows"]] == ["loso-s0", "other", "loso-s12"]
+    [pooled] = stored["pooled"]
+    assert pooled["folders"] == ["loso-s0", "loso-s12"] and pooled["seeds"] == [0, 1, 2]
+    spread = np.std([0.70, 0.74, 0.78])
+    assert pooled["honest"]["uf1"] == pytest.approx({"mean": 0.74, "std": spread})
+    assert pooled["leaky_shadow"]["uf1"] == pytest.approx({"mean": 0.84, "std": spread})
+    assert pooled["fused_members"]["network"]["uf1"] == pytest.approx({"mean": 0.64, "std": spread})
+    assert pooled["fused_members"]["floor"]["uf1"] == pytest.approx({"mean": 0.6, "std": 0.0})
+    assert pooled["per_seed_uf1"] == {"0": 0.70, "1": 0.74, "2": 0.78}
+    assert "| 3 | 0.500 +- 0.000 | 0.740 +- 0.033 |" in capsys.readouterr().out
+
+
+def test_rows_sharing_a_seed_are_not_pooled(benchmark_script):
+    """The same seed in two folders is one seed run twice, not two seeds: no pooled figure."""
+    pool = benchmark_script("collect_runs").pool
+    assert pool([one_seed_row("a", 0, 0.7), one_seed_row("b", 0, 0.72)]) == []
+    assert len(pool([one_seed_row("a", 0, 0.7), one_seed_row("b", 1, 0.72)])) == 1
+
+
+def test_update_refuses_rows_of_other_data(benchmark_script, tmp_path):
+    out = tmp_path / "runs.json"
+    out.write_text(json.dumps({"data": "casme2-keyframes", "rows": []}))
+    with pytest.raises(SystemExit, match="runs.json: its rows are of data 'casme2-keyframes', not 'composite'"):
+        benchmark_script("collect_runs").main([str(tmp_path), "--data", "composite", "--json", str(out), "--update"])
