@@ -141,6 +141,7 @@ def pool(rows: list[dict]) -> list[dict]:
             "per_seed_uf1": {s: by_seed[s]["honest"]["uf1"] for s in sorted(by_seed, key=int)},
             "code_version": ", ".join(sorted({v for row in group for v in row["code_version"].split(", ")})),
             "cpu": ", ".join(sorted({row["cpu"] for row in group})),
+            "bf16": [row.get("bf16") for row in group],  # each folder's, in the order of "folders"
         })
     return pooled
 

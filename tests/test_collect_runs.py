@@ -161,6 +161,7 @@ def test_update_keeps_stored_rows_and_pools_one_recipe_over_folders(benchmark_sc
     assert pooled["fused_members"]["network"]["uf1"] == pytest.approx({"mean": 0.64, "std": spread})
     assert pooled["fused_members"]["floor"]["uf1"] == pytest.approx({"mean": 0.6, "std": 0.0})
     assert pooled["per_seed_uf1"] == {"0": 0.70, "1": 0.74, "2": 0.78}
+    assert pooled["bf16"] == [False, False] and pooled["code_version"] == "0.1.0+gaaa0000"
     assert "| 3 | 0.500 +- 0.000 | 0.740 +- 0.033 |" in capsys.readouterr().out
 
 
