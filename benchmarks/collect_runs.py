@@ -133,7 +133,7 @@ def pool(rows: list[dict]) -> list[dict]:
         by_seed = {seed: figures for part in parts for seed, figures in part.items()}
         names = set.intersection(*(set(figures) for figures in by_seed.values()))
         pooled.append({
-            **{key: group[0][key] for key in _RECIPE_KEYS},
+            **{key: group[0].get(key) for key in _RECIPE_KEYS},
             "folders": [row["folder"] for row in group], "seeds": sorted(int(s) for s in by_seed),
             "honest": _over_seeds(by_seed, "honest"), "leaky_shadow": _over_seeds(by_seed, "leaky_shadow"),
             "fused_members": {m: _over_seeds(by_seed, m) for m in ("network", "floor")} if {"network", "floor"} <= names
