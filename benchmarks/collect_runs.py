@@ -120,7 +120,8 @@ def _over_seeds(by_seed: dict[str, dict], name: str) -> dict[str, dict[str, floa
 def pool(rows: list[dict]) -> list[dict]:
     """Rows of one recipe in several folders with no seed in common, pooled: mean +- (population) std over the
     union of their seeds, as a single run of all those seeds reports them. The seed ensemble needs the
-    predictions of every seed together, so a pooled entry has none."""
+    predictions of every seed together, so a pooled entry has none. The entry names every code version and CPU
+    it rests on; rows of code that changed the recipe's behaviour belong in separate JSON files."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(json.dumps([row.get(k) for k in _RECIPE_KEYS], sort_keys=True), []).append(row)
