@@ -19,7 +19,6 @@ import datetime
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 # What makes two rows the same recipe on the same protocol: rows equal in these, with seeds apart, are pooled.
@@ -112,33 +111,33 @@ def _seed_figures(row: dict) -> dict | None:
     return {str(row["seeds"][0]): {name: {k: block[k]["mean"] for k in _METRICS} for name, block in blocks.items()}}
 
 
-def _over_seeds(by_seed: dict[str, dict], name: str) -> dict[str, dict[str, float]]:
-    values = {k: np.array([figures[name][k] for figures in by_seed.values()]) for k in _METRICS}
-    return {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in values.items()}
-
-
 def pool(rows: list[dict]) -> list[dict]:
     """Rows of one recipe in several folders with no seed in common, pooled: mean +- (population) std over the
     union of their seeds, as a single run of all those seeds reports them. The seed ensemble needs the
     predictions of every seed together, so a pooled entry has none. The entry names every code version and CPU
     it rests on; rows of code that changed the recipe's behaviour belong in separate JSON files."""
+    from tscnn.metrics import over_seeds
+
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(json.dumps([row.get(k) for k in _RECIPE_KEYS], sort_keys=True), []).append(row)
     pooled = []
     for group in (g for g in groups.values() if len(g) > 1):
         parts = [_seed_figures(row) for row in group]
-        seeds = [seed for part in parts if part for seed in part]
-        if any(part is None for part in parts) or len(seeds) != len(set(seeds)):
-            continue  # a row without its seeds' figures, or the same seed twice: nothing honest to pool
+        if any(part is None for part in parts):
+            continue  # a row without its seeds' figures: nothing to pool from
+        seeds = [seed for part in parts for seed in part]
+        if len(seeds) != len(set(seeds)):
+            continue  # the same seed in two folders is one seed run twice, not two seeds
         by_seed = {seed: figures for part in parts for seed, figures in part.items()}
         names = set.intersection(*(set(figures) for figures in by_seed.values()))
         pooled.append({
             **{key: group[0].get(key) for key in _RECIPE_KEYS},
             "folders": [row["folder"] for row in group], "seeds": sorted(int(s) for s in by_seed),
-            "honest": _over_seeds(by_seed, "honest"), "leaky_shadow": _over_seeds(by_seed, "leaky_shadow"),
-            "fused_members": {m: _over_seeds(by_seed, m) for m in ("network", "floor")} if {"network", "floor"} <= names
-            else None,
+            **{name: over_seeds([figures[name] for figures in by_seed.values()], _METRICS)
+               for name in ("honest", "leaky_shadow")},
+            "fused_members": {m: over_seeds([figures[m] for figures in by_seed.values()], _METRICS)
+                              for m in ("network", "floor")} if {"network", "floor"} <= names else None,
             "per_seed_uf1": {s: by_seed[s]["honest"]["uf1"] for s in sorted(by_seed, key=int)},
             "code_version": ", ".join(sorted({v for row in group for v in row["code_version"].split(", ")})),
             "cpu": ", ".join(sorted({row["cpu"] for row in group})),
