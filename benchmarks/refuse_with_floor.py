@@ -8,8 +8,12 @@ exactly what a run of the current code does), averages it with the stored networ
 and writes the figures: the recipe with `--fuse-linear` as it is defined now, on the same trained networks
 (the network's training does not depend on the fusion). Nothing of the run folder is changed.
 
-    python benchmarks/refuse_with_floor.py results/casme2kf-tscnn-plus-fused --cache data/cache \
-        --json refused.json
+A results folder may not outlive its machine, so one recipe's seeds can end up in several folders: ``--update``
+keeps the rows already in ``--json`` (a folder fused again replaces its row) and pools the rows' seeds, mean +-
+std over their union, from each seed's figures. All rows of one file must be the same recipe.
+
+    python benchmarks/refuse_with_floor.py results/casme2kf-tscnn-plus-fused [more folders] --cache data/cache \
+        --json refused.json [--update]
 """
 
 from __future__ import annotations
@@ -31,21 +35,27 @@ from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.run_facts import table_fingerprint
 from tscnn.runner import config_database, fused_member_metrics
 
+_METRICS = ("accuracy", "uf1", "uar")
+_READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
 
-def refuse(folder: Path, cache: Path | None, database: Database | None = None) -> dict:
+
+def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None) -> dict:
     """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold;
-    ``database`` is the one the run read (by default the one its config names), checked by its fingerprint."""
+    ``database`` is the one the run read (by default the one its config names), checked by its fingerprint.
+    The floor has no seed: one fit per clip set and inputs, kept in ``floors`` for the next folder."""
     config = Config.load(folder / "config.json")
     network_key = "network_proba" if config.fuse_linear else "proba"  # the network member as the run stored it
     if not get_model(config.model).fuses_with_floor:  # what a run with --fuse-linear accepts
         raise SystemExit(f"error: {folder}: model {config.model} is a features model: it has no network to fuse")
     db = database or config_database(config)
-    if table_fingerprint(db.table) != json.loads((folder / "fingerprint.json").read_text())["table"]:
+    fingerprint = table_fingerprint(db.table)
+    if fingerprint != json.loads((folder / "fingerprint.json").read_text())["table"]:
         raise SystemExit(f"error: {folder}: the database now differs from the one the run read (its fingerprint)")
-    prepared = prepare(db.table, PrepSettings.from_config(config), cache, progress=False, streams=FLOOR_STREAMS)
+    settings = PrepSettings.from_config(config)
+    prepared = prepare(db.table, settings, cache, progress=False, streams=FLOOR_STREAMS)
     table, labels, classes = prepared.table, prepared.table["label"].to_numpy(), len(db.classes)
     subjects = table["subject"].astype(str).to_numpy()
-    features, floors = floor_arrays(prepared), {}  # the floor has no seed: one fit per fold and clip set
+    features, floors = floor_arrays(prepared), {} if floors is None else floors
     per_seed, seeds = {}, []
     for seed_dir in sorted(folder.glob("seed_*")):
         rows = []
@@ -54,7 +64,7 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
             test = np.asarray(record["rows"])
             fit = np.flatnonzero(np.isin(subjects, record["train_subjects"] + record["val_subjects"]))
             network = np.asarray(record[network_key])
-            key = (tuple(fit), tuple(test))
+            key = (fingerprint, repr(settings), tuple(fit), tuple(test))
             if key not in floors:
                 floors[key] = floor_proba(features, labels, fit, test, classes)
             floor = floors[key]
@@ -65,25 +75,82 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None) -
             rows.append(part)
         seed = seed_dir.name.removeprefix("seed_")
         predictions = pd.concat(rows).assign(seed=int(seed))
-        per_seed[seed] = evaluate_predictions(predictions, classes)
+        per_seed[seed] = {name: evaluate_predictions(predictions.assign(pred=predictions[column]), classes)
+                          for name, column in _READINGS.items()}
         seeds.append(predictions)
-    return {"folder": str(folder), "fused": over_seeds(list(per_seed.values())),
-            "per_seed_uf1": {seed: m["uf1"] for seed, m in per_seed.items()},
-            "members": fused_member_metrics(pd.concat(seeds), classes)}
+    info = json.loads((folder / "run_info.json").read_text()) if (folder / "run_info.json").exists() else {}
+    versions = sorted({json.loads(p.read_text()).get("code_version", "") for p in folder.glob("seed_*/folds/*.json")})
+    return {"folder": folder.name, "fused": over_seeds([m["fused"] for m in per_seed.values()]),
+            "per_seed_uf1": {seed: m["fused"]["uf1"] for seed, m in per_seed.items()},
+            "members": fused_member_metrics(pd.concat(seeds), classes),
+            "per_seed": {seed: {name: {k: m[name][k] for k in _METRICS} for name in _READINGS}
+                         for seed, m in per_seed.items()},
+            "code_version": ", ".join(v for v in versions if v), "cpu": info.get("cpu"), "bf16": info.get("bf16")}
+
+
+def _seed_figures(row: dict) -> dict:
+    """A row's figures for each of its seeds: kept per seed, or, for a row of one seed, its means (exact)."""
+    if row.get("per_seed"):
+        return row["per_seed"]
+    if len(row["per_seed_uf1"]) != 1:
+        raise SystemExit(f"error: {row['folder']}: a row of several seeds without each seed's figures cannot be pooled")
+    blocks = {"fused": row["fused"], **row["members"]}
+    return {next(iter(row["per_seed_uf1"])): {name: {k: block[k]["mean"] for k in _METRICS}
+                                               for name, block in blocks.items()}}
+
+
+def pool(rows: list[dict]) -> dict:
+    """The rows' seeds together: mean +- (population) std over the union of their seeds, as a single run of all
+    those seeds reports them. The same seed in two rows is one seed fused twice, not two seeds: refused."""
+    by_seed: dict[str, dict] = {}
+    for row in rows:
+        for seed, figures in _seed_figures(row).items():
+            if seed in by_seed:
+                raise SystemExit(f"error: {row['folder']}: seed {seed} is in two rows; pool distinct seeds only")
+            by_seed[seed] = figures
+    return {"folders": [row["folder"] for row in rows], "seeds": sorted(int(s) for s in by_seed),
+            "fused": over_seeds([f["fused"] for f in by_seed.values()], _METRICS),
+            "members": {m: over_seeds([f[m] for f in by_seed.values()], _METRICS) for m in ("network", "floor")},
+            "per_seed_uf1": {s: by_seed[s]["fused"]["uf1"] for s in sorted(by_seed, key=int)}}
+
+
+def update(stored: dict, figures: dict) -> dict:
+    """The stored JSON with ``figures`` as a row: a file of one fused folder (its figures at the top) becomes a
+    file of rows, a folder fused again replaces its row, and the rows are pooled when there are several."""
+    if "rows" in stored:
+        rows, top = stored["rows"], {k: v for k, v in stored.items() if k not in ("rows", "pooled")}
+    else:
+        rows, top = [stored], {"data": stored["data"]} if "data" in stored else {}
+    rows = [row for row in rows if row["folder"] != figures["folder"]] + [figures]
+    return {**top, "rows": rows, **({"pooled": pool(rows)} if len(rows) > 1 else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folders", nargs="+", type=Path, help="finished run folders (each its own row)")
     parser.add_argument("--cache", type=Path, default=Path("data/cache"), help="the prepared-input cache")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows already in --json and pool their seeds with this folder's")
     args = parser.parse_args(argv)
-    figures = refuse(args.folder, args.cache)
-    for name, block in (("fused", figures["fused"]), *figures["members"].items()):
-        print(f"{name:<8}" + "  ".join(f"{k} {block[k]['mean']:.4f} +- {block[k]['std']:.4f}"
-                                       for k in ("accuracy", "uf1", "uar")))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if len(args.folders) > 1 and args.json and not args.update:
+        raise SystemExit("error: several folders go into one --json only with --update")
+    floors: dict = {}  # shared: the same folds of the same clips need the floor fitted once
+    for folder in args.folders:
+        figures = refuse(folder, args.cache, floors=floors)
+        print(folder.name)
+        for name, block in (("fused", figures["fused"]), *figures["members"].items()):
+            print(f"  {name:<8}" + "  ".join(f"{k} {block[k]['mean']:.4f} +- {block[k]['std']:.4f}"
+                                             for k in _METRICS))
+        written = figures
+        if args.json and args.update and args.json.exists():
+            written = update(json.loads(args.json.read_text()), figures)
+            if "pooled" in written:
+                pooled = written["pooled"]["fused"]
+                print(f"  pooled over seeds {written['pooled']['seeds']}: " + "  ".join(
+                    f"{k} {pooled[k]['mean']:.4f} +- {pooled[k]['std']:.4f}" for k in _METRICS))
+        if args.json:
+            args.json.write_text(json.dumps(written, indent=2) + "\n")
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from tscnn.config import from_preset
@@ -19,7 +20,10 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
                          max_epochs=1, fuse_linear=True, flow="dis", seeds=(0, 1))
     run = run_experiment(config, tmp_path / "fused", tmp_path / "cache", database=db, progress=False)
     script = benchmark_script("refuse_with_floor")
-    figures = script.refuse(tmp_path / "fused", tmp_path / "cache", database=db)
+    floors: dict = {}
+    figures = script.refuse(tmp_path / "fused", tmp_path / "cache", database=db, floors=floors)
+    fits = len(floors)
+    assert fits > 0
     for key in ("accuracy", "uf1", "uar"):
         assert figures["fused"][key]["mean"] == pytest.approx(run.metrics["mean_std_over_seeds"][key]["mean"])
         for member in ("network", "floor"):
@@ -30,7 +34,8 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
     assert plain.metrics.get("fused_members") is None
     assert plain.metrics["mean_std_over_seeds"]["uf1"]["mean"] == pytest.approx(
         run.metrics["fused_members"]["network"]["uf1"]["mean"])
-    refused = script.refuse(tmp_path / "plain", tmp_path / "cache", database=db)
+    refused = script.refuse(tmp_path / "plain", tmp_path / "cache", database=db, floors=floors)
+    assert len(floors) == fits  # the same folds of the same clips: the floor fitted once for both folders
     for key in ("accuracy", "uf1", "uar"):
         assert refused["fused"][key]["mean"] == pytest.approx(figures["fused"][key]["mean"])
         assert refused["members"]["network"][key]["mean"] == pytest.approx(figures["members"]["network"][key]["mean"])
@@ -41,3 +46,42 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
         script.refuse(floor, tmp_path / "cache", database=db)
     with pytest.raises(SystemExit, match="differs from the one the run read"):
         script.refuse(tmp_path / "fused", tmp_path / "cache", database=synth_db)
+    per_seed = figures["per_seed"]  # each seed's figures, which pooling folders needs, agree with the means
+    assert sorted(per_seed) == ["0", "1"]
+    for name, block in (("fused", figures["fused"]), ("network", figures["members"]["network"])):
+        assert block["uf1"]["mean"] == pytest.approx(np.mean([per_seed[s][name]["uf1"] for s in per_seed]))
+
+
+def _row(folder: str, seeds: dict[str, tuple[float, float, float]]) -> dict:
+    """A fused row as the script writes it, each seed's (fused, network, floor) UF1 given; accuracy and UAR
+    are set to UF1 plus 0.1 and 0.2 so that every reading is checked."""
+    per_seed = {s: {name: {"accuracy": v + 0.1, "uf1": v, "uar": v + 0.2}
+                    for name, v in zip(("fused", "network", "floor"), values, strict=True)}
+                for s, values in seeds.items()}
+    mean = {name: {k: {"mean": float(np.mean([f[name][k] for f in per_seed.values()])), "std": 0.0}
+                   for k in ("accuracy", "uf1", "uar")} for name in ("fused", "network", "floor")}
+    return {"folder": folder, "fused": mean["fused"], "members": {m: mean[m] for m in ("network", "floor")},
+            "per_seed_uf1": {s: v[0] for s, v in seeds.items()}, "per_seed": per_seed}
+
+
+def test_update_keeps_replaces_and_pools_rows(benchmark_script):
+    script = benchmark_script("refuse_with_floor")
+    old = _row("paper-s0", {"0": (0.62, 0.52, 0.63)})
+    del old["per_seed"]  # a file of one folder written before each seed's figures were kept
+    stored = {**old, "data": "casme2-keyframes", "what": "seed 0"}
+    written = script.update(stored, _row("paper-s1", {"1": (0.60, 0.55, 0.63), "2": (0.66, 0.50, 0.63)}))
+    assert written["data"] == "casme2-keyframes"
+    assert [row["folder"] for row in written["rows"]] == ["paper-s0", "paper-s1"]
+    assert written["rows"][0]["what"] == "seed 0"
+    pooled = written["pooled"]
+    assert pooled["seeds"] == [0, 1, 2]
+    for name, block, values in (("fused", pooled["fused"], [0.62, 0.60, 0.66]),
+                                ("network", pooled["members"]["network"], [0.52, 0.55, 0.50])):
+        for key, offset in (("accuracy", 0.1), ("uf1", 0.0), ("uar", 0.2)):
+            assert block[key]["mean"] == pytest.approx(np.mean(values) + offset), (name, key)
+            assert block[key]["std"] == pytest.approx(np.std(values)), (name, key)
+    again = script.update(written, _row("paper-s1", {"1": (0.70, 0.55, 0.63)}))  # fused again: replaced
+    assert [row["folder"] for row in again["rows"]] == ["paper-s0", "paper-s1"]
+    assert again["pooled"]["per_seed_uf1"] == {"0": 0.62, "1": 0.70}
+    with pytest.raises(SystemExit, match="seed 1 is in two rows"):
+        script.update(again, _row("paper-s1b", {"1": (0.61, 0.55, 0.63)}))
