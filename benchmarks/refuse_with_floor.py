@@ -19,6 +19,7 @@ std over their union, from each seed's figures. All rows of one file must be the
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
 from tscnn.models.linear import FLOOR_STREAMS
 from tscnn.preprocessing.prepare import PrepSettings, prepare
-from tscnn.run_facts import table_fingerprint
+from tscnn.run_facts import code_version, table_fingerprint
 from tscnn.runner import config_database, fused_member_metrics
 
 _METRICS = ("accuracy", "uf1", "uar")
@@ -85,7 +86,8 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
             "members": fused_member_metrics(pd.concat(seeds), classes),
             "per_seed": {seed: {name: {k: m[name][k] for k in _METRICS} for name in _READINGS}
                          for seed, m in per_seed.items()},
-            "code_version": ", ".join(v for v in versions if v), "cpu": info.get("cpu"), "bf16": info.get("bf16")}
+            "code_version": ", ".join(v for v in versions if v), "cpu": info.get("cpu"), "bf16": info.get("bf16"),
+            "fusion_code_version": code_version(), "fused_on": datetime.date.today().isoformat()}
 
 
 def _seed_figures(row: dict) -> dict:
