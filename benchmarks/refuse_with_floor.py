@@ -28,13 +28,13 @@ import pandas as pd
 
 from tscnn.config import Config
 from tscnn.datasets import Database
-from tscnn.fold import floor_arrays, floor_proba
+from tscnn.fold import FUSED_MEMBERS, floor_arrays, floor_proba
 from tscnn.metrics import evaluate_predictions, over_seeds
 from tscnn.models import get_model
 from tscnn.models.linear import FLOOR_STREAMS
 from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.run_facts import code_version, table_fingerprint
-from tscnn.runner import config_database, fused_member_metrics
+from tscnn.runner import config_database
 
 _METRICS = ("accuracy", "uf1", "uar")
 _READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
@@ -57,7 +57,7 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
     table, labels, classes = prepared.table, prepared.table["label"].to_numpy(), len(db.classes)
     subjects = table["subject"].astype(str).to_numpy()
     features, floors = floor_arrays(prepared), {} if floors is None else floors
-    per_seed, seeds = {}, []
+    per_seed = {}
     for seed_dir in sorted(folder.glob("seed_*")):
         rows = []
         for path in sorted((seed_dir / "folds").glob("*.json")):
@@ -78,12 +78,11 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
         predictions = pd.concat(rows).assign(seed=int(seed))
         per_seed[seed] = {name: evaluate_predictions(predictions.assign(pred=predictions[column]), classes)
                           for name, column in _READINGS.items()}
-        seeds.append(predictions)
     info = json.loads((folder / "run_info.json").read_text()) if (folder / "run_info.json").exists() else {}
     versions = sorted({json.loads(p.read_text()).get("code_version", "") for p in folder.glob("seed_*/folds/*.json")})
     return {"folder": folder.name, "fused": over_seeds([m["fused"] for m in per_seed.values()]),
             "per_seed_uf1": {seed: m["fused"]["uf1"] for seed, m in per_seed.items()},
-            "members": fused_member_metrics(pd.concat(seeds), classes),
+            "members": {m: over_seeds([figures[m] for figures in per_seed.values()]) for m in FUSED_MEMBERS},
             "per_seed": {seed: {name: {k: m[name][k] for k in _METRICS} for name in _READINGS}
                          for seed, m in per_seed.items()},
             "code_version": ", ".join(v for v in versions if v), "cpu": info.get("cpu"), "bf16": info.get("bf16"),
