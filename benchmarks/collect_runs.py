@@ -116,7 +116,7 @@ def pool(rows: list[dict]) -> list[dict]:
     union of their seeds, as a single run of all those seeds reports them. The seed ensemble needs the
     predictions of every seed together, so a pooled entry has none. The entry names every code version and CPU
     it rests on; rows of code that changed the recipe's behaviour belong in separate JSON files."""
-    from tscnn.metrics import over_seeds
+    from tscnn.metrics import over_seeds, seeds_together
 
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -126,10 +126,10 @@ def pool(rows: list[dict]) -> list[dict]:
         parts = [_seed_figures(row) for row in group]
         if any(part is None for part in parts):
             continue  # a row without its seeds' figures: nothing to pool from
-        seeds = [seed for part in parts for seed in part]
-        if len(seeds) != len(set(seeds)):
+        try:
+            by_seed = seeds_together(parts)
+        except ValueError:
             continue  # the same seed in two folders is one seed run twice, not two seeds
-        by_seed = {seed: figures for part in parts for seed, figures in part.items()}
         names = set.intersection(*(set(figures) for figures in by_seed.values()))
         pooled.append({
             **{key: group[0].get(key) for key in _RECIPE_KEYS},

@@ -10,7 +10,9 @@ and writes the figures: the recipe with `--fuse-linear` as it is defined now, on
 
 A results folder may not outlive its machine, so one recipe's seeds can end up in several folders: ``--update``
 keeps the rows already in ``--json`` (a folder fused again replaces its row) and pools the rows' seeds, mean +-
-std over their union, from each seed's figures. All rows of one file must be the same recipe.
+std over their union, from each seed's figures. All rows of one file must be the same recipe: each row names
+its run's recipe (model, preset, streams, protocol and every recipe setting), and a row of another recipe
+is refused (rows written before rows named their recipe are taken on trust).
 
     python benchmarks/refuse_with_floor.py results/casme2kf-tscnn-plus-fused [more folders] --cache data/cache \
         --json refused.json [--update]
@@ -26,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tscnn.config import Config
+from tscnn.config import RECIPE_FIELDS, Config
 from tscnn.datasets import Database
 from tscnn.fold import FUSED_MEMBERS, floor_arrays, floor_proba
-from tscnn.metrics import evaluate_predictions, over_seeds
+from tscnn.metrics import evaluate_predictions, over_seeds, seeds_together
 from tscnn.models import get_model
 from tscnn.models.linear import FLOOR_STREAMS
 from tscnn.preprocessing.prepare import PrepSettings, prepare
@@ -38,6 +40,15 @@ from tscnn.runner import config_database
 
 _METRICS = ("accuracy", "uf1", "uar")
 _READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
+# What makes two fused rows the same recipe on the same protocol (besides every recipe setting).
+_RUN_KEYS = ("model", "preset", "streams", "protocol", "train_datasets", "test_datasets")
+
+
+def recipe(config: Config) -> dict:
+    """The run's recipe as a row keeps it (JSON values), fused with the floor whether the run was or not (the
+    row is the fused recipe): rows of one file must agree on it to be pooled."""
+    values = {**config.to_dict(), "fuse_linear": True}
+    return json.loads(json.dumps({key: values[key] for key in (*_RUN_KEYS, *RECIPE_FIELDS)}))
 
 
 def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None) -> dict:
@@ -80,7 +91,8 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
                           for name, column in _READINGS.items()}
     info = json.loads((folder / "run_info.json").read_text()) if (folder / "run_info.json").exists() else {}
     versions = sorted({json.loads(p.read_text()).get("code_version", "") for p in folder.glob("seed_*/folds/*.json")})
-    return {"folder": folder.name, "fused": over_seeds([m["fused"] for m in per_seed.values()]),
+    return {"folder": folder.name, "recipe": recipe(config),
+            "fused": over_seeds([m["fused"] for m in per_seed.values()]),
             "per_seed_uf1": {seed: m["fused"]["uf1"] for seed, m in per_seed.items()},
             "members": {m: over_seeds([figures[m] for figures in per_seed.values()]) for m in FUSED_MEMBERS},
             "per_seed": {seed: {name: {k: m[name][k] for k in _METRICS} for name in _READINGS}
@@ -103,12 +115,11 @@ def _seed_figures(row: dict) -> dict:
 def pool(rows: list[dict]) -> dict:
     """The rows' seeds together: mean +- (population) std over the union of their seeds, as a single run of all
     those seeds reports them. The same seed in two rows is one seed fused twice, not two seeds: refused."""
-    by_seed: dict[str, dict] = {}
-    for row in rows:
-        for seed, figures in _seed_figures(row).items():
-            if seed in by_seed:
-                raise SystemExit(f"error: {row['folder']}: seed {seed} is in two rows; pool distinct seeds only")
-            by_seed[seed] = figures
+    try:
+        by_seed = seeds_together([_seed_figures(row) for row in rows])
+    except ValueError as error:
+        folders = ", ".join(row["folder"] for row in rows)
+        raise SystemExit(f"error: {folders}: {str(error).replace('runs', 'rows')}; pool distinct seeds only") from None
     return {"folders": [row["folder"] for row in rows], "seeds": sorted(int(s) for s in by_seed),
             "fused": over_seeds([f["fused"] for f in by_seed.values()], _METRICS),
             "members": {m: over_seeds([f[m] for f in by_seed.values()], _METRICS) for m in ("network", "floor")},
@@ -123,6 +134,13 @@ def update(stored: dict, figures: dict) -> dict:
     else:
         rows, top = [stored], {"data": stored["data"]} if "data" in stored else {}
     rows = [row for row in rows if row["folder"] != figures["folder"]] + [figures]
+    named = [row for row in rows if "recipe" in row]
+    for row in named[1:]:
+        if row["recipe"] != named[0]["recipe"]:
+            differ = sorted(k for k in {*row["recipe"], *named[0]["recipe"]}
+                            if row["recipe"].get(k) != named[0]["recipe"].get(k))
+            raise SystemExit(f"error: {row['folder']}: not the recipe of {named[0]['folder']} (it differs in "
+                             f"{', '.join(differ)}); one recipe per file")
     return {**top, "rows": rows, **({"pooled": pool(rows)} if len(rows) > 1 else {})}
 
 

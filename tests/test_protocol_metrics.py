@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tscnn.metrics import evaluate_predictions, pooled_metrics
+from tscnn.metrics import evaluate_predictions, over_seeds, pooled_metrics, seeds_together
 from tscnn.protocols import Fold, check_fold, loso_folds
 
 
@@ -60,6 +60,16 @@ def test_per_dataset_subsets():
     assert result["per_dataset"]["a"]["accuracy"] == 1.0
     assert result["per_dataset"]["b"]["accuracy"] == 0.5
     assert result["accuracy"] == 0.75
+
+
+def test_seeds_of_several_runs_pool_as_one_run_and_a_shared_seed_is_refused():
+    """Seed 0 in one folder and seeds 1, 2 in another: the mean and population std over the three seeds."""
+    together = seeds_together([{"0": {"uf1": 0.70}}, {"1": {"uf1": 0.74}, "2": {"uf1": 0.78}}])
+    assert sorted(together) == ["0", "1", "2"]
+    pooled = over_seeds(list(together.values()), ("uf1",))["uf1"]
+    assert pooled["mean"] == pytest.approx(0.74) and pooled["std"] == pytest.approx(np.sqrt(0.0032 / 3))
+    with pytest.raises(ValueError, match="seed 1 is in two runs"):
+        seeds_together([{"0": {}, "1": {}}, {"1": {}}])
 
 
 def test_std_is_shown_only_with_several_seeds():

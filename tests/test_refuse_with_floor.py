@@ -36,6 +36,9 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
         run.metrics["fused_members"]["network"]["uf1"]["mean"])
     refused = script.refuse(tmp_path / "plain", tmp_path / "cache", database=db, floors=floors)
     assert len(floors) == fits  # the same folds of the same clips: the floor fitted once for both folders
+    assert refused["recipe"] == figures["recipe"]  # both rows are the recipe fused with the floor
+    assert figures["recipe"]["fuse_linear"] is True and figures["recipe"]["streams"] == ["ss", "dt"]
+    assert figures["recipe"]["preset"] == "demo-sgd" and figures["recipe"]["max_epochs"] == 1
     for key in ("accuracy", "uf1", "uar"):
         assert refused["fused"][key]["mean"] == pytest.approx(figures["fused"][key]["mean"])
         assert refused["members"]["network"][key]["mean"] == pytest.approx(figures["members"]["network"][key]["mean"])
@@ -83,5 +86,19 @@ def test_update_keeps_replaces_and_pools_rows(benchmark_script):
     again = script.update(written, _row("paper-s1", {"1": (0.70, 0.55, 0.63)}))  # fused again: replaced
     assert [row["folder"] for row in again["rows"]] == ["paper-s0", "paper-s1"]
     assert again["pooled"]["per_seed_uf1"] == {"0": 0.62, "1": 0.70}
-    with pytest.raises(SystemExit, match="seed 1 is in two rows"):
+    with pytest.raises(SystemExit, match="paper-s0, paper-s1, paper-s1b: seed 1 is in two rows"):
         script.update(again, _row("paper-s1b", {"1": (0.61, 0.55, 0.63)}))
+
+
+def test_update_pools_rows_of_one_recipe_only(benchmark_script):
+    """Rows naming their recipe must name the same one; a row written before rows named theirs is trusted."""
+    script = benchmark_script("refuse_with_floor")
+    paper = {"model": "tscnn", "preset": "paper", "size": 28, "max_epochs": 30, "fuse_linear": True}
+    untagged = _row("paper-s0", {"0": (0.62, 0.52, 0.63)})
+    stored = script.update(untagged, {**_row("paper-s1", {"1": (0.60, 0.55, 0.63)}), "recipe": paper})
+    stored = script.update(stored, {**_row("paper-s2", {"2": (0.66, 0.50, 0.63)}), "recipe": dict(paper)})
+    assert stored["pooled"]["seeds"] == [0, 1, 2]
+    other = {**_row("paper48-s3", {"3": (0.70, 0.60, 0.63)}), "recipe": {**paper, "size": 48, "max_epochs": 200}}
+    with pytest.raises(SystemExit, match=r"paper48-s3: not the recipe of paper-s1 \(it differs in max_epochs, "
+                                         r"size\); one recipe per file"):
+        script.update(stored, other)

@@ -57,6 +57,19 @@ def over_seeds(metrics: list[dict], keys: tuple[str, ...] = ("accuracy", "uf1", 
     return {k: dict(zip(("mean", "std"), mean_std([m[k] for m in metrics]), strict=True)) for k in keys}
 
 
+def seeds_together(runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """Each seed's figures from several runs of one recipe (``{seed: figures}`` each), as one run of all their
+    seeds: what pooling seeds kept in several results folders needs. The same seed in two runs is one seed
+    run twice, not two seeds: a ``ValueError`` naming it."""
+    together: dict[str, dict] = {}
+    for run in runs:
+        for seed, figures in run.items():
+            if seed in together:
+                raise ValueError(f"seed {seed} is in two runs")
+            together[seed] = figures
+    return together
+
+
 def uf1_from_confusions(confusions: np.ndarray) -> np.ndarray:
     """UF1 of each confusion matrix in a stack (..., C, C; rows = truth), over the classes present in its
     truth: the same figure as ``pooled_metrics`` gives, computed for thousands of resamples at once."""
