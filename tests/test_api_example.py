@@ -10,7 +10,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "api_example.py"
 
 def test_api_example_prints_the_predicted_class(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    done = subprocess.run([sys.executable, str(EXAMPLE)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    done = subprocess.run([sys.executable, str(EXAMPLE)], cwd=tmp_path, capture_output=True, text=True, timeout=900,
                           env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     classes = ("disgust", "happiness", "repression", "surprise", "others")
