@@ -119,7 +119,7 @@ def pool(rows: list[dict]) -> dict:
         by_seed = seeds_together([_seed_figures(row) for row in rows])
     except ValueError as error:
         folders = ", ".join(row["folder"] for row in rows)
-        raise SystemExit(f"error: {folders}: {str(error).replace('runs', 'rows')}; pool distinct seeds only") from None
+        raise SystemExit(f"error: {folders}: {error}; pool distinct seeds only") from None
     return {"folders": [row["folder"] for row in rows], "seeds": sorted(int(s) for s in by_seed),
             "fused": over_seeds([f["fused"] for f in by_seed.values()], _METRICS),
             "members": {m: over_seeds([f[m] for f in by_seed.values()], _METRICS) for m in ("network", "floor")},

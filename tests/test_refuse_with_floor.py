@@ -86,7 +86,7 @@ def test_update_keeps_replaces_and_pools_rows(benchmark_script):
     again = script.update(written, _row("paper-s1", {"1": (0.70, 0.55, 0.63)}))  # fused again: replaced
     assert [row["folder"] for row in again["rows"]] == ["paper-s0", "paper-s1"]
     assert again["pooled"]["per_seed_uf1"] == {"0": 0.62, "1": 0.70}
-    with pytest.raises(SystemExit, match="paper-s0, paper-s1, paper-s1b: seed 1 is in two rows"):
+    with pytest.raises(SystemExit, match="paper-s0, paper-s1, paper-s1b: seed 1 is in two runs"):
         script.update(again, _row("paper-s1b", {"1": (0.61, 0.55, 0.63)}))
 
 
