@@ -136,9 +136,9 @@ def update(stored: dict, figures: dict) -> dict:
     rows = [row for row in rows if row["folder"] != figures["folder"]] + [figures]
     named = [row for row in rows if "recipe" in row]
     for row in named[1:]:
-        if row["recipe"] != named[0]["recipe"]:
-            differ = sorted(k for k in {*row["recipe"], *named[0]["recipe"]}
-                            if row["recipe"].get(k) != named[0]["recipe"].get(k))
+        first, this = named[0]["recipe"], row["recipe"]
+        differ = sorted(key for key in {*first, *this} if first.get(key) != this.get(key))
+        if differ:
             raise SystemExit(f"error: {row['folder']}: not the recipe of {named[0]['folder']} (it differs in "
                              f"{', '.join(differ)}); one recipe per file")
     return {**top, "rows": rows, **({"pooled": pool(rows)} if len(rows) > 1 else {})}
