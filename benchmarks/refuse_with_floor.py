@@ -135,9 +135,11 @@ def update(stored: dict, figures: dict) -> dict:
         rows, top = [stored], {"data": stored["data"]} if "data" in stored else {}
     rows = [row for row in rows if row["folder"] != figures["folder"]] + [figures]
     named = [row for row in rows if "recipe" in row]
+    default = recipe(Config())  # a setting added after a row was written has its default value there
     for row in named[1:]:
         first, this = named[0]["recipe"], row["recipe"]
-        differ = sorted(key for key in {*first, *this} if first.get(key) != this.get(key))
+        differ = sorted(key for key in {*first, *this}
+                        if first.get(key, default.get(key)) != this.get(key, default.get(key)))
         if differ:
             raise SystemExit(f"error: {row['folder']}: not the recipe of {named[0]['folder']} (it differs in "
                              f"{', '.join(differ)}); one recipe per file")

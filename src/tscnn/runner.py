@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from tscnn.action_units import require_action_units
 from tscnn.backends import import_ray, run_fold_jobs
 from tscnn.config import PRESETS, Config, from_preset
 from tscnn.datasets import Database, load_database
@@ -66,6 +67,8 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
     db = database or config_database(config)
     streams = with_floor_streams(config.streams, config.fuse_linear)  # a fused run's floor reads u, v, strain
     check_streams(db.table, streams)
+    if config.au_weight:
+        require_action_units(db.table["action_units"], config.root or config.dataset)
     check_or_store_run(config, out, db.table, allow_code_change)
     prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress, streams=streams)
     labels = prepared.table["label"].to_numpy()
@@ -210,6 +213,9 @@ def check_config(config: Config, local_device: bool = True) -> None:
                          f"stream (model {config.model}, streams {', '.join(config.streams)})")
     if config.scale_flow and not config.centre_flow:
         raise ValueError("scale_flow divides the centred flow maps: give --centre-flow with --scale-flow")
+    if config.au_weight and not spec.auxiliary_targets:
+        raise ValueError(f"au_weight trains an auxiliary head on TSCNN's super feature vector; model {config.model} "
+                         "has none (use --model tscnn)")
     if config.fuse_linear and not spec.fuses_with_floor:
         raise ValueError(f"fuse_linear averages a network's probabilities with the linear floor's; model "
                          f"{config.model} is a features model (run --model linear for the floor alone)")

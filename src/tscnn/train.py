@@ -9,8 +9,10 @@ subjects; the weights of the best validation epoch are kept. Validation and test
 
 Options (see ``tscnn.config``): Adam / AdamW, a cosine learning-rate decay, a class-balanced loss,
 one random augmentation variant per clip per epoch instead of all ten, mixup, a fixed epoch budget
-whose last ``average_last`` epochs' weights are averaged, test-time flip averaging, and a teacher's
-soft labels as an auxiliary target of the static stream (``teacher``, see ``Trainer.teacher_soft_labels``).
+whose last ``average_last`` epochs' weights are averaged, test-time flip averaging, a teacher's
+soft labels as an auxiliary target of the static stream (``teacher``, see ``Trainer.teacher_soft_labels``), and
+the coding sheet's action units as an auxiliary target of the super feature vector (``au_weight``, see
+``tscnn.action_units``).
 
 The leaky shadow: when test rows are given, every epoch's model is also run on them and the
 predictions of the epoch with the best test accuracy are kept *beside* the honest ones
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from tscnn.action_units import ActionUnitTargets
 from tscnn.checkpoints import load_pretrained, load_weights
 from tscnn.config import Config
 from tscnn.console import bars_disabled
@@ -166,6 +169,7 @@ class _State:
     leaky_epoch: int = 0
     leaky_proba: np.ndarray | None = None
     teacher_head: nn.Module | None = None  # with a teacher: static-stream Dense 1 -> teacher logits (training only)
+    au_head: nn.Module | None = None  # with au_weight: super feature vector -> action-unit logits (training only)
 
 
 class Trainer:
@@ -229,20 +233,24 @@ class Trainer:
     # -- training -----------------------------------------------------------------------------------
     def fit(self, arrays: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray, val: np.ndarray,
             test: np.ndarray | None = None, desc: str = "train", progress: bool = True,
-            checkpoint: Path | None = None) -> TrainResult:
+            checkpoint: Path | None = None, action_units: ActionUnitTargets | None = None) -> TrainResult:
         """Train on ``train`` rows; choose the epoch by ``config.selection``.
 
         ``test`` feeds only the leaky shadow (and the explicitly leaky selection ``test_leaky``). With
         ``checkpoint``, the whole training state is saved there after every epoch and a run that
         finds one resumes from it (long runs such as pre-training lose at most one epoch).
+        ``action_units`` (every clip's, ``tscnn.action_units.au_targets``) is the auxiliary target of
+        ``au_weight``; only the training rows' are read.
         """
         cfg = self.config
         if cfg.selection == "val_loss" and not len(val):
             raise ValueError("selection 'val_loss' needs validation subjects, but there are none: set "
                              "val_fraction > 0 with at least two training subjects (a train_fraction < 1 "
                              "may leave fewer), or use selection 'fixed'")
+        if cfg.au_weight and action_units is None:
+            raise ValueError("au_weight needs the action units of the clips (tscnn.action_units.au_targets)")
         data = self.data(arrays)
-        state = self._new_state(data)
+        state = self._new_state(data, action_units if cfg.au_weight else None)
         soft = self.teacher_soft_labels(data, train) if cfg.teacher else None
         if checkpoint is not None and Path(checkpoint).exists():
             self._restore(state, checkpoint)
@@ -254,11 +262,10 @@ class Trainer:
             if state.stopped:
                 break
             start = time.perf_counter()
-            train_loss, seen, teacher_loss = self._train_epoch(state, data, labels, train, weights, soft)
+            train_loss, seen, auxiliary = self._train_epoch(state, data, labels, train, weights, soft,
+                                                            action_units if cfg.au_weight else None)
             record = {"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start,
-                      "samples": seen, "lr": state.optimizer.param_groups[0]["lr"]}
-            if teacher_loss is not None:
-                record["teacher_loss"] = teacher_loss
+                      "samples": seen, "lr": state.optimizer.param_groups[0]["lr"], **auxiliary}
             if state.scheduler is not None:
                 state.scheduler.step()
             self._evaluate(state, record, data, labels, val, test)
@@ -271,14 +278,15 @@ class Trainer:
                 self._save(state, checkpoint)
         return self._finish(state, data, train)
 
-    def _new_state(self, data: StreamData) -> _State:
+    def _new_state(self, data: StreamData, action_units: ActionUnitTargets | None = None) -> _State:
         cfg = self.config
         torch.manual_seed(self.seed)
         model = build_model(cfg, self.num_classes, data.channels()).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         head = self._teacher_head(model) if cfg.teacher else None
-        parameters = [*model.parameters(), *(head.parameters() if head is not None else ())]
+        au_head = self._au_head(model, len(action_units.units)) if action_units is not None else None
+        parameters = [*model.parameters(), *(p for h in (head, au_head) if h is not None for p in h.parameters())]
         if cfg.optimizer == "sgd":
             optimizer = torch.optim.SGD(parameters, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                         weight_decay=cfg.weight_decay)
@@ -288,7 +296,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.max_epochs) \
             if cfg.schedule == "cosine" else None
         return _State(model, optimizer, scheduler, np.random.default_rng(self.seed),
-                      best_state=copy.deepcopy(model.state_dict()), teacher_head=head)
+                      best_state=copy.deepcopy(model.state_dict()), teacher_head=head, au_head=au_head)
 
     # -- teacher (distillation into the static stream) ---------------------------------------------------
     def _teacher_head(self, model: nn.Module) -> nn.Module:
@@ -299,6 +307,17 @@ class Trainer:
             raise ValueError(f"teacher distils into TSCNN's static-spatial stream; model {self.config.model} with "
                              f"streams {', '.join(getattr(model, 'streams', ()))} has none")
         head = nn.Linear(model.dense1["ss"][-2].out_features, len(FER_CLASSES))
+        nn.init.kaiming_normal_(head.weight, a=0.25)  # it reads a PReLU output, as the model's own layers
+        nn.init.zeros_(head.bias)
+        return head.to(self.device)
+
+    def _au_head(self, model: nn.Module, units: int) -> nn.Module:
+        """The action units' head: a linear layer from the super feature vector to one logit per unit. Like the
+        teacher's, it lives in the trainer and is dropped after training."""
+        if not getattr(get_model(self.config.model), "auxiliary_targets", False):
+            raise ValueError(f"au_weight trains an auxiliary head on TSCNN's super feature vector; model "
+                             f"{self.config.model} has none")
+        head = nn.Linear(model.dense2[-2].out_features, units)
         nn.init.kaiming_normal_(head.weight, a=0.25)  # it reads a PReLU output, as the model's own layers
         nn.init.zeros_(head.bias)
         return head.to(self.device)
@@ -327,23 +346,28 @@ class Trainer:
         return rows[order], chosen[order]
 
     def _train_epoch(self, state: _State, data: StreamData, labels: np.ndarray, train: np.ndarray,
-                     weights: torch.Tensor | None,
-                     soft: np.ndarray | None = None) -> tuple[float, int, float | None]:
+                     weights: torch.Tensor | None, soft: np.ndarray | None = None,
+                     action_units: ActionUnitTargets | None = None) -> tuple[float, int, dict[str, float]]:
         """One pass over the epoch's samples. The epoch's order, variants and labels are moved to the device
         once (resident data), and the loss is summed there in float64 (the same sum as adding each
         ``loss.item()`` on the host, without a device synchronisation per batch).
 
         With a teacher (``soft``, see ``teacher_soft_labels``), the auxiliary head's distillation loss times
-        ``teacher_weight`` is added to the cross-entropy; the epoch's mean cross-entropy and mean distillation
-        loss are returned apart (the latter None without a teacher)."""
-        cfg, model, head = self.config, state.model, state.teacher_head
+        ``teacher_weight`` is added to the cross-entropy; with ``action_units``, the units' head's binary
+        cross-entropy (over the batch's clips with known units) times ``au_weight``. The epoch's mean
+        cross-entropy is returned apart from the auxiliary losses' means (``teacher_loss``, ``au_loss``)."""
+        cfg, model, head, au_head = self.config, state.model, state.teacher_head, state.au_head
         model.train()
         rows, variants = self._epoch_samples(state, data, train)
         all_rows, all_variants = data.index(rows), data.index(variants)
         targets = torch.from_numpy(labels[rows].astype(np.int64)).to(self.device)
         taught = torch.from_numpy(soft[rows, variants]).to(self.device) if head is not None else None
+        if au_head is not None:
+            units = torch.from_numpy(action_units.targets[rows]).to(self.device)
+            known = torch.from_numpy(action_units.known[rows].astype(np.float32)).to(self.device)
         total, seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
         teacher_total = torch.zeros((), dtype=torch.float64, device=self.device)
+        au_total, au_seen = (torch.zeros((), dtype=torch.float64, device=self.device) for _ in range(2))
         for b in range(0, len(rows), cfg.batch_size):
             r, v = all_rows[b:b + cfg.batch_size], all_variants[b:b + cfg.batch_size]
             inputs, y = data.batch(model.streams, r, v), targets[b:b + cfg.batch_size]
@@ -351,11 +375,13 @@ class Trainer:
             if mix is not None:
                 inputs = {s: mix[0] * x + (1.0 - mix[0]) * x[mix[1]] for s, x in inputs.items()}
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                if head is None:
+                if head is None and au_head is None:
                     logits = model(inputs).float()
                 else:
                     logits, vectors = model.forward_with_vectors(inputs)
-                    logits, head_logits = logits.float(), head(vectors["ss"]).float()
+                    logits = logits.float()
+                    head_logits = head(vectors["ss"]).float() if head is not None else None
+                    unit_logits = au_head(vectors["fused"]).float() if au_head is not None else None
             loss = F.cross_entropy(logits, y, weight=weights)
             if mix is not None:
                 loss = mix[0] * loss + (1.0 - mix[0]) * F.cross_entropy(logits, y[mix[1]], weight=weights)
@@ -365,15 +391,25 @@ class Trainer:
                 if mix is not None:
                     teacher = mix[0] * teacher + (1.0 - mix[0]) * teacher[mix[1]]
                 distilled = distillation_loss(head_logits, teacher)
-                objective = loss + cfg.teacher_weight * distilled
+                objective = objective + cfg.teacher_weight * distilled
                 teacher_total += distilled.detach().double() * len(r)
+            if au_head is not None:  # masked by weights, not by indexing: no device synchronisation per batch
+                shown, mask = units[b:b + cfg.batch_size], known[b:b + cfg.batch_size]
+                if mix is not None:
+                    shown, mask = mix[0] * shown + (1.0 - mix[0]) * shown[mix[1]], mask * mask[mix[1]]
+                per_clip = F.binary_cross_entropy_with_logits(unit_logits, shown, reduction="none").mean(1) * mask
+                objective = objective + cfg.au_weight * per_clip.sum() / mask.sum().clamp_min(1.0)
+                au_total += per_clip.detach().sum().double()
+                au_seen += mask.sum().double()
             state.optimizer.zero_grad(set_to_none=True)
             objective.backward()
             state.optimizer.step()
             total += loss.detach().double() * len(r)
             seen += len(r)
-        teacher_loss = teacher_total.item() / max(seen, 1) if head is not None else None
-        return total.item() / max(seen, 1), seen, teacher_loss
+        auxiliary = {"teacher_loss": teacher_total.item() / max(seen, 1)} if head is not None else {}
+        if au_head is not None:
+            auxiliary["au_loss"] = au_total.item() / max(au_seen.item(), 1.0)
+        return total.item() / max(seen, 1), seen, auxiliary
 
     def _mixup(self, state: _State, size: int) -> tuple[float, torch.Tensor]:
         """Mixup (Zhang et al. 2018): a weight from Beta(alpha, alpha) and a pairing of the batch, drawn from the
@@ -461,7 +497,8 @@ class Trainer:
                     "averaged": state.averaged, "averaged_count": state.averaged_count,
                     "leaky": [state.leaky_accuracy, state.leaky_epoch,
                               None if state.leaky_proba is None else state.leaky_proba.tolist()],
-                    "teacher_head": None if state.teacher_head is None else state.teacher_head.state_dict()}, tmp)
+                    "teacher_head": None if state.teacher_head is None else state.teacher_head.state_dict(),
+                    "au_head": None if state.au_head is None else state.au_head.state_dict()}, tmp)
         tmp.replace(checkpoint)
 
     def _restore(self, state: _State, checkpoint: Path) -> None:
@@ -481,3 +518,5 @@ class Trainer:
         state.leaky_proba = None if proba is None else np.asarray(proba, np.float32)
         if state.teacher_head is not None:
             state.teacher_head.load_state_dict(saved["teacher_head"])
+        if state.au_head is not None:
+            state.au_head.load_state_dict(saved["au_head"])

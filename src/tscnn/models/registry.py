@@ -30,7 +30,8 @@ class ModelSpec:
       with unless one is named; ``bf16``: whether bf16 autocast may be used for it (it slows tiny networks down).
     * What it can do, asked by the runner, the reports and the commands instead of its name:
       ``trains_by_epochs``, ``fuses_with_floor``, ``exports_onnx`` (each, unless given, whether it is a network),
-      ``pretrained_weights`` and ``is_features``.
+      ``pretrained_weights``, ``auxiliary_targets`` (its ``forward_with_vectors`` gives each stream's vector and
+      the fused one, which the teacher's and the action units' heads read) and ``is_features``.
     """
 
     name: str
@@ -49,6 +50,7 @@ class ModelSpec:
     trains_by_epochs: bool | None = None  # None: a network does (Trainer, epoch choice), a features model is fitted
     fuses_with_floor: bool | None = None  # None: a network's probabilities may be averaged with the linear floor's
     exports_onnx: bool | None = None  # None: a network can be written as ONNX (`tscnn export`)
+    auxiliary_targets: bool = False  # forward_with_vectors gives the vectors the trainer's auxiliary heads read
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -188,10 +188,11 @@ class TSCNN(nn.Module):
         return self.classifier(self.super_features(inputs))
 
     def forward_with_vectors(self, inputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Class logits and each stream's Dense 1 vector, in one pass (the trainer's auxiliary targets read a
-        stream's vector; ``forward`` computes the same logits)."""
+        """Class logits, each stream's Dense 1 vector and, under ``"fused"``, the super feature vector, in one pass
+        (the trainer's auxiliary heads read them; ``forward`` computes the same logits)."""
         vectors = self.stream_vectors(inputs)
-        return self.classifier(self.dense2(torch.cat([vectors[s] for s in self.streams], dim=1))), vectors
+        fused = self.dense2(torch.cat([vectors[s] for s in self.streams], dim=1))
+        return self.classifier(fused), {**vectors, "fused": fused}
 
 
 def _build_tscnn(config, num_classes: int, channels: Mapping[str, int] | None = None) -> TSCNN:
@@ -202,7 +203,7 @@ def _build_tscnn(config, num_classes: int, channels: Mapping[str, int] | None = 
 
 register_model(ModelSpec(
     name="tscnn", kind="network", build=_build_tscnn, streams=STREAMS, preset="paper", any_streams=True,
-    pretrained_weights=True,
+    pretrained_weights=True, auxiliary_targets=True,
     description="TSCNN: three-stream CNN (static-spatial, local-spatial, dynamic-temporal), shared trunk",
     reference="the paper in seed/tscnn-paper.txt",
 ))
