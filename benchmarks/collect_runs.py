@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -165,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the rows already in --json; a folder collected again replaces its row")
     args = parser.parse_args(argv)
     rows = [collect(folder, args.base) for folder in args.folders if (folder / "metrics.json").exists()]
+    for folder in args.folders:
+        if not (folder / "metrics.json").exists():
+            print(f"skipped {folder}: no metrics.json there (not a finished run folder)", file=sys.stderr)
     if args.update and args.json and args.json.exists():
         stored = json.loads(args.json.read_text())
         if stored["data"] != args.data:

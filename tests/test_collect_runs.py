@@ -45,7 +45,9 @@ def test_rows_hold_the_figures_and_unfinished_runs_are_left_out(benchmark_script
     assert row["honest"]["uf1"]["mean"] == 0.61 and row["leaky_shadow"]["uf1"]["mean"] == 0.7
     assert row["seed_ensemble"] == {"accuracy": 0.5, "uf1": 0.61, "uar": 0.4}
     assert row["fold_minutes"] == 2.0 and row["code_version"] == "0.1.0+gabc1234" and row["cpu"] == "AMD EPYC"
-    table = capsys.readouterr().out.splitlines()
+    printed = capsys.readouterr()
+    assert printed.err == f"skipped {running}: no metrics.json there (not a finished run folder)\n"  # said, not silent
+    table = printed.out.splitlines()
     assert len(table) == 3
     assert table[2] == ("| sssnet | sssnet | uvs | loso | 1 | 0.500 +- 0.000 | 0.610 +- 0.010 | 0.400 +- 0.000 | "
                         "0.700 +- 0.010 | - | 0.1.0+gabc1234 | AMD EPYC | 2.0 |")
