@@ -249,8 +249,9 @@ class Trainer:
                              "may leave fewer), or use selection 'fixed'")
         if cfg.au_weight and action_units is None:
             raise ValueError("au_weight needs the action units of the clips (tscnn.action_units.au_targets)")
+        units = action_units if cfg.au_weight else None  # au_weight 0: the units are not read
         data = self.data(arrays)
-        state = self._new_state(data, action_units if cfg.au_weight else None)
+        state = self._new_state(data, units)
         soft = self.teacher_soft_labels(data, train) if cfg.teacher else None
         if checkpoint is not None and Path(checkpoint).exists():
             self._restore(state, checkpoint)
@@ -262,8 +263,7 @@ class Trainer:
             if state.stopped:
                 break
             start = time.perf_counter()
-            train_loss, seen, auxiliary = self._train_epoch(state, data, labels, train, weights, soft,
-                                                            action_units if cfg.au_weight else None)
+            train_loss, seen, auxiliary = self._train_epoch(state, data, labels, train, weights, soft, units)
             record = {"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start,
                       "samples": seen, "lr": state.optimizer.param_groups[0]["lr"], **auxiliary}
             if state.scheduler is not None:
@@ -314,7 +314,7 @@ class Trainer:
     def _au_head(self, model: nn.Module, units: int) -> nn.Module:
         """The action units' head: a linear layer from the super feature vector to one logit per unit. Like the
         teacher's, it lives in the trainer and is dropped after training."""
-        if not getattr(get_model(self.config.model), "auxiliary_targets", False):
+        if not get_model(self.config.model).auxiliary_targets:
             raise ValueError(f"au_weight trains an auxiliary head on TSCNN's super feature vector; model "
                              f"{self.config.model} has none")
         head = nn.Linear(model.dense2[-2].out_features, units)
