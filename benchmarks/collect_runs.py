@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from tscnn.config import RUN_IDENTITY_FIELDS
+
 # What makes two rows the same recipe on the same protocol: rows equal in these, with seeds apart, are pooled.
-_RECIPE_KEYS = ("model", "preset", "streams", "size", "blocks", "changes_from_preset", "protocol",
-                "train_datasets", "test_datasets")
+_RECIPE_KEYS = (*RUN_IDENTITY_FIELDS, "size", "blocks", "changes_from_preset")
 _METRICS = ("accuracy", "uf1", "uar")
 _HEADER = ("| model | preset | streams | protocol | seeds | accuracy | UF1 | UAR | leaky UF1 | members UF1 (network / "
            "floor) | code | CPU | ")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tscnn.config import RECIPE_FIELDS, Config
+from tscnn.config import RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config
 from tscnn.datasets import Database
 from tscnn.fold import FUSED_MEMBERS, floor_arrays, floor_proba
 from tscnn.metrics import evaluate_predictions, over_seeds, seeds_together
@@ -40,15 +40,13 @@ from tscnn.runner import config_database
 
 _METRICS = ("accuracy", "uf1", "uar")
 _READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
-# What makes two fused rows the same recipe on the same protocol (besides every recipe setting).
-_RUN_KEYS = ("model", "preset", "streams", "protocol", "train_datasets", "test_datasets")
 
 
 def recipe(config: Config) -> dict:
     """The run's recipe as a row keeps it (JSON values), fused with the floor whether the run was or not (the
     row is the fused recipe): rows of one file must agree on it to be pooled."""
     values = {**config.to_dict(), "fuse_linear": True}
-    return json.loads(json.dumps({key: values[key] for key in (*_RUN_KEYS, *RECIPE_FIELDS)}))
+    return json.loads(json.dumps({key: values[key] for key in (*RUN_IDENTITY_FIELDS, *RECIPE_FIELDS)}))
 
 
 def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None) -> dict:

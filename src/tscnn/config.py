@@ -422,6 +422,10 @@ RECIPE_FIELDS: tuple[str, ...] = (
 """The settings a training recipe fixes (what a preset may set); the others (data, preparation of the
 frames, streams, protocol, seeds, machine) belong to the run."""
 
+RUN_IDENTITY_FIELDS: tuple[str, ...] = ("model", "preset", "streams", "protocol", "train_datasets", "test_datasets")
+"""Besides the recipe, what says which network was run and how it was judged: two results are comparable
+only if they agree on these (results tables pool or refuse rows by them)."""
+
 
 def with_recipe(config: Config, preset: str) -> Config:
     """``config``'s data, protocol and run settings with the whole training recipe of ``preset``: a peer network
