@@ -655,6 +655,17 @@ def test_a_recipe_is_every_setting_a_preset_fixes_and_with_recipe_keeps_the_run(
     assert (peer.fuse_linear, peer.teacher, peer.class_balanced) == (False, "", False)
 
 
+def test_what_names_a_run_besides_its_recipe_is_config_fields_outside_the_recipe():
+    """Results tables pool rows by RUN_IDENTITY_FIELDS and RECIPE_FIELDS together: each is a Config field, and a
+    field is either the run's or the recipe's, never both (a preset may not change which run a row is)."""
+    from dataclasses import fields
+
+    from tscnn.config import RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config
+
+    assert set(RUN_IDENTITY_FIELDS) <= {f.name for f in fields(Config)}
+    assert not set(RUN_IDENTITY_FIELDS) & set(RECIPE_FIELDS)
+
+
 def test_a_fused_network_of_other_streams_is_averaged_with_the_floor_of_u_v_strain(synth_db_3, tmp_path):
     """fuse_linear with a network that reads SS and DT: its floor member is the ``linear`` model (u, v, strain),
     not a linear model of the network's own inputs; it predicts what a ``linear`` run predicts on the same folds."""
