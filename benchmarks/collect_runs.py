@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.config import RUN_IDENTITY_FIELDS
+from tscnn.config import RECIPE_FIELDS, RUN_IDENTITY_FIELDS, from_preset
 
 # What makes two rows the same recipe on the same protocol: rows equal in these, with seeds apart, are pooled.
 _RECIPE_KEYS = (*RUN_IDENTITY_FIELDS, "size", "blocks", "changes_from_preset")
@@ -44,7 +44,6 @@ def _figure(block: dict, key: str) -> str:
 def changes_from_preset(config: dict) -> dict:
     """The recipe settings (``tscnn.config.RECIPE_FIELDS``) in which a run differs from its preset: a reduced
     recipe names its reductions. A features model has no training recipe: none."""
-    from tscnn.config import RECIPE_FIELDS, from_preset
     from tscnn.models import get_model
 
     if not get_model(config["model"]).trains_by_epochs:
