@@ -55,5 +55,33 @@ def test_pretrain_command_without_fer_uses_the_synthetic_set(tmp_path, capsys):
             "--synthetic-subjects", "5"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "synthetic macro-expression set" in out and "PublicTest accuracy" in out
+    assert "synthetic macro-expression set" in out and "held-out accuracy" in out and "streams ss;" in out
     assert (tmp_path / "pretrained.pt").is_file() and (tmp_path / "pretrain.json").is_file()
+
+
+def test_pretrain_command_on_synthetic_micro_expressions(tmp_path, capsys):
+    """The temporal stream pre-trained on synthetic subjects of a data seed apart from the evaluated ones; a file
+    that cannot load into the network of a run is refused in one line."""
+    import torch
+
+    from tscnn.cli import build_parser
+
+    weights = tmp_path / "out" / "pretrained.pt"
+    args = ["pretrain", "--source", "synthetic-micro", "--synthetic-subjects", "3", "--seed", "2",
+            "--data", str(tmp_path / "db"), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+            "--preset", "tscnn-plus", "--max-epochs", "10", "--threads", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "data seed 1002" in out and "streams dt;" in out
+    saved = torch.load(weights, weights_only=True)
+    assert saved["streams"] == ["dt"] and saved["channels"] == {"dt": 4} and "input_conv_ss" not in saved
+    run = ["run", "--root", str(tmp_path / "db"), "--streams", "dt", "--centre-flow", "--pretrained", str(weights),
+           "--out", str(tmp_path / "run")]
+    assert main(run) == 2  # refused before the database is read or a results folder made
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("pretrained.pt: the flow maps were pre-trained with centre_flow=False, scale_flow=False; "
+                        "this network has True, False") and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    assert main(["pretrain", "--source", "synthetic-macro", "--fer", "x.csv", "--out", str(tmp_path / "o2")]) == 2
+    assert "--fer reads FER2013, but --source is synthetic-macro" in capsys.readouterr().err
+    assert build_parser().parse_args(["pretrain"]).synthetic_subjects is None  # 40 macro, 200 micro

@@ -172,6 +172,8 @@ def test_the_report_says_whether_the_static_stream_was_pre_trained():
     from tscnn.report import _pretraining_note
 
     assert "random weights (no FER2013 pre-training" in _pretraining_note(Config())
-    assert _pretraining_note(Config(pretrained="p.pt")) == "Static stream and trunk started from `p.pt`. "
+    started = "Input convolutions of the pre-trained streams and the trunk started from `p.pt`. "
+    assert _pretraining_note(Config(pretrained="p.pt")) == started
+    assert _pretraining_note(Config(streams=("dt",), pretrained="p.pt")) == started
     assert _pretraining_note(Config(streams=("dt",))) == ""  # no static stream
     assert _pretraining_note(Config(model="ststnet", streams=("uvs",))) == ""

@@ -1,16 +1,20 @@
 """FER2013 reader (both variants, real header rows), pre-training and loading its weights."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from tscnn.checkpoints import load_pretrained
+from tscnn.checkpoints import load_pretrained, save_pretrained
 from tscnn.config import from_preset
 from tscnn.datasets import DatasetError
+from tscnn.datasets.casme2 import read_casme2
 from tscnn.datasets.fer2013 import read_fer2013
-from tscnn.pretrain import WEIGHTS, pretrain
+from tscnn.models.tscnn import TSCNN
+from tscnn.pretrain import PRETRAIN_SEED_BASE, WEIGHTS, face_image_set, pretrain, synthetic_micro_set
+from tscnn.synth.faces import make_identity
 from tscnn.synth.macro import macro_expression_set
 from tscnn.train import Trainer, build_model
 
@@ -57,8 +61,8 @@ def test_synthetic_macro_set_has_fer2013_shape():
 def test_pretrain_saves_weights_the_main_job_loads(tmp_path):
     data = macro_expression_set(subjects=5, per_class=1)
     config = from_preset("demo-sgd", max_epochs=1)
-    summary = pretrain(data, config, tmp_path, progress=False)
-    assert (tmp_path / WEIGHTS).is_file() and summary["val_rows"] == 7
+    summary = pretrain(face_image_set(data), config, tmp_path, progress=False)
+    assert (tmp_path / WEIGHTS).is_file() and summary["val_rows"] == 7 and summary["streams"] == ["ss"]
     saved = torch.load(tmp_path / WEIGHTS, weights_only=True)
     model = build_model(replace(config, pretrained=str(tmp_path / WEIGHTS)), num_classes=5)
     assert torch.equal(model.input_convs["ss"][0].weight, saved["input_conv_ss"]["0.weight"])
@@ -85,3 +89,94 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in whole.history])
     for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float())
+
+
+def _tiny_prep_config():
+    recipe = from_preset("tscnn-plus", max_epochs=2, average_last=1, threads=1)
+    return replace(recipe, flow="dis", work_size=64, size=16, augment=False, bf16=False)
+
+
+def test_synthetic_micro_set_holds_out_subjects_and_never_reuses_an_evaluation_seed(tmp_path):
+    data = synthetic_micro_set(3, 0, _tiny_prep_config(), tmp_path / "db", tmp_path / "cache", progress=False)
+    stamp = json.loads((tmp_path / "db" / "synth_settings.json").read_text())
+    assert stamp["seed"] == PRETRAIN_SEED_BASE and stamp["subjects"] == 3
+    n = len(data.labels)
+    assert data.arrays["dt"].shape == (n, 1, 4, 16, 16) and set(data.arrays) == {"dt"}
+    assert data.classes == ("disgust", "happiness", "repression", "surprise", "others")
+    assert set(data.labels) <= set(range(5))
+    assert sorted([*data.train, *data.val]) == list(range(n)) and len(data.val) > 0
+    # The demo's first face (data seed 0, subject 0) is not the pre-training set's.
+    assert not np.array_equal(make_identity(np.random.default_rng([0, 0, 0])).image,
+                              make_identity(np.random.default_rng([stamp["seed"], 0, 0])).image)
+    again = synthetic_micro_set(3, 0, _tiny_prep_config(), tmp_path / "db", tmp_path / "cache", progress=False)
+    assert np.array_equal(again.arrays["dt"], data.arrays["dt"])  # the folder is reused, not written again
+    with pytest.raises(ValueError, match="other settings .subjects 3, seed 1000"):
+        synthetic_micro_set(4, 0, _tiny_prep_config(), tmp_path / "db", tmp_path / "cache", progress=False)
+
+
+def _held_out_by_subject(tmp_path, subjects: int = 3):
+    return synthetic_micro_set(subjects, 1, _tiny_prep_config(), tmp_path / "db", tmp_path / "cache",
+                               progress=False)
+
+
+def test_held_out_rows_are_whole_subjects(tmp_path):
+    data = _held_out_by_subject(tmp_path)
+    table = read_casme2(tmp_path / "db").table
+    assert set(table.subject[data.train]).isdisjoint(set(table.subject[data.val]))
+    assert set(table.subject[data.val]) == {"sub03"}  # the last fifth, at least one
+
+
+def test_temporal_pretraining_loads_its_input_conv_and_trunk_and_leaves_the_rest_to_the_seed(tmp_path):
+    """A DT-pre-trained file fills the DT input convolution and the shared trunk of a three-stream network;
+    the static streams' input convolutions and the dense layers keep the seed's random weights."""
+    data = _held_out_by_subject(tmp_path)
+    config = _tiny_prep_config()
+    summary = pretrain(data, config, tmp_path / "out", progress=False)
+    assert summary["streams"] == ["dt"]
+    saved = torch.load(tmp_path / "out" / WEIGHTS, weights_only=True)
+    channels = {"ss": 1, "ls": 9, "dt": 4}
+    run = replace(config, streams=("ss", "ls", "dt"))
+    torch.manual_seed(5)
+    model = build_model(replace(run, pretrained=str(tmp_path / "out" / WEIGHTS)), 5, channels)
+    torch.manual_seed(5)
+    fresh = build_model(run, 5, channels)
+    assert torch.equal(model.input_convs["dt"][0].weight, saved["input_conv_dt"]["0.weight"])
+    assert all(torch.equal(v, saved["trunk"][k]) for k, v in model.trunk.state_dict().items())
+    assert not torch.equal(fresh.input_convs["dt"][0].weight, saved["input_conv_dt"]["0.weight"])
+    for name in ("input_convs.ss.0.weight", "input_convs.ls.0.weight", "dense1.dt.2.weight", "classifier.1.weight"):
+        assert torch.equal(model.state_dict()[name], fresh.state_dict()[name]), name
+    unshared = build_model(replace(run, share_trunk=False), 5, channels)
+    assert load_pretrained(unshared, tmp_path / "out" / WEIGHTS) == ["input_conv_dt", "trunk of dt"]
+    assert all(torch.equal(v, saved["trunk"][k]) for k, v in unshared.trunks["dt"].state_dict().items())
+
+
+def _save_dt_weights(path, channels: int = 4, centre_flow: bool = False):
+    model = TSCNN(5, ("dt",), channels={"dt": channels}, input_size=16, centre_flow=centre_flow)
+    save_pretrained(model, path, "test", 0.5)
+    return path
+
+
+def test_pretrained_weights_that_cannot_fit_are_refused_in_one_line(tmp_path):
+    weights = _save_dt_weights(tmp_path / "dt4.pt")
+    flow_folder_net = TSCNN(3, ("ss", "ls", "dt"), channels={"dt": 3}, input_size=16)
+    with pytest.raises(ValueError, match=r"dt4.pt: input_conv_dt was pre-trained on 4 input channels; this "
+                                         r"network's dt stream has 3$"):
+        load_pretrained(flow_folder_net, weights)
+    centred = TSCNN(5, ("dt",), input_size=16, centre_flow=True)
+    with pytest.raises(ValueError, match="centre_flow=False, scale_flow=False; this network has True, False"):
+        load_pretrained(centred, weights)
+    static_unshared = TSCNN(5, ("ss",), input_size=16, share_trunk=False)
+    with pytest.raises(ValueError, match=r"for the dt stream\(s\) and a shared trunk; this network has neither"):
+        load_pretrained(static_unshared, weights)
+
+
+def test_weights_files_from_before_the_streams_were_recorded_still_load(tmp_path):
+    """The earlier format (the static stream's input convolution and the trunk, nothing else) loads as before."""
+    old = TSCNN(7, ("ss",), input_size=16)
+    torch.save({"input_conv_ss": old.input_convs["ss"].state_dict(), "trunk": old.trunk.state_dict(),
+                "source": "old", "val_accuracy": 0.3}, tmp_path / "old.pt")
+    model = TSCNN(5, ("ss", "ls", "dt"), input_size=16, centre_flow=True)  # the centring concerns flow maps only
+    assert load_pretrained(model, tmp_path / "old.pt") == ["input_conv_ss", "trunk"]
+    assert torch.equal(model.input_convs["ss"][0].weight, old.input_convs["ss"][0].weight)
+    dt_only = TSCNN(5, ("dt",), input_size=16)
+    assert load_pretrained(dt_only, tmp_path / "old.pt") == ["trunk"]

@@ -3,8 +3,8 @@
 ``load_weights`` reads any file of tensors and plain data this project writes (a ``tscnn train`` model
 file, ``tscnn pretrain`` weights, a training checkpoint) with ``weights_only=True``, so loading one runs
 no code from it, and says in one line why a file is not one. ``tscnn pretrain`` (``tscnn.pretrain``) saves
-TSCNN's static-stream input convolution and its trunk; ``tscnn.train.build_model`` loads them into a new
-network when ``Config.pretrained`` names the file. Both import this module, so neither imports the other.
+the input convolutions of the streams it trained and TSCNN's trunk; ``tscnn.train.build_model`` loads them
+into a new network when ``Config.pretrained`` names the file. Both import this module, so neither imports the other.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from tscnn.models.tscnn import TSCNN
 from tscnn.results_folder import atomic_path
 
-PRETRAINED_KEYS = ("input_conv_ss", "trunk")
+PRETRAINED_KEYS = ("trunk",)
 
 
 def first_sentence(err: Exception) -> str:
@@ -59,27 +59,60 @@ def load_weights(path: str | Path, what: str, keys: tuple[str, ...] = (), map_lo
 
 
 def save_pretrained(model: TSCNN, path: str | Path, source: str, val_accuracy: float) -> Path:
-    """Save the static-stream input convolution and the shared trunk of ``model`` (on the CPU) with
-    where they were trained (``source``) and their validation accuracy."""
+    """Save the input convolution of each of ``model``'s streams and its shared trunk (on the CPU), with the
+    streams, their input channels, the flow-map centring they saw, where they were trained (``source``) and
+    their validation accuracy."""
     path = Path(path)
     model = model.to("cpu")
+    convs = {f"input_conv_{s}": model.input_convs[s].state_dict() for s in model.streams}
+    channels = {s: int(model.input_convs[s][0].in_channels) for s in model.streams}
     with atomic_path(path) as tmp:
-        torch.save({"input_conv_ss": model.input_convs["ss"].state_dict(), "trunk": model.trunk.state_dict(),
-                    "source": source, "val_accuracy": val_accuracy}, tmp)
+        torch.save({**convs, "trunk": model.trunk.state_dict(), "streams": list(model.streams), "channels": channels,
+                    "centre_flow": model.centre_flow, "scale_flow": model.scale_flow, "source": source,
+                    "val_accuracy": val_accuracy}, tmp)
     return path
 
 
-def load_pretrained(model: TSCNN, path: str | Path) -> TSCNN:
-    """Copy pre-trained static-stream input convolution and trunk weights into ``model``."""
+def read_pretrained(path: str | Path, streams: tuple[str, ...], share_trunk: bool, centre_flow: bool,
+                    scale_flow: bool) -> tuple[dict, list[str]]:
+    """A ``tscnn pretrain`` weights file and its streams that a network of these settings has, or a one-line
+    ValueError when it cannot fit one: no stream in common where the trunk is not shared, or flow maps
+    pre-trained with other centring. (Input channels are checked on loading: they follow from the data.)
+    A file from before the streams were recorded holds the static stream's."""
     state = load_weights(path, "`tscnn pretrain` weights file", PRETRAINED_KEYS,
                          missing_hint="make it with `tscnn pretrain`")
-    if "ss" in model.streams:
-        model.input_convs["ss"].load_state_dict(state["input_conv_ss"])
+    saved = list(state.get("streams", ["ss"]))
+    common = [s for s in saved if s in streams]
+    centring = (bool(state.get("centre_flow", False)), bool(state.get("scale_flow", False)))
+    if {"dt", "uvs"} & set(common) and centring != (centre_flow, scale_flow):
+        raise ValueError(f"{path}: the flow maps were pre-trained with centre_flow={centring[0]}, "
+                         f"scale_flow={centring[1]}; this network has {centre_flow}, {scale_flow}")
+    if not share_trunk and not common:
+        raise ValueError(f"{path}: the weights are for the {'/'.join(saved)} stream(s) and a shared trunk; this "
+                         f"network has neither")
+    return state, common
+
+
+def load_pretrained(model: TSCNN, path: str | Path) -> list[str]:
+    """Copy pre-trained weights into ``model``: the input convolution of each saved stream the model has, and
+    the trunk (the shared one, or each such stream's own). Returns the parts loaded. One-line ValueError when
+    the file cannot fit the model (``read_pretrained``, or a stream's input channels differ)."""
+    state, common = read_pretrained(path, model.streams, model.share_trunk, model.centre_flow, model.scale_flow)
+    for s in common:
+        weight = state[f"input_conv_{s}"]["0.weight"]
+        wanted = model.input_convs[s][0].in_channels
+        if weight.shape[1] != wanted:
+            raise ValueError(f"{path}: input_conv_{s} was pre-trained on {weight.shape[1]} input channels; this "
+                             f"network's {s} stream has {wanted}")
+    loaded = []
+    for s in common:
+        model.input_convs[s].load_state_dict(state[f"input_conv_{s}"])
+        loaded.append(f"input_conv_{s}")
     if model.share_trunk:
         model.trunk.load_state_dict(state["trunk"])
-    elif "ss" in model.streams:
-        model.trunks["ss"].load_state_dict(state["trunk"])
+        loaded.append("trunk")
     else:
-        raise ValueError(f"{path}: the weights are for the static stream and a shared trunk; this network has "
-                         "neither")
-    return model
+        for s in common:
+            model.trunks[s].load_state_dict(state["trunk"])
+            loaded.append(f"trunk of {s}")
+    return loaded

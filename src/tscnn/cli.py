@@ -193,24 +193,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from tscnn.config import from_preset
-    from tscnn.pretrain import WEIGHTS, pretrain
+    from tscnn.pretrain import PRETRAIN_SEED_BASE, WEIGHTS, face_image_set, pretrain, synthetic_micro_set
 
-    if args.fer:
+    source = args.source or ("fer" if args.fer else "synthetic-macro")
+    if args.fer and source != "fer":
+        raise ValueError(f"--fer reads FER2013, but --source is {source}")
+    config = from_preset(args.preset, max_epochs=args.max_epochs, patience=args.patience, lr=args.lr,
+                         batch_size=args.batch_size, threads=args.threads, device=args.device, seeds=(args.seed,))
+    if source == "synthetic-micro":
+        subjects = args.synthetic_subjects or 200
+        streams = tuple(s for s in args.streams.split(",") if s)
+        data_dir = args.data or Path(f"data/synthetic-pretrain-s{PRETRAIN_SEED_BASE + args.seed}-n{subjects}")
+        print(f"synthetic micro-expressions: {subjects} subjects in {data_dir} (made once, then reused)")
+        data = synthetic_micro_set(subjects, args.seed, config, data_dir, args.cache, streams=streams)
+    elif source == "fer":
+        if not args.fer:
+            raise ValueError("--source fer needs --fer FILE (fer2013.csv or icml_face_data.csv)")
         from tscnn.datasets.fer2013 import read_fer2013
 
-        data = read_fer2013(args.fer, max_rows=args.max_rows)
+        data = face_image_set(read_fer2013(args.fer, max_rows=args.max_rows))
     else:
         from tscnn.synth.macro import macro_expression_set
 
         print("no --fer given: pre-training on the synthetic macro-expression set (exercises the path; "
               "use FER2013 for real pre-training)")
-        data = macro_expression_set(subjects=args.synthetic_subjects, seed=args.seed)
-    config = from_preset(args.preset, max_epochs=args.max_epochs, patience=args.patience, lr=args.lr,
-                         batch_size=args.batch_size, threads=args.threads, device=args.device, seeds=(args.seed,))
+        data = face_image_set(macro_expression_set(subjects=args.synthetic_subjects or 40, seed=args.seed))
     summary = pretrain(data, config, args.out)
-    print(f"{summary['source']}: {summary['train_rows']} Training / {summary['val_rows']} PublicTest rows; "
-          f"epoch {summary['chosen_epoch']} kept, PublicTest accuracy {summary['val_accuracy']:.3f} "
-          f"(majority class {summary['chance_accuracy']:.3f}); {summary['seconds']:.0f} s")
+    print(f"{summary['source']}: streams {','.join(summary['streams'])}; {summary['train_rows']} training / "
+          f"{summary['val_rows']} held-out rows; epoch {summary['chosen_epoch']} kept, held-out accuracy "
+          f"{summary['val_accuracy']:.3f} (majority class {summary['chance_accuracy']:.3f}); "
+          f"{summary['seconds']:.0f} s")
     print(f"weights: {Path(args.out) / WEIGHTS}  (use: tscnn run ... --pretrained {Path(args.out) / WEIGHTS})")
     return 0
 
@@ -391,8 +403,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("pretrain", help="pre-train the static stream and trunk on FER2013 (or a synthetic set)")
-    p.add_argument("--fer", help="fer2013.csv or icml_face_data.csv; without it, synthetic macro-expressions")
+    p = sub.add_parser("pretrain", help="pre-train TSCNN's input convolutions and trunk: the static stream on "
+                       "FER2013 (or synthetic macro-expressions), or the temporal one on synthetic micro-expressions")
+    p.add_argument("--source", choices=["fer", "synthetic-macro", "synthetic-micro"],
+                   help="what to pre-train on (default: fer with --fer, else synthetic-macro)")
+    p.add_argument("--fer", help="fer2013.csv or icml_face_data.csv (--source fer)")
+    p.add_argument("--streams", default="dt", help="synthetic-micro: the streams trained, comma-separated (default dt)")
+    p.add_argument("--data", type=Path, help="synthetic-micro: folder of its database, made once "
+                   "(default data/synthetic-pretrain-s<data seed>-n<subjects>)")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="synthetic-micro: prepared-input cache")
     p.add_argument("--out", type=Path, default=Path("results/pretrain"))
     p.add_argument("--preset", default="paper", choices=CHOICES["preset"])
     p.add_argument("--max-epochs", type=int)
@@ -400,8 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-rows", type=int, help="read only the first rows of the FER2013 file")
-    p.add_argument("--synthetic-subjects", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--synthetic-subjects", type=int,
+                   help="subjects of a synthetic set (default 40 macro, 200 micro)")
+    p.add_argument("--seed", type=int, default=0, help="training seed; a synthetic set's data seed too "
+                   "(micro: 1000 + seed, apart from every evaluation seed)")
     p.add_argument("--device", help="cpu (default), cuda or auto")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_pretrain)

