@@ -114,6 +114,19 @@ def test_synthetic_micro_set_holds_out_subjects_and_never_reuses_an_evaluation_s
         synthetic_micro_set(4, 0, _tiny_prep_config(), tmp_path / "db", tmp_path / "cache", progress=False)
 
 
+def test_synthetic_micro_set_in_the_composite_format_gives_u_v_strain_of_the_same_clips(tmp_path):
+    frames = synthetic_micro_set(3, 0, _tiny_prep_config(), tmp_path / "db", tmp_path / "cache", progress=False)
+    flows = synthetic_micro_set(3, 0, _tiny_prep_config(), tmp_path / "db", tmp_path / "cache",
+                                dt_format="flow-folder", progress=False)
+    assert (tmp_path / "db-flow16" / "index.csv").is_file()
+    assert flows.arrays["dt"].shape == (len(frames.labels), 1, 3, 16, 16)
+    assert [flows.classes[i] for i in flows.labels] == [frames.classes[i] for i in frames.labels]
+    assert np.array_equal(flows.val, frames.val)
+    with pytest.raises(ValueError, match="a flow folder gives the DT stream only, not ss, dt"):
+        synthetic_micro_set(3, 0, _tiny_prep_config(), tmp_path / "db", streams=("ss", "dt"),
+                            dt_format="flow-folder")
+
+
 def _held_out_by_subject(tmp_path, subjects: int = 3):
     return synthetic_micro_set(subjects, 1, _tiny_prep_config(), tmp_path / "db", tmp_path / "cache",
                                progress=False)

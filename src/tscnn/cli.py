@@ -205,7 +205,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         streams = tuple(s for s in args.streams.split(",") if s)
         data_dir = args.data or Path(f"data/synthetic-pretrain-s{PRETRAIN_SEED_BASE + args.seed}-n{subjects}")
         print(f"synthetic micro-expressions: {subjects} subjects in {data_dir} (made once, then reused)")
-        data = synthetic_micro_set(subjects, args.seed, config, data_dir, args.cache, streams=streams)
+        data = synthetic_micro_set(subjects, args.seed, config, data_dir, args.cache, streams=streams,
+                                   dt_format=args.dt_format)
     elif source == "fer":
         if not args.fer:
             raise ValueError("--source fer needs --fer FILE (fer2013.csv or icml_face_data.csv)")
@@ -409,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to pre-train on (default: fer with --fer, else synthetic-macro)")
     p.add_argument("--fer", help="fer2013.csv or icml_face_data.csv (--source fer)")
     p.add_argument("--streams", default="dt", help="synthetic-micro: the streams trained, comma-separated (default dt)")
+    p.add_argument("--dt-format", default="frames", choices=["frames", "flow-folder"],
+                   help="synthetic-micro: DT as the frames' 4 flow maps, or a flow folder's u, v, strain (composite)")
     p.add_argument("--data", type=Path, help="synthetic-micro: folder of its database, made once "
                    "(default data/synthetic-pretrain-s<data seed>-n<subjects>)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="synthetic-micro: prepared-input cache")

@@ -8,7 +8,9 @@ Two sources, one training path (``pretrain``):
 - **synthetic micro-expressions** (``synthetic_micro_set``): the dynamic-temporal stream on many subjects of
   the project's own generator, prepared exactly as real key frames are (face crop, TV-L1 flow, x10
   augmentation); the last fifth of the subjects is held out. Its data seeds start at
-  ``PRETRAIN_SEED_BASE``, so no face or clip of it is one the project evaluates on.
+  ``PRETRAIN_SEED_BASE``, so no face or clip of it is one the project evaluates on. ``dt_format``
+  "flow-folder" gives the DT stream as a flow folder's u, v, strain (3 channels, the composite's format:
+  the database exported with ``write_flow_folder`` and read back) instead of the frames' 4 flow maps.
 
 The network trained on the set's streams saves each stream's input convolution and the trunk; the main job
 starts from them with ``--pretrained`` (the other input convolutions and the dense layers start from random
@@ -27,7 +29,7 @@ import torch
 
 from tscnn.checkpoints import save_pretrained
 from tscnn.config import Config
-from tscnn.datasets import load_database
+from tscnn.datasets import load_database, read_flowfolder, write_flow_folder
 from tscnn.datasets.fer2013 import FaceImages
 from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.results_folder import atomic_write_text, writes_results_folder
@@ -40,6 +42,8 @@ PRETRAIN_SEED_BASE = 1000
 evaluation uses (the demo's 0, the preset choice's 1, the tests' 3, the synthetic composite's 7), whose faces
 and clips would otherwise recur in the pre-training set."""
 SYNTHETIC_SETTINGS = "synth_settings.json"
+DT_FORMATS = ("frames", "flow-folder")
+"""How a synthetic set gives the DT stream: the frames' 4 flow maps, or a flow folder's u, v, strain."""
 
 
 @dataclass
@@ -66,10 +70,16 @@ def face_image_set(data: FaceImages) -> PretrainSet:
 
 def synthetic_micro_set(subjects: int, seed: int, config: Config, data_dir: str | Path,
                         cache_dir: str | Path | None = None, streams: tuple[str, ...] = ("dt",),
-                        val_fraction: float = 0.2, progress: bool = True) -> PretrainSet:
+                        dt_format: str = "frames", val_fraction: float = 0.2, progress: bool = True) -> PretrainSet:
     """A synthetic CASME II-layout database of ``subjects`` subjects (data seed ``PRETRAIN_SEED_BASE + seed``,
     the paper's 5 classes), written to ``data_dir`` once and reused, prepared with ``config``'s preparation
-    settings into ``streams``; the last ``val_fraction`` of subjects (at least one) is held out."""
+    settings into ``streams``; the last ``val_fraction`` of subjects (at least one) is held out. With
+    ``dt_format`` "flow-folder" the only stream is DT as u, v, strain, from the database's flow folder
+    (written once beside ``data_dir``)."""
+    if dt_format not in DT_FORMATS:
+        raise ValueError(f"unknown DT format {dt_format!r}; expected one of {', '.join(DT_FORMATS)}")
+    if dt_format == "flow-folder" and tuple(streams) != ("dt",):
+        raise ValueError(f"a flow folder gives the DT stream only, not {', '.join(streams)}")
     settings = SynthSettings(subjects=subjects, seed=PRETRAIN_SEED_BASE + seed, layout="casme2")
     data_dir = Path(data_dir)
     stamp = data_dir / SYNTHETIC_SETTINGS
@@ -82,13 +92,22 @@ def synthetic_micro_set(subjects: int, seed: int, config: Config, data_dir: str 
     else:
         write_database(data_dir, settings)
     db = load_database("casme2", str(data_dir), classes="5class")
-    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress, streams=streams)
+    prep = PrepSettings.from_config(config)
+    if dt_format == "flow-folder":
+        flows = data_dir.with_name(f"{data_dir.name}-flow{config.size}")
+        if not (flows / "index.csv").is_file():
+            write_flow_folder(db, flows, size=config.size, settings=prep, cache_dir=cache_dir, progress=progress)
+        db = read_flowfolder(flows, classes="all")  # its labels: the classes present, in the database's order
+        prepared = prepare(db.table, prep, cache_dir, progress=progress, streams=("uvs",))
+        prepared.arrays = {"dt": prepared.arrays["uvs"]}
+    else:
+        prepared = prepare(db.table, prep, cache_dir, progress=progress, streams=streams)
     table = prepared.table
     names = sorted(table["subject"].unique(), key=lambda s: (len(str(s)), str(s)))
     held_out = set(names[len(names) - max(1, round(len(names) * val_fraction)):])
     is_val = table["subject"].isin(held_out).to_numpy()
     source = (f"synthetic micro-expressions ({subjects} subjects, data seed {settings.seed}, "
-              f"{len(table)} clips, casme2 5class)")
+              f"{len(table)} clips, casme2 5class, DT from {dt_format})")
     return PretrainSet(prepared.arrays, table["label"].to_numpy(), np.flatnonzero(~is_val), np.flatnonzero(is_val),
                        tuple(db.classes), source)
 
