@@ -427,6 +427,26 @@ def test_the_fingerprint_follows_file_contents_not_times(tmp_path):
         run_experiment(config, tmp_path / "run", progress=False)
 
 
+def test_a_changed_pretrained_weights_file_refuses_to_resume(tmp_path):
+    """The fingerprint keeps the weights file's hash: the same path with other contents would make stale folds."""
+    from tscnn.run_facts import check_or_store_run
+
+    weights = tmp_path / "pretrained.pt"
+    weights.write_bytes(b"first")
+    config = config_for("tscnn", "tscnn-plus", dataset="flowfolder", pretrained=str(weights))
+    table = pd.DataFrame({"dataset": ["d"], "subject": ["s1"], "clip": ["c1"], "label": [0]})
+    check_or_store_run(config, tmp_path / "run", table)
+    stamp = json.loads((tmp_path / "run" / "fingerprint.json").read_text())
+    assert stamp["pretrained_sha1"] == "e0996a37c13d44c3b06074939d43fa3759bd32c1"  # sha1 of b"first"
+    check_or_store_run(config, tmp_path / "run", table)  # the same bytes resume
+    weights.write_bytes(b"second")
+    with pytest.raises(ValueError, match="other contents of the pre-trained weights file"):
+        check_or_store_run(config, tmp_path / "run", table)
+    del stamp["pretrained_sha1"]  # a folder from before the hash was kept resumes
+    (tmp_path / "run" / "fingerprint.json").write_text(json.dumps(stamp))
+    check_or_store_run(config, tmp_path / "run", table)
+
+
 def test_a_folder_from_before_a_new_config_field_resumes(tmp_path):
     """A Config field added later (its default keeps the earlier behaviour) does not orphan older folders;
     a field stored with another value still refuses."""

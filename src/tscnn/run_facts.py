@@ -67,9 +67,12 @@ def _file_digest(path: str | Path | None) -> bytes:
 
 def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_code_change: bool = False) -> None:
     """Store the config and the data fingerprint in a new results folder; refuse to resume one made with
-    other settings, another clip table, or (unless allowed) another code version."""
+    other settings, another clip table, other contents of the pre-trained weights file it names, or (unless
+    allowed) another code version."""
     path, stamp = out / "config.json", out / "fingerprint.json"
     current = {"table": table_fingerprint(table), "clips": int(len(table)), "code_version": code_version()}
+    if config.pretrained:  # the path is a setting; what it held decides the results too
+        current["pretrained_sha1"] = _file_digest(config.pretrained).decode()
     if path.exists():
         # Seeds are not compared: each seed's folds live in their own folder, so a run may add seeds. A field
         # added to the Config after the folder was made takes its default (which keeps the earlier behaviour).
@@ -86,6 +89,9 @@ def check_or_store_run(config: Config, out: Path, table: pd.DataFrame, allow_cod
                 raise ValueError(f"{out} holds folds of another clip table ({before['clips']} clips then, "
                                  f"{current['clips']} now, or the same clips with other labels, phases or frames): "
                                  "its folds would be stale; use another --out or delete it to start over")
+            if before.get("pretrained_sha1", current.get("pretrained_sha1")) != current.get("pretrained_sha1"):
+                raise ValueError(f"{out} was made from other contents of the pre-trained weights file "
+                                 f"{config.pretrained}: its folds would be stale; use another --out or delete it")
             if before["code_version"] != current["code_version"] and not allow_code_change:
                 raise ValueError(f"{out} was made by code {before['code_version']}, this is {current['code_version']}; "
                                  "use another --out, delete it, or allow resuming across code versions "
