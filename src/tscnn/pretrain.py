@@ -34,6 +34,7 @@ from tscnn.datasets.fer2013 import FaceImages
 from tscnn.preprocessing.prepare import PrepSettings, prepare
 from tscnn.results_folder import atomic_write_text, writes_results_folder
 from tscnn.synth import SynthSettings, write_database
+from tscnn.synth.database import SETTINGS_FILE
 from tscnn.train import Trainer
 
 WEIGHTS = "pretrained.pt"
@@ -41,7 +42,6 @@ PRETRAIN_SEED_BASE = 1000
 """Synthetic pre-training data take the seed ``PRETRAIN_SEED_BASE + seed``: apart from every seed a synthetic
 evaluation uses (the demo's 0, the preset choice's 1, the tests' 3, the synthetic composite's 7), whose faces
 and clips would otherwise recur in the pre-training set."""
-SYNTHETIC_SETTINGS = "synth_settings.json"
 DT_FORMATS = ("frames", "flow-folder")
 """How a synthetic set gives the DT stream: the frames' 4 flow maps, or a flow folder's u, v, strain."""
 
@@ -82,7 +82,7 @@ def synthetic_micro_set(subjects: int, seed: int, config: Config, data_dir: str 
         raise ValueError(f"a flow folder gives the DT stream only, not {', '.join(streams)}")
     settings = SynthSettings(subjects=subjects, seed=PRETRAIN_SEED_BASE + seed, layout="casme2")
     data_dir = Path(data_dir)
-    stamp = data_dir / SYNTHETIC_SETTINGS
+    stamp = data_dir / SETTINGS_FILE
     wanted = json.loads(json.dumps(asdict(settings)))
     if stamp.is_file():
         found = json.loads(stamp.read_text())

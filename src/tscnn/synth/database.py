@@ -32,6 +32,7 @@ from tscnn.synth.actions import choose_aus, displacement_field, intensity_profil
 from tscnn.synth.faces import FaceIdentity, make_identity
 
 GROUND_TRUTH = "ground_truth.csv"
+SETTINGS_FILE = "synth_settings.json"  # the SynthSettings a database was generated with
 
 
 @dataclass
@@ -443,7 +444,7 @@ def write_database(out: str | Path, settings: SynthSettings | None = None) -> Pa
             "face_width_px": round(faces[clip.subject].face_width, 2),
         })
     pd.DataFrame(truth).to_csv(root / GROUND_TRUTH, index=False)
-    (root / "synth_settings.json").write_text(json.dumps(asdict(settings), indent=2))
+    (root / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2))
     return layout.write_annotation(root, clips)
 
 
