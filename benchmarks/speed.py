@@ -15,12 +15,18 @@ resident on the device, batches and variants indexed there, bf16 autocast, chann
 and reports training samples/s after a warm-up epoch; ``--concurrent N`` trains N folds at once in N
 processes on the same device (what ``tscnn run --jobs N --device cuda`` does) and adds their rates.
 The target on one H100 is >= 20,000 samples/s.
+
+First preparation in worker processes (what ``--jobs`` does before training, and ``tscnn pretrain --jobs``):
+    python benchmarks/speed.py --prepare [--prep-clips 40] [--prep-jobs 1 2]
+prepares the same synthetic clips without a cache (face crop, TV-L1, x10 variants) in each number of
+processes, reports clips/s and checks that the tensors equal those of one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -35,7 +41,7 @@ from tscnn.datasets import read_casme2
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.predict import predict_clip as predict_new_clip
 from tscnn.predict import save_model
-from tscnn.preprocessing.prepare import PrepSettings, clip_inputs, prepare_clip
+from tscnn.preprocessing.prepare import PrepSettings, clip_inputs, prepare, prepare_clip
 from tscnn.run_facts import cpu_name
 from tscnn.synth import SynthSettings, write_database
 from tscnn.train import bf16_supported
@@ -162,6 +168,25 @@ def throughput(device: str, concurrent: int, clips: int, epochs: int, batch: int
     return results
 
 
+def preparation_rates(clips: int, jobs: list[int]) -> dict:
+    """Clips/s of a first preparation (no cache) of the same synthetic clips in each number of worker processes,
+    and whether every run gave the tensors of the first."""
+    results: dict = {"cpu": cpu_name(), "cpus": os.cpu_count(), "clips": clips, "settings": "PrepSettings() "
+                     "(TV-L1, 48 px, x10 variants)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        write_database(tmp, SynthSettings(subjects=max(2, clips // 8), seed=11))
+        rows = read_casme2(tmp).table.head(clips)
+        first = None
+        for n in jobs:
+            start = time.perf_counter()
+            arrays = prepare(rows, PrepSettings(), None, progress=False, jobs=n).arrays
+            results[f"clips_per_s_jobs{n}"] = len(rows) / (time.perf_counter() - start)
+            first = first or arrays
+            results[f"same_tensors_jobs{n}"] = all(np.array_equal(arrays[k], first[k]) for k in first)
+        results["clips"] = len(rows)
+    return results
+
+
 def where_time_goes(results: dict) -> None:
     flops = training_flops_per_sample()
     results["cpu"] = cpu_name()
@@ -195,7 +220,14 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=256, help="with --throughput: clips (x10 variants) per fold")
     parser.add_argument("--epochs", type=int, default=3, help="with --throughput: epochs timed after a warm-up one")
     parser.add_argument("--batch", type=int, default=128, help="with --throughput: mini-batch size")
+    parser.add_argument("--prepare", action="store_true", help="only a first preparation's clips/s in worker "
+                        "processes")
+    parser.add_argument("--prep-clips", type=int, default=40, help="with --prepare: synthetic clips prepared")
+    parser.add_argument("--prep-jobs", type=int, nargs="+", default=[1, 2], help="with --prepare: worker processes")
     args = parser.parse_args()
+    if args.prepare:
+        _print_and_write({"torch": torch.__version__, **preparation_rates(args.prep_clips, args.prep_jobs)}, args.out)
+        return
     if args.throughput:
         result = throughput(args.device, args.concurrent, args.clips, args.epochs, args.batch)
         _print_and_write({"torch": torch.__version__, **result}, args.out)

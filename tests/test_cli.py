@@ -69,7 +69,7 @@ def test_pretrain_command_on_synthetic_micro_expressions(tmp_path, capsys):
     weights = tmp_path / "out" / "pretrained.pt"
     args = ["pretrain", "--source", "synthetic-micro", "--synthetic-subjects", "3", "--seed", "2",
             "--data", str(tmp_path / "db"), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
-            "--preset", "tscnn-plus", "--max-epochs", "10", "--threads", "1"]
+            "--preset", "tscnn-plus", "--max-epochs", "10", "--threads", "1", "--jobs", "2"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "data seed 1002" in out and "streams dt;" in out

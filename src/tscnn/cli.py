@@ -206,7 +206,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         data_dir = args.data or Path(f"data/synthetic-pretrain-s{PRETRAIN_SEED_BASE + args.seed}-n{subjects}")
         print(f"synthetic micro-expressions: {subjects} subjects in {data_dir} (made once, then reused)")
         data = synthetic_micro_set(subjects, args.seed, config, data_dir, args.cache, streams=streams,
-                                   dt_format=args.dt_format)
+                                   dt_format=args.dt_format, jobs=args.jobs)
     elif source == "fer":
         if not args.fer:
             raise ValueError("--source fer needs --fer FILE (fer2013.csv or icml_face_data.csv)")
@@ -278,7 +278,7 @@ def add_experiment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="results folder (default: results/<dataset>-<model>-<streams>)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"prepared-input cache (default: {DEFAULT_CACHE})")
     p.add_argument("--jobs", type=int, default=1, help="folds trained at once in worker processes, threads split "
-                   "between them (default: 1; results do not depend on it)")
+                   "between them, and clips prepared at once the first time (default: 1; results do not depend on it)")
     p.add_argument("--resume-any-code", action="store_true",
                    help="resume a results folder made by another code version (if the change cannot alter results)")
 
@@ -415,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="synthetic-micro: folder of its database, made once "
                    "(default data/synthetic-pretrain-s<data seed>-n<subjects>)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="synthetic-micro: prepared-input cache")
+    p.add_argument("--jobs", type=int, default=1, help="synthetic-micro: clips prepared at once in worker processes "
+                   "the first time (default: 1; the tensors do not depend on it)")
     p.add_argument("--out", type=Path, default=Path("results/pretrain"))
     p.add_argument("--preset", default="paper", choices=CHOICES["preset"])
     p.add_argument("--max-epochs", type=int)

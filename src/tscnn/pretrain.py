@@ -70,12 +70,13 @@ def face_image_set(data: FaceImages) -> PretrainSet:
 
 def synthetic_micro_set(subjects: int, seed: int, config: Config, data_dir: str | Path,
                         cache_dir: str | Path | None = None, streams: tuple[str, ...] = ("dt",),
-                        dt_format: str = "frames", val_fraction: float = 0.2, progress: bool = True) -> PretrainSet:
+                        dt_format: str = "frames", val_fraction: float = 0.2, progress: bool = True,
+                        jobs: int = 1) -> PretrainSet:
     """A synthetic CASME II-layout database of ``subjects`` subjects (data seed ``PRETRAIN_SEED_BASE + seed``,
     the paper's 5 classes), written to ``data_dir`` once and reused, prepared with ``config``'s preparation
     settings into ``streams``; the last ``val_fraction`` of subjects (at least one) is held out. With
     ``dt_format`` "flow-folder" the only stream is DT as u, v, strain, from the database's flow folder
-    (written once beside ``data_dir``)."""
+    (written once beside ``data_dir``). ``jobs`` worker processes prepare the clips not yet cached."""
     if dt_format not in DT_FORMATS:
         raise ValueError(f"unknown DT format {dt_format!r}; expected one of {', '.join(DT_FORMATS)}")
     if dt_format == "flow-folder" and tuple(streams) != ("dt",):
@@ -96,12 +97,13 @@ def synthetic_micro_set(subjects: int, seed: int, config: Config, data_dir: str 
     if dt_format == "flow-folder":
         flows = data_dir.with_name(f"{data_dir.name}-flow{config.size}")
         if not (flows / "index.csv").is_file():
-            write_flow_folder(db, flows, size=config.size, settings=prep, cache_dir=cache_dir, progress=progress)
+            write_flow_folder(db, flows, size=config.size, settings=prep, cache_dir=cache_dir, progress=progress,
+                              jobs=jobs)
         db = read_flowfolder(flows, classes="all")  # its labels: the classes present, in the database's order
-        prepared = prepare(db.table, prep, cache_dir, progress=progress, streams=("uvs",))
+        prepared = prepare(db.table, prep, cache_dir, progress=progress, streams=("uvs",), jobs=jobs)
         prepared.arrays = {"dt": prepared.arrays["uvs"]}
     else:
-        prepared = prepare(db.table, prep, cache_dir, progress=progress, streams=streams)
+        prepared = prepare(db.table, prep, cache_dir, progress=progress, streams=streams, jobs=jobs)
     table = prepared.table
     names = sorted(table["subject"].unique(), key=lambda s: (len(str(s)), str(s)))
     held_out = set(names[len(names) - max(1, round(len(names) * val_fraction)):])

@@ -71,7 +71,8 @@ def run_experiment(config: Config, out: str | Path, cache_dir: str | Path | None
     if config.au_weight:
         require_action_units(db.table["action_units"], config.root or config.dataset)
     check_or_store_run(config, out, db.table, allow_code_change)
-    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress, streams=streams)
+    prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress, streams=streams,
+                       jobs=jobs)
     labels = prepared.table["label"].to_numpy()
     num_classes = len(db.classes)
     complete, pending, finished, stored = True, [], [], {}

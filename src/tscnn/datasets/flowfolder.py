@@ -140,12 +140,12 @@ def _resized_maps(maps: np.ndarray, size: int) -> np.ndarray:
 
 def write_flow_folder(source: Prepared | Database, out: str | Path, size: int = 28,
                       settings: PrepSettings | None = None, cache_dir: str | Path | None = None,
-                      progress: bool = False) -> Path:
+                      progress: bool = False, jobs: int = 1) -> Path:
     """Export the original (un-augmented) "uvs" stream of every clip as a flow folder at ``out``;
     returns the index path.
 
     A ``Database`` is prepared first at ``size`` without augmentation (``settings`` gives the flow
-    method and work size, default ``PrepSettings()``; ``cache_dir`` as in ``prepare``). ``Prepared``
+    method and work size, default ``PrepSettings()``; ``cache_dir`` and ``jobs`` as in ``prepare``). ``Prepared``
     tensors are used as they are, resized (and re-normalised) when their size is not ``size``. Class
     names come from the table's ``emotion`` column (the class name of every reader's clips). PNG
     names are ``flow/<subject>_<clip>.png``, as in the MEGC folders.
@@ -153,7 +153,7 @@ def write_flow_folder(source: Prepared | Database, out: str | Path, size: int = 
     if isinstance(source, Database):
         base = settings or PrepSettings()
         source = prepare(source.table, replace(base, size=size, augment=False), cache_dir, progress=progress,
-                         streams=("uvs",))
+                         streams=("uvs",), jobs=jobs)
     if "uvs" not in source.arrays:
         raise ValueError(f"these prepared tensors have no uvs stream (streams {sorted(source.arrays)})")
     out = Path(out)
