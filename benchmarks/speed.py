@@ -19,7 +19,8 @@ The target on one H100 is >= 20,000 samples/s.
 First preparation in worker processes (what ``--jobs`` does before training, and ``tscnn pretrain --jobs``):
     python benchmarks/speed.py --prepare [--prep-clips 40] [--prep-jobs 1 2]
 prepares the same synthetic clips without a cache (face crop, TV-L1, x10 variants) in each number of
-processes, reports clips/s and checks that the tensors equal those of one process.
+processes (OpenCV's own threads in one process; one OpenCV thread in each worker), and in one process with
+one OpenCV thread as the baseline; reports clips/s and checks that the tensors equal the baseline's.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -170,18 +172,21 @@ def throughput(device: str, concurrent: int, clips: int, epochs: int, batch: int
 
 def preparation_rates(clips: int, jobs: list[int]) -> dict:
     """Clips/s of a first preparation (no cache) of the same synthetic clips in each number of worker processes,
-    and whether every run gave the tensors of the first."""
+    against one process with one OpenCV thread, and whether every run gave the baseline's tensors."""
     results: dict = {"cpu": cpu_name(), "cpus": os.cpu_count(), "clips": clips, "settings": "PrepSettings() "
                      "(TV-L1, 48 px, x10 variants)"}
     with tempfile.TemporaryDirectory() as tmp:
         write_database(tmp, SynthSettings(subjects=max(2, clips // 8), seed=11))
         rows = read_casme2(tmp).table.head(clips)
-        first = None
+        cv2.setNumThreads(1)  # the baseline: one process, one OpenCV thread
+        start = time.perf_counter()
+        first = prepare(rows, PrepSettings(), None, progress=False).arrays
+        results["clips_per_s_jobs1_one_opencv_thread"] = len(rows) / (time.perf_counter() - start)
+        cv2.setNumThreads(-1)  # OpenCV's default: its own threads over every core
         for n in jobs:
             start = time.perf_counter()
             arrays = prepare(rows, PrepSettings(), None, progress=False, jobs=n).arrays
             results[f"clips_per_s_jobs{n}"] = len(rows) / (time.perf_counter() - start)
-            first = first or arrays
             results[f"same_tensors_jobs{n}"] = all(np.array_equal(arrays[k], first[k]) for k in first)
         results["clips"] = len(rows)
     return results
