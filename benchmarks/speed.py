@@ -44,7 +44,7 @@ from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.predict import predict_clip as predict_new_clip
 from tscnn.predict import save_model
 from tscnn.preprocessing.prepare import PrepSettings, clip_inputs, prepare, prepare_clip
-from tscnn.run_facts import cpu_name
+from tscnn.run_facts import code_version, cpu_name
 from tscnn.synth import SynthSettings, write_database
 from tscnn.train import bf16_supported
 
@@ -173,8 +173,8 @@ def throughput(device: str, concurrent: int, clips: int, epochs: int, batch: int
 def preparation_rates(clips: int, jobs: list[int]) -> dict:
     """Clips/s of a first preparation (no cache) of the same synthetic clips in each number of worker processes,
     against one process with one OpenCV thread, and whether every run gave the baseline's tensors."""
-    results: dict = {"cpu": cpu_name(), "cpus": os.cpu_count(), "clips": clips, "settings": "PrepSettings() "
-                     "(TV-L1, 48 px, x10 variants)"}
+    results: dict = {"measured": time.strftime("%Y-%m-%d %H:%M"), "code_version": code_version(), "cpu": cpu_name(),
+                     "cpus": os.cpu_count(), "clips": clips, "settings": "PrepSettings() (TV-L1, 48 px, x10 variants)"}
     with tempfile.TemporaryDirectory() as tmp:
         write_database(tmp, SynthSettings(subjects=max(2, clips // 8), seed=11))
         rows = read_casme2(tmp).table.head(clips)
