@@ -85,3 +85,33 @@ def test_pretrain_command_on_synthetic_micro_expressions(tmp_path, capsys):
     assert main(["pretrain", "--source", "synthetic-macro", "--fer", "x.csv", "--out", str(tmp_path / "o2")]) == 2
     assert "--fer reads FER2013, but --source is synthetic-macro" in capsys.readouterr().err
     assert build_parser().parse_args(["pretrain"]).synthetic_subjects is None  # 40 macro, 200 micro
+
+
+def test_run_with_the_named_synthetic_pretraining_makes_it_once_and_records_its_file(tmp_path, capsys, monkeypatch):
+    import hashlib
+    import json
+
+    import tscnn.pretrain as pretrain_module
+    from tscnn.synth import SynthSettings, write_database
+
+    monkeypatch.setattr(pretrain_module, "SYNTHETIC_MICRO_SUBJECTS", 3)
+    write_database(tmp_path / "db", SynthSettings(subjects=3, seed=5))
+    cache = tmp_path / "cache"
+    refused = ["run", "--root", str(tmp_path / "db"), "--model", "linear", "--pretrained", "synthetic-micro",
+               "--cache", str(cache), "--out", str(tmp_path / "lin")]
+    assert main(refused) == 2  # refused before any pre-training
+    assert "model linear has none to load them into" in capsys.readouterr().err
+    assert not (cache / "pretrained").exists()
+    run = ["run", "--root", str(tmp_path / "db"), "--preset", "tscnn-plus-fused", "--pretrained", "synthetic-micro",
+           "--size", "16", "--work-size", "64", "--flow", "dis", "--max-epochs", "2", "--average-last", "1",
+           "--seeds", "0", "--threads", "1", "--cache", str(cache), "--out", str(tmp_path / "run")]
+    assert main(run) == 0
+    weights = sorted((cache / "pretrained").glob("synthetic-micro-frames-s1000-n3-*/pretrained.pt"))
+    assert len(weights) == 1
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["pretrained"] == str(weights[0])
+    fingerprint = json.loads((tmp_path / "run" / "fingerprint.json").read_text())
+    assert fingerprint["pretrained_sha1"] == hashlib.sha1(weights[0].read_bytes()).hexdigest()
+    stamp = weights[0].stat().st_mtime_ns
+    assert main(run) == 0  # the same command resumes the finished run with the same file
+    assert weights[0].stat().st_mtime_ns == stamp

@@ -193,3 +193,30 @@ def test_weights_files_from_before_the_streams_were_recorded_still_load(tmp_path
     assert torch.equal(model.input_convs["ss"][0].weight, old.input_convs["ss"][0].weight)
     dt_only = TSCNN(5, ("dt",), input_size=16)
     assert load_pretrained(dt_only, tmp_path / "old.pt") == ["trunk"]
+
+
+def test_the_named_synthetic_pretraining_is_made_once_in_the_cache_in_the_database_format(tmp_path, monkeypatch):
+    import tscnn.pretrain as pretrain_module
+    from tscnn.checkpoints import SYNTHETIC_MICRO, read_pretrained
+
+    monkeypatch.setattr(pretrain_module, "SYNTHETIC_MICRO_SUBJECTS", 3)
+    run = replace(_tiny_prep_config(), dataset="flowfolder", streams=("ss", "ls", "dt"), pretrained=SYNTHETIC_MICRO)
+    with pytest.raises(ValueError, match="--pretrained synthetic-micro makes its weights once in the cache: give "
+                                         "--cache DIR"):
+        pretrain_module.with_pretrained_file(run, None)
+    resolved = pretrain_module.with_pretrained_file(run, tmp_path / "cache", progress=False)
+    weights = tmp_path / "cache" / "pretrained"
+    made = sorted(weights.glob("*/pretrained.pt"))
+    assert [str(p) for p in made] == [resolved.pretrained]
+    assert made[0].parent.name.startswith("synthetic-micro-flow-folder-s1000-n3-")
+    saved = torch.load(made[0], weights_only=True)
+    assert saved["streams"] == ["dt"] and saved["channels"] == {"dt": 3}  # the composite's u, v, strain
+    state, common = read_pretrained(resolved.pretrained, run.streams, True, run.centre_flow, run.scale_flow)
+    assert common == ["dt"]
+    stamp = made[0].stat().st_mtime_ns
+    assert pretrain_module.with_pretrained_file(run, tmp_path / "cache", progress=False) == resolved
+    assert made[0].stat().st_mtime_ns == stamp  # reused, not trained again
+    frames = pretrain_module.with_pretrained_file(replace(run, dataset="casme2"), tmp_path / "cache", progress=False)
+    assert torch.load(frames.pretrained, weights_only=True)["channels"] == {"dt": 4}  # the frames' flow maps
+    other = replace(run, pretrained=str(made[0]))
+    assert pretrain_module.with_pretrained_file(other, None) is other  # a file is left as it is

@@ -18,6 +18,7 @@ from tscnn.models import get_model
 from tscnn.models.linear import floor_tensors, with_floor_streams
 from tscnn.predict import save_model
 from tscnn.preprocessing.prepare import PrepSettings, prepare
+from tscnn.pretrain import with_pretrained_file
 from tscnn.protocols import validation_subjects
 from tscnn.report import write_report
 from tscnn.results_folder import writes_results_folder
@@ -36,6 +37,7 @@ def run_and_report(config: Config, out: str | Path | None = None, cache_dir: str
     check_config(config, local_device=not ray)
     if ray:
         import_ray()
+    config = with_pretrained_file(config, cache_dir, jobs, progress)
     database = config_database(config)
     result = run_experiment(config, out or default_out(config), cache_dir, database=database, progress=progress,
                             max_new_folds=max_new_folds, allow_code_change=allow_code_change, jobs=jobs,
@@ -85,6 +87,7 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
                          "subjects (a learning curve, tscnn run); the final model learns from every subject")
     if config.threads:
         torch.set_num_threads(config.threads)
+    config = with_pretrained_file(config, cache_dir, progress=progress)
     db = database or config_database(config)
     if config.au_weight:
         require_action_units(db.table["action_units"], config.root or config.dataset)

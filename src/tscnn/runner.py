@@ -15,7 +15,7 @@ import torch
 
 from tscnn.action_units import require_action_units
 from tscnn.backends import import_ray, run_fold_jobs
-from tscnn.checkpoints import read_pretrained
+from tscnn.checkpoints import SYNTHETIC_MICRO, read_pretrained
 from tscnn.config import PRESETS, Config, from_preset
 from tscnn.datasets import Database, load_database
 from tscnn.datasets.apeximages import attach_apex_images
@@ -210,7 +210,7 @@ def check_config(config: Config, local_device: bool = True) -> None:
     if config.pretrained and not spec.pretrained_weights:
         raise ValueError(f"--pretrained loads `tscnn pretrain` weights (input convolutions and a trunk); model "
                          f"{config.model} has none to load them into")
-    if config.pretrained:  # refused before any preparation when it cannot fit the network
+    if config.pretrained and config.pretrained != SYNTHETIC_MICRO:  # refused before any preparation if it cannot fit
         read_pretrained(config.pretrained, config.streams, config.share_trunk, config.centre_flow, config.scale_flow)
     if config.teacher and not (spec.pretrained_weights and "ss" in config.streams):
         raise ValueError("teacher distils into TSCNN's static-spatial stream: it needs --model tscnn with the ss "

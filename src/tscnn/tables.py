@@ -26,6 +26,7 @@ from tscnn.datasets import Database
 from tscnn.metrics import format_mean_std
 from tscnn.models import get_model
 from tscnn.preprocessing.prepare import givable_streams
+from tscnn.pretrain import with_pretrained_file
 from tscnn.results_folder import atomic_write_text, writes_results_folder
 from tscnn.runner import check_config, config_database, model_inputs, run_experiment
 
@@ -90,6 +91,9 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
     variants = {variant: table_variant(config, overrides) for variant, overrides in TABLES[name].items()}
     for variant_config in variants.values():
         check_config(variant_config, local_device=not ray)
+    resolved = with_pretrained_file(config, cache_dir, jobs, progress)  # a named pre-training: its file, made once
+    if resolved is not config:
+        variants = {variant: table_variant(resolved, overrides) for variant, overrides in TABLES[name].items()}
     skipped: dict[str, str] = {}
     if name == "methods":  # a baseline the data cannot feed (LBP-TOP reads frames) is left out, and said so
         database = database or config_database(config)
