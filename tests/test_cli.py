@@ -101,6 +101,10 @@ def test_run_with_the_named_synthetic_pretraining_makes_it_once_and_records_its_
                "--cache", str(cache), "--out", str(tmp_path / "lin")]
     assert main(refused) == 2  # refused before any pre-training
     assert "model linear has none to load them into" in capsys.readouterr().err
+    missing = ["run", "--root", str(tmp_path / "none"), "--pretrained", "synthetic-micro", "--cache", str(cache),
+               "--out", str(tmp_path / "none-run")]
+    assert main(missing) == 2  # the database is read, and refused, before any pre-training
+    assert str(tmp_path / "none") in capsys.readouterr().err
     assert not (cache / "pretrained").exists()
     run = ["run", "--root", str(tmp_path / "db"), "--preset", "tscnn-plus-fused", "--pretrained", "synthetic-micro",
            "--size", "16", "--work-size", "64", "--flow", "dis", "--max-epochs", "2", "--average-last", "1",

@@ -37,8 +37,8 @@ def run_and_report(config: Config, out: str | Path | None = None, cache_dir: str
     check_config(config, local_device=not ray)
     if ray:
         import_ray()
+    database = config_database(config)  # a bad database is named before a pre-training that takes long
     config = with_pretrained_file(config, cache_dir, jobs, progress)
-    database = config_database(config)
     result = run_experiment(config, out or default_out(config), cache_dir, database=database, progress=progress,
                             max_new_folds=max_new_folds, allow_code_change=allow_code_change, jobs=jobs,
                             ray=ray)
@@ -87,8 +87,8 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
                          "subjects (a learning curve, tscnn run); the final model learns from every subject")
     if config.threads:
         torch.set_num_threads(config.threads)
-    config = with_pretrained_file(config, cache_dir, progress=progress)
     db = database or config_database(config)
+    config = with_pretrained_file(config, cache_dir, progress=progress)
     if config.au_weight:
         require_action_units(db.table["action_units"], config.root or config.dataset)
     prepared = prepare(db.table, PrepSettings.from_config(config), cache_dir, progress=progress,
