@@ -174,7 +174,7 @@ def preparation_rates(clips: int, jobs: list[int]) -> dict:
     """Clips/s of a first preparation (no cache) of the same synthetic clips in each number of worker processes,
     against one process with one OpenCV thread, and whether every run gave the baseline's tensors."""
     results: dict = {"measured": time.strftime("%Y-%m-%d %H:%M"), "code_version": code_version(), "cpu": cpu_name(),
-                     "cpus": os.cpu_count(), "clips": clips, "settings": "PrepSettings() (TV-L1, 48 px, x10 variants)"}
+                     "cpus": os.cpu_count(), "settings": "PrepSettings() (TV-L1, 48 px, x10 variants)"}
     with tempfile.TemporaryDirectory() as tmp:
         write_database(tmp, SynthSettings(subjects=max(2, clips // 8), seed=11))
         rows = read_casme2(tmp).table.head(clips)

@@ -159,10 +159,9 @@ def synthetic_micro_weights(config: Config, cache_dir: str | Path | None, jobs: 
     if cache_dir is None:
         raise ValueError(f"--pretrained {SYNTHETIC_MICRO} makes its weights once in the cache: give --cache DIR")
     dt_format = "flow-folder" if config.dataset == "flowfolder" else "frames"
-    recipe = from_preset(SYNTHETIC_MICRO_RECIPE, seeds=(0,), threads=config.threads, device=config.device,
-                         **{name: getattr(config, name) for name in _SHAPE_FIELDS})
-    shape = json.dumps({name: getattr(recipe, name) for name in _SHAPE_FIELDS}, sort_keys=True)
-    digest = hashlib.sha1(shape.encode()).hexdigest()[:10]
+    shape = {name: getattr(config, name) for name in _SHAPE_FIELDS}
+    recipe = from_preset(SYNTHETIC_MICRO_RECIPE, seeds=(0,), threads=config.threads, device=config.device, **shape)
+    digest = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
     subjects, data_seed = SYNTHETIC_MICRO_SUBJECTS, PRETRAIN_SEED_BASE
     out = Path(cache_dir) / "pretrained" / f"{SYNTHETIC_MICRO}-{dt_format}-s{data_seed}-n{subjects}-{digest}"
     if not (out / WEIGHTS).is_file():

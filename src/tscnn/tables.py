@@ -21,7 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from tscnn.backends import ray_cluster
-from tscnn.checkpoints import SYNTHETIC_MICRO
 from tscnn.config import Config, with_recipe
 from tscnn.datasets import Database
 from tscnn.metrics import format_mean_std
@@ -89,16 +88,13 @@ def run_table(name: str, config: Config, out: str | Path, cache_dir: str | Path 
                          f"{config.model}")
     out = Path(out)
     rows = {}
+    for overrides in TABLES[name].values():
+        check_config(table_variant(config, overrides), local_device=not ray)
+    database = database or config_database(config)  # read once for every variant, before a long pre-training
+    config = with_pretrained_file(config, cache_dir, jobs, progress)  # a named pre-training: its file, made once
     variants = {variant: table_variant(config, overrides) for variant, overrides in TABLES[name].items()}
-    for variant_config in variants.values():
-        check_config(variant_config, local_device=not ray)
-    if config.pretrained == SYNTHETIC_MICRO:  # its file, made once; a bad database is named before that
-        database = database or config_database(config)
-        config = with_pretrained_file(config, cache_dir, jobs, progress)
-        variants = {variant: table_variant(config, overrides) for variant, overrides in TABLES[name].items()}
     skipped: dict[str, str] = {}
     if name == "methods":  # a baseline the data cannot feed (LBP-TOP reads frames) is left out, and said so
-        database = database or config_database(config)
         givable = givable_streams(database.table)
         for variant, settings in list(variants.items()):
             missing = [s for s in settings.streams if s not in givable]
