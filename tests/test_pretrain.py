@@ -195,16 +195,32 @@ def test_weights_files_from_before_the_streams_were_recorded_still_load(tmp_path
     assert load_pretrained(dt_only, tmp_path / "old.pt") == ["trunk"]
 
 
-def test_the_named_synthetic_pretraining_is_made_once_in_the_cache_in_the_database_format(tmp_path, monkeypatch):
+def test_the_named_synthetic_pretraining_is_made_once_in_the_cache_in_the_database_format(tmp_path, monkeypatch,
+                                                                                         request):
     import tscnn.pretrain as pretrain_module
     from tscnn.checkpoints import SYNTHETIC_MICRO, read_pretrained
 
     monkeypatch.setattr(pretrain_module, "SYNTHETIC_MICRO_SUBJECTS", 3)
-    run = replace(_tiny_prep_config(), dataset="flowfolder", streams=("ss", "ls", "dt"), pretrained=SYNTHETIC_MICRO)
+    trained_on = []
+    real_pretrain = pretrain_module.pretrain
+
+    def pretrain_spy(data, config, out, progress=True):
+        summary = real_pretrain(data, config, out, progress=progress)
+        trained_on.append((config.threads, torch.get_num_threads()))
+        return summary
+
+    monkeypatch.setattr(pretrain_module, "pretrain", pretrain_spy)
+    run = replace(_tiny_prep_config(), dataset="flowfolder", streams=("ss", "ls", "dt"), pretrained=SYNTHETIC_MICRO,
+                  threads=2)
+    test_threads = torch.get_num_threads()
+    request.addfinalizer(lambda: torch.set_num_threads(test_threads))
+    torch.set_num_threads(2)
     with pytest.raises(ValueError, match="--pretrained synthetic-micro makes its weights once in the cache: give "
                                          "--cache DIR"):
         pretrain_module.with_pretrained_file(run, None)
     resolved = pretrain_module.with_pretrained_file(run, tmp_path / "cache", progress=False)
+    assert trained_on == [(1, 1)]  # one thread whatever --threads says: one file per machine
+    assert torch.get_num_threads() == 2  # and the run goes on with its own thread count
     weights = tmp_path / "cache" / "pretrained"
     made = sorted(weights.glob("*/pretrained.pt"))
     assert [str(p) for p in made] == [resolved.pretrained]
