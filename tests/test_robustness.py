@@ -70,7 +70,7 @@ def test_every_number_of_the_settings_has_a_domain():
     assert set(numbers) <= set(DOMAINS)
 
 
-CLI_CASES = [  # the first cases checked, then every other numeric or list setting of the command line
+CLI_CASES = [  # one bad value for each numeric or list setting of the command line
     ("--threads", "-2"), ("--max-epochs", "0"), ("--lr", "-1"), ("--seeds", "-1"), ("--jobs", "0"),
     ("--batch-size", "0"), ("--dropout", "1.5"), ("--weight-decay", "-1"), ("--max-new-folds", "-1"),
     ("--streams", "dt,dt"), ("--size", "4"), ("--blocks", "0"), ("--work-size", "0"), ("--dense1", "0"),
