@@ -47,6 +47,34 @@ def test_mkdocs_build_strict(tmp_path):
     assert "load_database" in (site / "reference" / "tscnn" / "index.html").read_text(encoding="utf-8")
 
 
+# The recipe that docs/submitted-recipe.md names as submitted: its commands must run exactly that.
+SUBMITTED = {"preset": "tscnn-plus-fused", "pretrained": "", "fuse_linear": True, "size": 28}
+
+
+def test_the_submitted_recipe_page_commands_build_the_submitted_recipe():
+    from tscnn.cli import build_parser, check_options, config_from_args
+
+    text = (DOCS / "submitted-recipe.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    commands = [" ".join(b.replace("\\\n", " ").split()) for b in blocks if b.lstrip().startswith("tscnn run")]
+    cross = re.search(r"add\s+`(--protocol cross[^`]*)`", text).group(1)
+    commands.append(commands[-1] + " " + cross)
+    assert len(commands) == 3
+    configs = []
+    for command in commands:
+        args = build_parser().parse_args(command.split()[1:])
+        check_options(args)
+        configs.append(config_from_args(args))
+    for config in configs:
+        assert {k: getattr(config, k) for k in SUBMITTED} == SUBMITTED
+        assert config.model == "tscnn" and config.seeds == (0, 1, 2, 3, 4)
+        assert config.streams == ("ss", "ls", "dt")
+    frames, loso, across = configs
+    assert frames.dataset == "casme2" and frames.classes == "5class" and frames.protocol == "loso"
+    assert loso.dataset == "flowfolder" and loso.apex_root == "APEX" and loso.classes == "all"
+    assert across.protocol == "cross" and across.train_datasets == ("casme2",) and across.test_datasets == ("smic",)
+
+
 def test_tutorial_notebook_executes(tmp_path):
     nbformat = pytest.importorskip("nbformat", reason="the notebook packages are in the `test` extra")
     from nbclient import NotebookClient
