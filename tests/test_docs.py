@@ -33,8 +33,8 @@ def test_mkdocs_build_strict(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    for page in ("getting-started", "databases", "models", "protocols", "prediction", "results", "design",
-                 "tutorial"):
+    for page in ("getting-started", "databases", "models", "protocols", "prediction", "submitted-recipe", "results",
+                 "design", "tutorial"):
         assert (site / page / "index.html").is_file(), page
     # every module of the package has a reference page, whatever the package's layout is today
     src = ROOT / "src"
