@@ -30,7 +30,7 @@ ROWS: dict[str, dict] = {
                              "scale_flow": True},
     # tscnn-plus with late fusion: its probabilities averaged with the linear floor's (equal weights, the floor
     # fitted on the same training clips). Rule and reasons set (docs/models.md) before its run, which met the
-    # rule: the recipe submitted for the independent check. The same settings as --preset tscnn-plus-fused (only
+    # rule: the recipe submitted on the real flows alone. The same settings as --preset tscnn-plus-fused (only
     # the preset's name differs, kept so that the stored real run resumes).
     "tscnn-plus-fused": {"model": "tscnn", "preset": "tscnn-plus", "streams": ("uvs",), "fuse_linear": True},
     # tscnn-plus-fused with the network's flow maps centred on their own medians (--centre-flow; the floor's input is
