@@ -6,7 +6,9 @@ a1a49d6 and earlier) fused a network that reads SS, LS or DT with a linear model
 instead. This script refits the floor on each fold's training clips (`tscnn.fold.fit_floor` on u, v, strain,
 exactly what a run of the current code does), averages it with the stored network probabilities, and prints
 and writes the figures: the recipe with `--fuse-linear` as it is defined now, on the same trained networks
-(the network's training does not depend on the fusion). Nothing of the run folder is changed.
+(the network's training does not depend on the fusion). Nothing of the run folder is changed. The floor is
+refitted as the run's own `centre_floor` says, or as `--centre-floor` / `--no-centre-floor` says: the same networks
+fused with the other floor, the one setting the two recipes differ in.
 
 A results folder may not outlive its machine, so one recipe's seeds can end up in several folders: ``--update``
 keeps the rows already in ``--json`` (a folder fused again replaces its row) and pools the rows' seeds, mean +-
@@ -42,18 +44,21 @@ _METRICS = ("accuracy", "uf1", "uar")
 _READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
 
 
-def recipe(config: Config) -> dict:
-    """The run's recipe as a row keeps it (JSON values), fused with the floor whether the run was or not (the
-    row is the fused recipe): rows of one file must agree on it to be pooled."""
-    values = {**config.to_dict(), "fuse_linear": True}
+def recipe(config: Config, centre_floor: bool) -> dict:
+    """The run's recipe as a row keeps it (JSON values), fused with the floor (centred or not, ``centre_floor``)
+    whether the run was or not (the row is the fused recipe): rows of one file must agree on it to be pooled."""
+    values = {**config.to_dict(), "fuse_linear": True, "centre_floor": centre_floor}
     return json.loads(json.dumps({key: values[key] for key in (*RUN_IDENTITY_FIELDS, *RECIPE_FIELDS)}))
 
 
-def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None) -> dict:
-    """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold;
-    ``database`` is the one the run read (by default the one its config names), checked by its fingerprint.
-    The floor has no seed: one fit per clip set and inputs, kept in ``floors`` for the next folder."""
+def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
+           centre_floor: bool | None = None) -> dict:
+    """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold, its
+    maps centred as ``centre_floor`` says (by default as the run's own setting); ``database`` is the one the run
+    read (by default the one its config names), checked by its fingerprint. The floor has no seed: one fit per
+    clip set, inputs and centring, kept in ``floors`` for the next folder."""
     config = Config.load(folder / "config.json")
+    centre = config.centre_floor if centre_floor is None else centre_floor
     network_key = "network_proba" if config.fuse_linear else "proba"  # the network member as the run stored it
     if not get_model(config.model).fuses_with_floor:  # what a run with --fuse-linear accepts
         raise SystemExit(f"error: {folder}: model {config.model} is a features model: it has no network to fuse")
@@ -74,9 +79,9 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
             test = np.asarray(record["rows"])
             fit = np.flatnonzero(np.isin(subjects, record["train_subjects"] + record["val_subjects"]))
             network = np.asarray(record[network_key])
-            key = (fingerprint, repr(settings), tuple(fit), tuple(test))
+            key = (fingerprint, repr(settings), centre, tuple(fit), tuple(test))
             if key not in floors:
-                floors[key] = floor_proba(features, labels, fit, test, classes)
+                floors[key] = floor_proba(features, labels, fit, test, classes, centre=centre)
             floor = floors[key]
             part = table.iloc[test][["dataset", "subject", "clip", "label"]].copy()
             part["fold"], part["network_pred"], part["floor_pred"] = (record["test_subject"], network.argmax(1),
@@ -89,7 +94,7 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
                           for name, column in _READINGS.items()}
     info = json.loads((folder / "run_info.json").read_text()) if (folder / "run_info.json").exists() else {}
     versions = sorted({json.loads(p.read_text()).get("code_version", "") for p in folder.glob("seed_*/folds/*.json")})
-    return {"folder": folder.name, "recipe": recipe(config),
+    return {"folder": folder.name, "recipe": recipe(config, centre),
             "fused": over_seeds([m["fused"] for m in per_seed.values()]),
             "per_seed_uf1": {seed: m["fused"]["uf1"] for seed, m in per_seed.items()},
             "members": {m: over_seeds([figures[m] for figures in per_seed.values()]) for m in FUSED_MEMBERS},
@@ -133,7 +138,7 @@ def update(stored: dict, figures: dict) -> dict:
         rows, top = [stored], {"data": stored["data"]} if "data" in stored else {}
     rows = [row for row in rows if row["folder"] != figures["folder"]] + [figures]
     named = [row for row in rows if "recipe" in row]
-    default = recipe(Config())  # a setting added after a row was written has its default value there
+    default = recipe(Config(), Config().centre_floor)  # a setting added after a row was written: its default
     for row in named[1:]:
         first, this = named[0]["recipe"], row["recipe"]
         differ = sorted(key for key in {*first, *this}
@@ -151,12 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--update", action="store_true",
                         help="keep the rows already in --json and pool their seeds with this folder's")
+    parser.add_argument("--centre-floor", action=argparse.BooleanOptionalAction, default=None,
+                        help="refit the floor on each map centred on its own median (or not); default: as the run did")
     args = parser.parse_args(argv)
     if len(args.folders) > 1 and args.json and not args.update:
         raise SystemExit("error: several folders go into one --json only with --update")
     floors: dict = {}  # shared: the same folds of the same clips need the floor fitted once
     for folder in args.folders:
-        figures = refuse(folder, args.cache, floors=floors)
+        figures = refuse(folder, args.cache, floors=floors, centre_floor=args.centre_floor)
         print(folder.name)
         for name, block in (("fused", figures["fused"]), *figures["members"].items()):
             print(f"  {name:<8}" + "  ".join(f"{k} {block[k]['mean']:.4f} +- {block[k]['std']:.4f}"

@@ -269,3 +269,31 @@ def test_the_floor_as_tensors_gives_scikit_learns_probabilities(labels_seen: tup
         got = floor_tensors_proba(floor_tensors(fitted), probe, 5)
     np.testing.assert_allclose(got, expected, atol=1e-7)
     assert (got[:, [c for c in range(5) if c not in labels_seen]] == 0).all()
+
+
+def test_centred_maps_subtract_each_maps_lower_median_by_hand() -> None:
+    """centre_floor's rule: each map of each clip minus its own lower median, as TSCNN's centre_flow does."""
+    from tscnn.models.linear import centred_maps, floor_features
+
+    maps = np.zeros((2, 2, 2, 2), np.float32)
+    maps[0, 0] = [[1, 2], [3, 10]]  # sorted 1, 2, 3, 10: the lower median is 2
+    maps[0, 1] = [[5, 5], [5, 5]]
+    maps[1, 0] = [[-4, 0], [7, 1]]  # sorted -4, 0, 1, 7: 0
+    maps[1, 1] = [[9, 8], [7, 6]]  # 6, 7, 8, 9: 7
+    expected = np.array([[[[-1, 0], [1, 8]], [[0, 0], [0, 0]]], [[[-4, 0], [7, 1]], [[2, 1], [0, -1]]]])
+    np.testing.assert_array_equal(centred_maps(maps), expected)
+    np.testing.assert_array_equal(floor_features({"uvs": maps}, centre=True), expected.reshape(2, -1))
+    np.testing.assert_array_equal(floor_features({"uvs": maps}), maps.reshape(2, -1))  # off: the pixels as they are
+
+
+def test_the_centred_floor_ignores_a_constant_shift_of_any_map() -> None:
+    """Centred, the floor's features (and so its fit and answers) do not change when a clip's map is shifted by a
+    constant, the level min-max normalisation gives zero motion; uncentred, they do."""
+    from tscnn.models.linear import floor_features
+
+    rng = np.random.default_rng(0)
+    maps = rng.integers(0, 256, size=(6, 3, 5, 5)).astype(np.float16)
+    shifted = maps + rng.integers(-40, 40, size=(6, 3, 1, 1)).astype(np.float16)
+    np.testing.assert_array_equal(floor_features({"uvs": shifted}, True), floor_features({"uvs": maps}, True))
+    assert not np.array_equal(floor_features({"uvs": shifted}), floor_features({"uvs": maps}))
+    assert floor_features({"uvs": maps}, True).dtype == np.float32

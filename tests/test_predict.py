@@ -177,8 +177,9 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db_3, 
     network_alone = replace(saved, floor=None)
 
     floor_read: list[dict] = []  # the maps the floor was given, caught on their way in
-    features_of = predict_module.pixel_features
-    monkeypatch.setattr(predict_module, "pixel_features", lambda maps: floor_read.append(maps) or features_of(maps))
+    features_of = predict_module.floor_features
+    monkeypatch.setattr(predict_module, "floor_features",
+                        lambda maps, centre: floor_read.append(maps) or features_of(maps, centre))
 
     def floor_on(maps: dict[str, np.ndarray]) -> np.ndarray:
         """The scikit-learn floor on the clip's own u, v, strain maps (view 0), whatever streams the network read."""
@@ -219,3 +220,28 @@ def test_a_fused_model_file_carries_its_floor_and_predicts_the_mean(synth_db_3, 
 
     with pytest.raises(ValueError, match="averages the network with the linear floor"):
         export_onnx(path, tmp_path / "fused.onnx")
+
+
+def test_a_saved_centred_floor_reads_each_map_centred():
+    """A model file of a recipe with centre_floor fuses the network with its floor fed each map minus its own
+    median, as in training: a constant shift of a clip's maps leaves the fused answer unchanged."""
+    from dataclasses import replace
+
+    from tscnn.models.linear import centred_maps, floor_tensors, linear_classifier
+    from tscnn.predict import SavedModel
+
+    rng = np.random.default_rng(1)
+    maps = rng.integers(0, 256, size=(40, 3, 4, 4)).astype(np.float32)
+    labels = np.arange(40) % 3
+    maps[:, 0, 0, 0] += 60 * labels  # a corner that says the class once the maps are centred
+    maps += rng.integers(-50, 50, size=(40, 3, 1, 1))  # each map at its own level
+    fitted = linear_classifier().fit(centred_maps(maps).reshape(40, -1), labels)
+    config = replace(from_preset("tscnn-plus-fused", streams=("dt",)), centre_floor=True)
+    saved = SavedModel(None, config, ("a", "b", "c"), {}, floor_tensors(fitted))
+    network = np.array([0.2, 0.3, 0.5])
+    clip = maps[5:6]
+    expected = (network + fitted.predict_proba(centred_maps(clip).reshape(1, -1))[0]) / 2
+    np.testing.assert_allclose(saved.fuse(network, {"uvs": clip}), expected, atol=1e-6)
+    np.testing.assert_allclose(saved.fuse(network, {"uvs": clip + 30}), expected, atol=1e-6)
+    uncentred = replace(saved, config=replace(config, centre_floor=False))
+    assert not np.allclose(uncentred.fuse(network, {"uvs": clip + 30}), expected, atol=1e-3)

@@ -351,6 +351,26 @@ def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floo
         train = np.flatnonzero(~np.isin(np.arange(len(labels)), rows))
         by_hand = linear_classifier().fit(features[train], labels[train]).predict_proba(features[rows])
         np.testing.assert_allclose(record["floor_proba"], by_hand, atol=1e-6)
+    # centre_floor: the same network, and a floor fitted on each map centred on its own median, here and alone.
+    from tscnn.models.linear import centred_maps
+
+    centred = centred_maps(prepared.arrays["uvs"][:, 0].astype(np.float32)).reshape(len(labels), -1)
+    run_experiment(replace(fused_config, centre_floor=True), tmp_path / "centred", progress=False)
+    floor_centred = run_experiment(replace(config_for("linear", dataset="flowfolder", root=str(flows), classes="all"),
+                                           centre_floor=True), tmp_path / "floor-centred", progress=False)
+    centred_pred = floor_centred.predictions.set_index("clip")["pred"]
+    for path in sorted((tmp_path / "centred" / "seed_0" / "folds").glob("*.json")):
+        record = json.loads(path.read_text())
+        assert record["network_proba"] == json.loads((tmp_path / "fused" / "seed_0" / "folds" / path.name
+                                                      ).read_text())["network_proba"]
+        rows = np.asarray(record["rows"])
+        train = np.flatnonzero(~np.isin(np.arange(len(labels)), rows))
+        by_hand = linear_classifier().fit(centred[train], labels[train]).predict_proba(centred[rows])
+        np.testing.assert_allclose(record["floor_proba"], by_hand, atol=1e-6)
+        uncentred = json.loads((tmp_path / "fused" / "seed_0" / "folds" / path.name).read_text())["floor_proba"]
+        assert np.abs(np.asarray(record["floor_proba"]) - uncentred).max() > 1e-4  # the maps' levels differ a little
+        clips = prepared.table["clip"].iloc[rows]
+        assert (by_hand.argmax(1) == centred_pred.loc[clips].to_numpy()).all()
     with pytest.raises(ValueError, match="fuse_linear averages a network's probabilities"):
         check_config(replace(config_for("linear"), fuse_linear=True))
 
@@ -491,6 +511,8 @@ def test_features_models_run_in_the_same_protocol(flows, tmp_path):
     (["--model", "ststnet", "--streams", "dt"], "reads the stream"),
     (["--streams", "uvs", "--scale-flow"], "give --centre-flow with --scale-flow"),
     (["--model", "linear", "--fuse-linear"], "fuse_linear averages a network's probabilities"),
+    (["--model", "ststnet", "--streams", "uvs", "--centre-floor"], "centre_floor centres the linear floor's maps; "
+                                                                   "model ststnet has no floor"),
 ])
 def test_bad_options_fail_before_any_work(flows, tmp_path, capsys, option, message):
     out = tmp_path / "never"

@@ -49,6 +49,20 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
         script.refuse(floor, tmp_path / "cache", database=db)
     with pytest.raises(SystemExit, match="differs from the one the run read"):
         script.refuse(tmp_path / "fused", tmp_path / "cache", database=synth_db)
+    centred = run_experiment(replace(config, centre_floor=True), tmp_path / "centred", tmp_path / "cache",
+                             database=db, progress=False)  # the other floor, on the same networks
+    refused_centred = script.refuse(tmp_path / "fused", tmp_path / "cache", database=db, floors=floors,
+                                    centre_floor=True)
+    assert refused_centred["recipe"] == {**figures["recipe"], "centre_floor": True}
+    uncentred_again = script.refuse(tmp_path / "centred", tmp_path / "cache", database=db, floors=floors,
+                                    centre_floor=False)
+    assert uncentred_again["recipe"] == figures["recipe"]
+    for key in ("accuracy", "uf1", "uar"):
+        assert refused_centred["fused"][key]["mean"] == pytest.approx(
+            centred.metrics["mean_std_over_seeds"][key]["mean"])
+        assert refused_centred["members"]["floor"][key]["mean"] == pytest.approx(
+            centred.metrics["fused_members"]["floor"][key]["mean"])
+        assert uncentred_again["fused"][key]["mean"] == pytest.approx(figures["fused"][key]["mean"])
     per_seed = figures["per_seed"]  # each seed's figures, which pooling folders needs, agree with the means
     assert sorted(per_seed) == ["0", "1"]
     for name, block in (("fused", figures["fused"]), ("network", figures["members"]["network"])):

@@ -107,6 +107,7 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
             "val_subjects": val_subjects, "chosen_epoch": result.chosen_epoch, "code_version": code_version(),
             "history": result.history}
     # --fuse-linear: the floor learns from every clip the network saw (as in each LOSO fold) and travels with it.
-    floor = floor_tensors(fit_floor(floor_arrays(prepared), labels, np.sort(np.concatenate([train, val])))[0]) \
+    floor = floor_tensors(fit_floor(floor_arrays(prepared), labels, np.sort(np.concatenate([train, val])),
+                                    config.centre_floor)[0]) \
         if config.fuse_linear else None
     return save_model(Path(out) / "model.pt", result.model, config, db.classes, meta, floor)

@@ -163,6 +163,7 @@ class Config:
     mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing weight of mixup (0 = off)
     tta_flip: bool = False  # predict with the mean of the clip's and its mirror's probabilities (needs augment)
     fuse_linear: bool = False  # a network's probabilities averaged with the linear floor's, fitted on the same clips
+    centre_floor: bool = False  # the linear floor (alone or fused): each of its maps minus its own median
     # Protocol: loso (leave-one-subject-out) or cross (train on train_datasets, test on test_datasets).
     protocol: str = "loso"
     train_datasets: tuple[str, ...] = ()
@@ -392,6 +393,8 @@ FIELD_HELP: dict[str, str] = {
     "tta_flip": "test-time flip: average the probabilities of each clip and its horizontal mirror",
     "fuse_linear": "late fusion: average the network's class probabilities with the linear floor's (standardised "
                    "input pixels + logistic regression, fitted on the same training clips), equal weights",
+    "centre_floor": "the linear floor (--model linear, or the floor of --fuse-linear): centre each of its maps (u, v, "
+                    "strain) on its own median before standardising, as --centre-flow does for TSCNN",
     "protocol": "; ".join(f"{name}: {spec.help}" for name, spec in PROTOCOL_SPECS.items()),
     "train_datasets": "cross protocol: databases trained on",
     "test_datasets": "cross protocol: databases tested on",
@@ -420,7 +423,7 @@ RECIPE_FIELDS: tuple[str, ...] = (
     "size", "blocks", "augment", "augment_mode", "share_trunk", "dense1", "dense2", "dropout", "centre_flow",
     "scale_flow", "pretrained", "teacher", "teacher_weight", "au_weight", "lr", "momentum", "nesterov", "weight_decay",
     "batch_size", "max_epochs", "patience", "selection", "val_fraction", "optimizer", "schedule", "class_balanced",
-    "average_last", "mixup", "tta_flip", "fuse_linear")
+    "average_last", "mixup", "tta_flip", "fuse_linear", "centre_floor")
 """The settings a training recipe fixes (what a preset may set); the others (data, preparation of the
 frames, streams, protocol, seeds, machine) belong to the run."""
 

@@ -15,7 +15,7 @@ import pandas as pd
 from tscnn.action_units import au_targets
 from tscnn.config import Config
 from tscnn.models import get_model
-from tscnn.models.linear import FLOOR_STREAMS
+from tscnn.models.linear import FLOOR_STREAMS, floor_features
 from tscnn.preprocessing.prepare import Prepared
 from tscnn.protocol_specs import get_protocol
 from tscnn.protocols import Fold
@@ -40,7 +40,10 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     arrays = {s: prepared.arrays[s] for s in config.streams}
     start = time.perf_counter()
     if not spec.trains_by_epochs:
-        features = spec.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
+        first_view = {s: a[:, 0] for s, a in arrays.items()}
+        # centre_floor is checked to come with the linear model (or a fused run) only: these are its features.
+        features = floor_features(first_view, centre=True) if config.centre_floor else spec.features(
+            {s: a.astype(np.float32) for s, a in first_view.items()})
         # No epochs to choose: every training subject fits, in table order (a solver's result depends on it).
         fit_rows = np.sort(np.concatenate([fold.train, fold.val]))
         classifier = spec.classifier()
@@ -61,7 +64,7 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     fused = {}
     if config.fuse_linear:
         floor = floor_proba(floor_arrays(prepared), labels, np.sort(np.concatenate([fold.train, fold.val])), fold.test,
-                            num_classes)
+                            num_classes, centre=config.centre_floor)
         fused = {"network_proba": np.round(proba, 6).tolist(), "floor_proba": np.round(floor, 6).tolist()}
         proba, leaky_proba = (proba + floor) / 2, (leaky_proba + floor) / 2
     table = prepared.table
@@ -87,20 +90,20 @@ def floor_arrays(prepared: Prepared) -> dict[str, np.ndarray]:
     return {s: prepared.arrays[s] for s in FLOOR_STREAMS}
 
 
-def fit_floor(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray) -> tuple[object, np.ndarray]:
+def fit_floor(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray,
+              centre: bool = False) -> tuple[object, np.ndarray]:
     """The linear floor (the ``linear`` model: standardised pixels of the original variant of its own maps, u, v
-    and strain, + logistic regression) fitted on ``fit_rows``, and the feature matrix of every clip: the second
-    member of ``fuse_linear``."""
-    linear = get_model("linear")
-    features = linear.features({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
-    return linear.classifier().fit(features[fit_rows], labels[fit_rows]), features
+    and strain, each centred on its own median with ``centre``, + logistic regression) fitted on ``fit_rows``,
+    and the feature matrix of every clip: the second member of ``fuse_linear``."""
+    features = floor_features({s: a[:, 0] for s, a in arrays.items()}, centre)
+    return get_model("linear").classifier().fit(features[fit_rows], labels[fit_rows]), features
 
 
 def floor_proba(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray,
-                num_classes: int) -> np.ndarray:
+                num_classes: int, centre: bool = False) -> np.ndarray:
     """Class probabilities of the floor fitted on ``fit_rows`` (``fit_floor``) for ``test_rows``; a class absent
     from the fitted rows gets probability 0."""
-    classifier, features = fit_floor(arrays, labels, fit_rows)
+    classifier, features = fit_floor(arrays, labels, fit_rows, centre)
     proba = np.zeros((len(test_rows), num_classes))
     proba[:, classifier.classes_] = classifier.predict_proba(features[test_rows])
     return proba

@@ -25,7 +25,7 @@ from tscnn.checkpoints import first_sentence, load_weights
 from tscnn.config import Config
 from tscnn.datasets.base import DatasetError, list_frames
 from tscnn.errors import SpotWarning
-from tscnn.models.linear import FLOOR_STREAMS, floor_tensors_proba, pixel_features, with_floor_streams
+from tscnn.models.linear import FLOOR_STREAMS, floor_features, floor_tensors_proba, with_floor_streams
 from tscnn.models.tscnn import TSCNN, stream_channels
 from tscnn.preprocessing.apex import spot_apex_frames
 from tscnn.preprocessing.frames import decode_image, video_fps
@@ -127,7 +127,7 @@ class SavedModel:
         them (``fuse_linear``); the floor reads the clip's own u, v, strain maps (view 0), as in training."""
         if self.floor is None:
             return proba
-        features = pixel_features({s: views[s][:1].astype(np.float32) for s in FLOOR_STREAMS})
+        features = floor_features({s: views[s][:1] for s in FLOOR_STREAMS}, self.config.centre_floor)
         return (proba + floor_tensors_proba(self.floor, features, len(self.classes))[0]) / 2
 
     @property

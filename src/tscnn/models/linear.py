@@ -22,6 +22,22 @@ def pixel_features(arrays: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([arrays[s].reshape(len(arrays[s]), -1) for s in sorted(arrays)], axis=1).astype(np.float32)
 
 
+def centred_maps(maps: np.ndarray) -> np.ndarray:
+    """Each map of ``(clips, channels, n, n)`` minus its own lower median, the rule of TSCNN's ``centre_flow``:
+    min-max normalisation puts zero motion at a different level in every flow map, and the still face, most of
+    it, marks that level again (nothing is fitted)."""
+    flat = maps.reshape(*maps.shape[:2], -1)
+    middle = (flat.shape[2] - 1) // 2
+    return maps - np.partition(flat, middle, axis=2)[..., middle, None, None]
+
+
+def floor_features(maps: dict[str, np.ndarray], centre: bool = False) -> np.ndarray:
+    """The floor's features of one view of its maps (each ``(clips, channels, n, n)``): every pixel, with
+    ``centre`` (the setting ``centre_floor``) each map first centred on its own median (``centred_maps``)."""
+    as_float = {s: a.astype(np.float32) for s, a in maps.items()}
+    return pixel_features({s: centred_maps(a) for s, a in as_float.items()} if centre else as_float)
+
+
 def linear_classifier(C: float = 0.01) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000, class_weight="balanced"))
 
