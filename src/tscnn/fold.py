@@ -40,10 +40,8 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     arrays = {s: prepared.arrays[s] for s in config.streams}
     start = time.perf_counter()
     if not spec.trains_by_epochs:
-        first_view = {s: a[:, 0] for s, a in arrays.items()}
-        # centre_floor is checked to come with the linear model (or a fused run) only: these are its features.
-        features = floor_features(first_view, centre=True) if config.centre_floor else spec.features(
-            {s: a.astype(np.float32) for s, a in first_view.items()})
+        features_of = spec.centred_features if config.centre_floor else spec.features  # checked to exist
+        features = features_of({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
         # No epochs to choose: every training subject fits, in table order (a solver's result depends on it).
         fit_rows = np.sort(np.concatenate([fold.train, fold.val]))
         classifier = spec.classifier()

@@ -220,7 +220,7 @@ def check_config(config: Config, local_device: bool = True) -> None:
     if config.au_weight and not spec.auxiliary_targets:
         raise ValueError(f"au_weight trains an auxiliary head on TSCNN's super feature vector; model {config.model} "
                          "has none (use --model tscnn)")
-    if config.centre_floor and not (config.model == "linear" or config.fuse_linear):
+    if config.centre_floor and not (spec.centred_features or config.fuse_linear):
         raise ValueError(f"centre_floor centres the linear floor's maps; model {config.model} has no floor: run "
                          "--model linear or fuse a network with the floor (--fuse-linear)")
     if config.fuse_linear and not spec.fuses_with_floor:

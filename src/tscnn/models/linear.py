@@ -6,6 +6,8 @@ only. A deep model that does not beat it has learned nothing the pixels did not 
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import torch
@@ -90,6 +92,7 @@ def with_floor_streams(streams: tuple[str, ...], fused: bool) -> tuple[str, ...]
 
 register_model(ModelSpec(
     name="linear", kind="features", features=pixel_features, classifier=linear_classifier, streams=FLOOR_STREAMS,
+    centred_features=partial(floor_features, centre=True),
     size=28,
     description="linear floor: standardised pixels + logistic regression (C = 0.01, balanced)",
 ))

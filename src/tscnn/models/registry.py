@@ -31,7 +31,8 @@ class ModelSpec:
     * What it can do, asked by the runner, the reports and the commands instead of its name:
       ``trains_by_epochs``, ``fuses_with_floor``, ``exports_onnx`` (each, unless given, whether it is a network),
       ``pretrained_weights``, ``auxiliary_targets`` (its ``forward_with_vectors`` gives each stream's vector and
-      the fused one, which the teacher's and the action units' heads read) and ``is_features``.
+      the fused one, which the teacher's and the action units' heads read), ``centred_features`` (the features
+      with each map first centred on its own median: the option ``centre_floor``) and ``is_features``.
     """
 
     name: str
@@ -51,6 +52,8 @@ class ModelSpec:
     fuses_with_floor: bool | None = None  # None: a network's probabilities may be averaged with the linear floor's
     exports_onnx: bool | None = None  # None: a network can be written as ONNX (`tscnn export`)
     auxiliary_targets: bool = False  # forward_with_vectors gives the vectors the trainer's auxiliary heads read
+    centred_features: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # its features of each map
+    # minus its own median (``centre_floor``): the linear floor's
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
