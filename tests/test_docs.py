@@ -49,7 +49,7 @@ def test_mkdocs_build_strict(tmp_path):
 
 # The recipe that docs/submitted-recipe.md names as submitted: its commands must run exactly that.
 SUBMITTED = {"preset": "tscnn-plus-fused", "pretrained": "synthetic-micro", "centre_flow": True, "fuse_linear": True,
-             "size": 28}
+             "centre_floor": True, "size": 28}
 
 
 def test_the_submitted_recipe_page_commands_build_the_submitted_recipe():

@@ -319,7 +319,8 @@ PRESETS: dict[str, dict] = {
     # tscnn-plus, each clip's probabilities averaged with the linear floor's (fitted on the same training clips):
     # late fusion of two models of different kinds, equal weights, nothing fitted on top. Chosen by a rule
     # written down before its one run on the real flows (docs/models.md), which it met; with --pretrained
-    # synthetic-micro --centre-flow, the submitted recipe (docs/submitted-recipe.md). Training is tscnn-plus's.
+    # synthetic-micro --centre-flow --centre-floor, the submitted recipe (docs/submitted-recipe.md). Training is
+    # tscnn-plus's.
     "tscnn-plus-fused": {**_TSCNN_PLUS, "fuse_linear": True},
     # tscnn-plus-fused whose network also learns the coding sheet's action units of each training clip (an
     # auxiliary head on the super feature vector, binary cross-entropy per unit, weight 1: the two losses
