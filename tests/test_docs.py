@@ -57,7 +57,11 @@ def test_the_submitted_recipe_page_commands_build_the_submitted_recipe():
 
     text = (DOCS / "submitted-recipe.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    commands = [" ".join(b.replace("\\\n", " ").split()) for b in blocks if b.lstrip().startswith("tscnn run")]
+    runs = [b for b in blocks if b.lstrip().startswith("tscnn run")]
+    for block in runs:  # one command each: every line but the last continues it, as a shell reads it
+        lines = block.strip().splitlines()
+        assert all(line.endswith("\\") for line in lines[:-1]), f"a line of this command does not continue it:\n{block}"
+    commands = [" ".join(b.replace("\\\n", " ").split()) for b in runs]
     cross = re.search(r"add\s+`(--protocol cross[^`]*)`", text).group(1)
     commands.append(commands[-1] + " " + cross)
     assert len(commands) == 3
