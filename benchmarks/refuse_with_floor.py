@@ -16,8 +16,14 @@ std over their union, from each seed's figures. All rows of one file must be the
 its run's recipe (model, preset, streams, protocol and every recipe setting), and a row of another recipe
 is refused (rows written before rows named their recipe are taken on trust).
 
+With ``--paired-bootstrap`` the folders' seeds together are compared, subject by subject
+(`tscnn.metrics.paired_subject_bootstrap`: whole subjects resampled, both sides scored on the same draw), with the
+same networks fused with the other floor (centred against uncentred), with the network member alone and with each
+floor alone: the difference in UF1 and its 95 % interval, so that a claim that one floor helps can be checked from
+the stored folds alone.
+
     python benchmarks/refuse_with_floor.py results/casme2kf-tscnn-plus-fused [more folders] --cache data/cache \
-        --json refused.json [--update]
+        --json refused.json [--update] [--paired-bootstrap]
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import pandas as pd
 from tscnn.config import RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config
 from tscnn.datasets import Database
 from tscnn.fold import FUSED_MEMBERS, floor_arrays, floor_proba
-from tscnn.metrics import evaluate_predictions, over_seeds, seeds_together
+from tscnn.metrics import evaluate_predictions, over_seeds, paired_subject_bootstrap, seeds_together
 from tscnn.models import get_model
 from tscnn.models.linear import FLOOR_STREAMS
 from tscnn.preprocessing.prepare import PrepSettings, prepare
@@ -51,12 +57,13 @@ def recipe(config: Config, centre_floor: bool) -> dict:
     return json.loads(json.dumps({key: values[key] for key in (*RUN_IDENTITY_FIELDS, *RECIPE_FIELDS)}))
 
 
-def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
-           centre_floor: bool | None = None) -> dict:
-    """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold, its
-    maps centred as ``centre_floor`` says (by default as the run's own setting); ``database`` is the one the run
-    read (by default the one its config names), checked by its fingerprint. The floor has no seed: one fit per
-    clip set, inputs and centring, kept in ``floors`` for the next folder."""
+def fused_predictions(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
+                      centre_floor: bool | None = None) -> tuple[pd.DataFrame, int, bool]:
+    """Every test clip of every seed of a finished run: the stored network fused with the floor refitted per fold,
+    its maps centred as ``centre_floor`` says (by default as the run's own setting); the prediction (``pred``) and
+    each member's (``network_pred``, ``floor_pred``), with the number of classes and the centring used.
+    ``database`` is the one the run read (by default the one its config names), checked by its fingerprint. The
+    floor has no seed: one fit per clip set, inputs and centring, kept in ``floors`` for the next call."""
     config = Config.load(folder / "config.json")
     centre = config.centre_floor if centre_floor is None else centre_floor
     network_key = "network_proba" if config.fuse_linear else "proba"  # the network member as the run stored it
@@ -71,9 +78,8 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
     table, labels, classes = prepared.table, prepared.table["label"].to_numpy(), len(db.classes)
     subjects = table["subject"].astype(str).to_numpy()
     features, floors = floor_arrays(prepared), {} if floors is None else floors
-    per_seed = {}
+    rows = []
     for seed_dir in sorted(folder.glob("seed_*")):
-        rows = []
         for path in sorted((seed_dir / "folds").glob("*.json")):
             record = json.loads(path.read_text())
             test = np.asarray(record["rows"])
@@ -84,14 +90,24 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
                 floors[key] = floor_proba(features, labels, fit, test, classes, centre=centre)
             floor = floors[key]
             part = table.iloc[test][["dataset", "subject", "clip", "label"]].copy()
-            part["fold"], part["network_pred"], part["floor_pred"] = (record["test_subject"], network.argmax(1),
-                                                                      floor.argmax(1))
+            part["row"], part["fold"] = test, record["test_subject"]  # the clip table's row: one per clip and seed
+            part["seed"] = int(seed_dir.name.removeprefix("seed_"))
+            part["network_pred"], part["floor_pred"] = network.argmax(1), floor.argmax(1)
             part["pred"] = ((network + floor) / 2).argmax(1)
             rows.append(part)
-        seed = seed_dir.name.removeprefix("seed_")
-        predictions = pd.concat(rows).assign(seed=int(seed))
-        per_seed[seed] = {name: evaluate_predictions(predictions.assign(pred=predictions[column]), classes)
-                          for name, column in _READINGS.items()}
+    return pd.concat(rows, ignore_index=True), classes, centre
+
+
+def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
+           centre_floor: bool | None = None) -> dict:
+    """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold
+    (`fused_predictions`, whose arguments these are), each member's beside them."""
+    config = Config.load(folder / "config.json")
+    predictions, classes, centre = fused_predictions(folder, cache, database, floors, centre_floor)
+    per_seed = {}
+    for seed, part in predictions.groupby("seed", sort=True):
+        per_seed[str(seed)] = {name: evaluate_predictions(part.assign(pred=part[column]), classes)
+                               for name, column in _READINGS.items()}
     info = json.loads((folder / "run_info.json").read_text()) if (folder / "run_info.json").exists() else {}
     versions = sorted({json.loads(p.read_text()).get("code_version", "") for p in folder.glob("seed_*/folds/*.json")})
     return {"folder": folder.name, "recipe": recipe(config, centre),
@@ -102,6 +118,30 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
                          for seed, m in per_seed.items()},
             "code_version": ", ".join(v for v in versions if v), "cpu": info.get("cpu"), "bf16": info.get("bf16"),
             "fusion_code_version": code_version(), "fused_on": datetime.date.today().isoformat()}
+
+
+def paired_bootstrap(folders: list[Path], cache: Path | None, database: Database | None = None,
+                     floors: dict | None = None, centre_floor: bool | None = None) -> dict:
+    """The folders' seeds together (distinct seeds of one recipe), fused as ``centre_floor`` says, against the same
+    networks fused with the other floor, the network member alone and each floor alone: each a paired subject
+    bootstrap of the UF1 difference (fused minus the other)."""
+    floors = {} if floors is None else floors
+    sides = {}
+    for centre in (True, False):
+        parts = [fused_predictions(f, cache, database, floors, centre) for f in folders]
+        sides[centre] = pd.concat([p for p, _, _ in parts], ignore_index=True)
+        classes = parts[0][1]
+    if sides[True].duplicated(["seed", "row"]).any():  # a row of the clip table, once per seed
+        raise SystemExit("error: the folders share a seed; a paired bootstrap pools distinct seeds only")
+    first = Config.load(folders[0] / "config.json").centre_floor
+    centre = first if centre_floor is None else centre_floor
+    name = {True: "centred floor", False: "uncentred floor"}
+    ours, other = sides[centre], sides[not centre]
+    against = {f"fused with the {name[not centre]}": other, "network member": ours.assign(pred=ours["network_pred"]),
+               f"{name[centre]} alone": ours.assign(pred=ours["floor_pred"]),
+               f"{name[not centre]} alone": other.assign(pred=other["floor_pred"])}
+    return {"fused": f"fused with the {name[centre]}", "seeds": sorted(int(s) for s in ours["seed"].unique()),
+            "against": {label: paired_subject_bootstrap(ours, b, classes) for label, b in against.items()}}
 
 
 def _seed_figures(row: dict) -> dict:
@@ -158,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the rows already in --json and pool their seeds with this folder's")
     parser.add_argument("--centre-floor", action=argparse.BooleanOptionalAction, default=None,
                         help="refit the floor on each map centred on its own median (or not); default: as the run did")
+    parser.add_argument("--paired-bootstrap", action="store_true",
+                        help="compare the folders' seeds together, subject by subject, with the other floor and each "
+                             "member alone (written under 'paired_bootstrap' with --json)")
     args = parser.parse_args(argv)
     if len(args.folders) > 1 and args.json and not args.update:
         raise SystemExit("error: several folders go into one --json only with --update")
@@ -177,6 +220,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"{k} {pooled[k]['mean']:.4f} +- {pooled[k]['std']:.4f}" for k in _METRICS))
         if args.json:
             args.json.write_text(json.dumps(written, indent=2) + "\n")
+    if args.paired_bootstrap:
+        paired = paired_bootstrap(args.folders, args.cache, floors=floors, centre_floor=args.centre_floor)
+        print(f"{paired['fused']}, seeds {paired['seeds']}, against (UF1 difference, 95 % interval over subjects):")
+        for label, b in paired["against"].items():
+            print(f"  {label:<31} {b['uf1_difference']:+.4f} [{b['ci_low']:+.4f}, {b['ci_high']:+.4f}], above zero "
+                  f"in {b['share_above_zero']:.0%} of {b['resamples']} resamples of {b['subjects']} subjects")
+        if args.json:
+            stored = json.loads(args.json.read_text())
+            args.json.write_text(json.dumps({**stored, "paired_bootstrap": paired}, indent=2) + "\n")
     return 0
 
 

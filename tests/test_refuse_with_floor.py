@@ -67,6 +67,24 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
     assert sorted(per_seed) == ["0", "1"]
     for name, block in (("fused", figures["fused"]), ("network", figures["members"]["network"])):
         assert block["uf1"]["mean"] == pytest.approx(np.mean([per_seed[s][name]["uf1"] for s in per_seed]))
+    # the two floors compared subject by subject on the same networks: each point is a difference of the means
+    paired = script.paired_bootstrap([tmp_path / "fused"], tmp_path / "cache", database=db, floors=floors,
+                                     centre_floor=True)
+    assert paired["fused"] == "fused with the centred floor" and paired["seeds"] == [0, 1]
+    versus = paired["against"]["fused with the uncentred floor"]
+    assert versus["uf1_difference"] == pytest.approx(refused_centred["fused"]["uf1"]["mean"]
+                                                     - figures["fused"]["uf1"]["mean"])
+    assert versus["ci_low"] <= versus["ci_high"] and versus["subjects"] == db.table["subject"].nunique()
+    assert paired["against"]["uncentred floor alone"]["uf1_difference"] == pytest.approx(
+        refused_centred["fused"]["uf1"]["mean"] - figures["members"]["floor"]["uf1"]["mean"])
+    assert paired["against"]["network member"]["uf1_difference"] == pytest.approx(
+        refused_centred["fused"]["uf1"]["mean"] - figures["members"]["network"]["uf1"]["mean"])
+    reverse = script.paired_bootstrap([tmp_path / "fused"], tmp_path / "cache", database=db, floors=floors,
+                                      centre_floor=False)
+    assert reverse["against"]["fused with the centred floor"]["uf1_difference"] == pytest.approx(
+        -versus["uf1_difference"])
+    with pytest.raises(SystemExit, match="share a seed"):
+        script.paired_bootstrap([tmp_path / "fused", tmp_path / "plain"], tmp_path / "cache", database=db)
 
 
 def _row(folder: str, seeds: dict[str, tuple[float, float, float]]) -> dict:
