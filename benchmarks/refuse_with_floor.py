@@ -95,6 +95,8 @@ def fused_predictions(folder: Path, cache: Path | None, database: Database | Non
             part["network_pred"], part["floor_pred"] = network.argmax(1), floor.argmax(1)
             part["pred"] = ((network + floor) / 2).argmax(1)
             rows.append(part)
+    if not rows:
+        raise SystemExit(f"error: {folder}: no finished fold to fuse (no seed_*/folds/*.json)")
     return pd.concat(rows, ignore_index=True), classes, centre
 
 

@@ -85,6 +85,12 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
         -versus["uf1_difference"])
     with pytest.raises(SystemExit, match="share a seed"):
         script.paired_bootstrap([tmp_path / "fused", tmp_path / "plain"], tmp_path / "cache", database=db)
+    empty = tmp_path / "empty"  # a run stopped before its first fold: its folder has no fold record yet
+    (empty / "seed_0" / "folds").mkdir(parents=True)
+    for name in ("config.json", "fingerprint.json"):
+        shutil.copy(tmp_path / "fused" / name, empty / name)
+    with pytest.raises(SystemExit, match="empty: no finished fold to fuse"):
+        script.refuse(empty, tmp_path / "cache", database=db)
 
 
 def _row(folder: str, seeds: dict[str, tuple[float, float, float]]) -> dict:
