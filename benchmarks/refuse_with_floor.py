@@ -134,7 +134,8 @@ def paired_bootstrap(folders: list[Path], cache: Path | None, database: Database
         sides[centre] = pd.concat([p for p, _, _ in parts], ignore_index=True)
         classes = parts[0][1]
     if sides[True].duplicated(["seed", "row"]).any():  # a row of the clip table, once per seed
-        raise SystemExit("error: the folders share a seed; a paired bootstrap pools distinct seeds only")
+        raise SystemExit(f"error: {', '.join(str(f) for f in folders)}: the folders share a seed; a paired bootstrap "
+                         "pools distinct seeds only")
     first = Config.load(folders[0] / "config.json").centre_floor
     centre = first if centre_floor is None else centre_floor
     name = {True: "centred floor", False: "uncentred floor"}

@@ -83,7 +83,7 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
                                       centre_floor=False)
     assert reverse["against"]["fused with the centred floor"]["uf1_difference"] == pytest.approx(
         -versus["uf1_difference"])
-    with pytest.raises(SystemExit, match="share a seed"):
+    with pytest.raises(SystemExit, match="plain: the folders share a seed"):
         script.paired_bootstrap([tmp_path / "fused", tmp_path / "plain"], tmp_path / "cache", database=db)
     empty = tmp_path / "empty"  # a run stopped before its first fold: its folder has no fold record yet
     (empty / "seed_0" / "folds").mkdir(parents=True)
