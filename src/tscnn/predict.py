@@ -174,7 +174,8 @@ def load_saved_model(path: str | Path) -> SavedModel:
         config = Config.from_dict(saved["config"])
         classes = tuple(str(c) for c in saved["classes"])
         # Every weight comes from the file, so pre-trained weights named in the config are not read again.
-        model = build_model(replace(config, pretrained=""), len(classes), dict(saved["channels"]))
+        bare = replace(config, pretrained="", pretrained_dense=False)
+        model = build_model(bare, len(classes), dict(saved["channels"]))
         model.load_state_dict(saved["state_dict"])
     except Exception as err:  # settings or weights that do not make this network
         raise not_a_model(path, f"its settings or weights do not build a model: {first_sentence(err)}") from None

@@ -133,8 +133,8 @@ def pretrain(data: PretrainSet, config: Config, out: str | Path, progress: bool 
     if config.threads:
         torch.set_num_threads(config.threads)
     variants = next(iter(data.arrays.values())).shape[1]
-    config = replace(config, streams=tuple(data.arrays), share_trunk=True, pretrained="", augment=variants > 1,
-                     au_weight=0.0, teacher="", fuse_linear=False, tta_flip=False)
+    config = replace(config, streams=tuple(data.arrays), share_trunk=True, pretrained="", pretrained_dense=False,
+                     augment=variants > 1, au_weight=0.0, teacher="", fuse_linear=False, tta_flip=False)
     start = time.perf_counter()
     trainer = Trainer(config, len(data.classes), seed=config.seeds[0])
     result = trainer.fit(data.arrays, data.labels, data.train, data.val, desc="pretrain", progress=progress,
@@ -168,7 +168,9 @@ def synthetic_micro_weights(config: Config, cache_dir: str | Path | None, jobs: 
                          **shape)
     digest = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
     subjects, data_seed = SYNTHETIC_MICRO_SUBJECTS, PRETRAIN_SEED_BASE
-    out = Path(cache_dir) / "pretrained" / f"{SYNTHETIC_MICRO}-{dt_format}-s{data_seed}-n{subjects}-{digest}"
+    # Files made before Dense 1 was saved hold none: the runs that read it take a folder of their own, made anew.
+    dense = "-dense1" if config.pretrained_dense else ""
+    out = Path(cache_dir) / "pretrained" / f"{SYNTHETIC_MICRO}-{dt_format}-s{data_seed}-n{subjects}-{digest}{dense}"
     if not (out / WEIGHTS).is_file():
         data = synthetic_micro_set(subjects, 0, recipe, Path(cache_dir) / f"{SYNTHETIC_MICRO}-s{data_seed}-n{subjects}",
                                    cache_dir, dt_format=dt_format, progress=progress, jobs=jobs)
@@ -189,5 +191,5 @@ def with_pretrained_file(config: Config, cache_dir: str | Path | None, jobs: int
         return config
     resolved = replace(config, pretrained=str(synthetic_micro_weights(config, cache_dir, jobs, progress)))
     read_pretrained(resolved.pretrained, resolved.streams, resolved.share_trunk, resolved.centre_flow,
-                    resolved.scale_flow)
+                    resolved.scale_flow, resolved.pretrained_dense)
     return resolved

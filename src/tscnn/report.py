@@ -155,7 +155,9 @@ def _pretraining_note(config: Config) -> str:
     if not get_model(config.model).pretrained_weights:
         return ""
     if config.pretrained:
-        return f"Input convolutions of the pre-trained streams and the trunk started from `{config.pretrained}`. "
+        dense = " and their Dense 1 layers" if config.pretrained_dense else ""
+        return (f"Input convolutions of the pre-trained streams{dense} and the trunk started from "
+                f"`{config.pretrained}`. ")
     if "ss" not in config.streams:
         return ""
     return "Static stream from random weights (no FER2013 pre-training; the paper's is `tscnn pretrain`, then " \

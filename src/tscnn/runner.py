@@ -211,7 +211,8 @@ def check_config(config: Config, local_device: bool = True) -> None:
         raise ValueError(f"--pretrained loads `tscnn pretrain` weights (input convolutions and a trunk); model "
                          f"{config.model} has none to load them into")
     if config.pretrained and config.pretrained != SYNTHETIC_MICRO:  # refused before any preparation if it cannot fit
-        read_pretrained(config.pretrained, config.streams, config.share_trunk, config.centre_flow, config.scale_flow)
+        read_pretrained(config.pretrained, config.streams, config.share_trunk, config.centre_flow, config.scale_flow,
+                        config.pretrained_dense)
     if config.teacher and not (spec.pretrained_weights and "ss" in config.streams):
         raise ValueError("teacher distils into TSCNN's static-spatial stream: it needs --model tscnn with the ss "
                          f"stream (model {config.model}, streams {', '.join(config.streams)})")

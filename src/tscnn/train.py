@@ -84,14 +84,14 @@ def resolve_device(name: str) -> torch.device:
 
 def build_model(config: Config, num_classes: int, channels: dict[str, int] | None = None) -> nn.Module:
     """The network of ``config.model``; ``channels`` gives each stream's input channels in the data.
-    With ``config.pretrained`` TSCNN's trunk and the input convolutions of the pre-trained streams start from
-    ``tscnn pretrain`` weights."""
+    With ``config.pretrained`` TSCNN's trunk and the input convolutions of the pre-trained streams (with
+    ``config.pretrained_dense`` their Dense 1 layers too) start from ``tscnn pretrain`` weights."""
     spec = get_model(config.model)
     if not spec.trains_by_epochs:
         raise ValueError(f"model {config.model!r} is a features model; it is fitted, not trained by the Trainer")
     model = spec.build(config, num_classes, channels)
     if config.pretrained:
-        load_pretrained(model, config.pretrained)
+        load_pretrained(model, config.pretrained, dense=config.pretrained_dense)
     return model
 
 
