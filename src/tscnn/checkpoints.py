@@ -139,4 +139,3 @@ def load_pretrained(model: TSCNN, path: str | Path, dense: bool = False) -> list
             model.trunks[s].load_state_dict(state["trunk"])
             loaded.append(f"trunk of {s}")
     return loaded
-

@@ -428,9 +428,8 @@ def from_preset(preset: str, **overrides) -> Config:
 RECIPE_FIELDS: tuple[str, ...] = (
     "size", "blocks", "augment", "augment_mode", "share_trunk", "dense1", "dense2", "dropout", "centre_flow",
     "scale_flow", "pretrained", "pretrained_dense", "teacher", "teacher_weight", "au_weight", "lr", "momentum",
-    "nesterov", "weight_decay",
-    "batch_size", "max_epochs", "patience", "selection", "val_fraction", "optimizer", "schedule", "class_balanced",
-    "average_last", "mixup", "tta_flip", "fuse_linear", "centre_floor")
+    "nesterov", "weight_decay", "batch_size", "max_epochs", "patience", "selection", "val_fraction", "optimizer",
+    "schedule", "class_balanced", "average_last", "mixup", "tta_flip", "fuse_linear", "centre_floor")
 """The settings a training recipe fixes (what a preset may set); the others (data, preparation of the
 frames, streams, protocol, seeds, machine) belong to the run."""
 
