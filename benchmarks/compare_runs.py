@@ -50,13 +50,13 @@ def per_seed_uf1(table: pd.DataFrame, classes: int) -> dict[str, dict[int, float
 def compare(a: Path, b: Path) -> dict:
     """Per-seed UF1 of both folders, and over their shared seeds the paired subject bootstrap of A minus B for
     each reading both hold. Refused in one line when the folders share no seed or did not test the same clips."""
-    (first, classes), (second, classes_b) = read_predictions(a), read_predictions(b)
+    (whole_a, classes), (whole_b, classes_b) = read_predictions(a), read_predictions(b)
     if classes != classes_b:
         raise SystemExit(f"error: {a}, {b}: {classes} and {classes_b} classes: not runs of one database")
-    shared = sorted(set(first["seed"]) & set(second["seed"]))
+    shared = sorted(set(whole_a["seed"]) & set(whole_b["seed"]))
     if not shared:
         raise SystemExit(f"error: {a}, {b}: no seed in common; a paired comparison needs the same seeds")
-    first, second = (t[t["seed"].isin(shared)].sort_values(_KEY).reset_index(drop=True) for t in (first, second))
+    first, second = (t[t["seed"].isin(shared)].sort_values(_KEY).reset_index(drop=True) for t in (whole_a, whole_b))
     if not first[_KEY + ["label"]].equals(second[_KEY + ["label"]]):
         raise SystemExit(f"error: {a}, {b}: the runs did not test the same clips with the same labels")
     both = [name for name, column in READINGS.items() if column in first.columns and column in second.columns]
@@ -64,8 +64,7 @@ def compare(a: Path, b: Path) -> dict:
                                                 second.assign(pred=second[READINGS[name]]), classes)
                  for name in both}
     return {"a": a.name, "b": b.name, "classes": classes, "shared_seeds": [int(s) for s in shared],
-            "per_seed_uf1": {a.name: per_seed_uf1(read_predictions(a)[0], classes),
-                             b.name: per_seed_uf1(read_predictions(b)[0], classes)},
+            "per_seed_uf1": {a.name: per_seed_uf1(whole_a, classes), b.name: per_seed_uf1(whole_b, classes)},
             "a_minus_b": bootstrap}
 
 

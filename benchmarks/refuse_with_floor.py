@@ -58,14 +58,17 @@ def recipe(config: Config, centre_floor: bool) -> dict:
 
 
 def fused_predictions(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
-                      centre_floor: bool | None = None) -> tuple[pd.DataFrame, int, bool]:
+                      centre_floor: bool | None = None, made: dict | None = None) -> tuple[pd.DataFrame, int, bool]:
     """Every test clip of every seed of a finished run: the stored network fused with the floor refitted per fold,
     its maps centred as ``centre_floor`` says (by default as the run's own setting); the prediction (``pred``) and
     each member's (``network_pred``, ``floor_pred``), with the number of classes and the centring used.
     ``database`` is the one the run read (by default the one its config names), checked by its fingerprint. The
-    floor has no seed: one fit per clip set, inputs and centring, kept in ``floors`` for the next call."""
+    floor has no seed: one fit per clip set, inputs and centring, kept in ``floors`` for the next call; the result
+    of each folder and centring is kept in ``made``, so that a later call for them reads nothing again."""
     config = Config.load(folder / "config.json")
     centre = config.centre_floor if centre_floor is None else centre_floor
+    if made is not None and (folder, centre) in made:
+        return made[(folder, centre)]
     network_key = "network_proba" if config.fuse_linear else "proba"  # the network member as the run stored it
     if not get_model(config.model).fuses_with_floor:  # what a run with --fuse-linear accepts
         raise SystemExit(f"error: {folder}: model {config.model} is a features model: it has no network to fuse")
@@ -97,15 +100,18 @@ def fused_predictions(folder: Path, cache: Path | None, database: Database | Non
             rows.append(part)
     if not rows:
         raise SystemExit(f"error: {folder}: no finished fold to fuse (no seed_*/folds/*.json)")
-    return pd.concat(rows, ignore_index=True), classes, centre
+    result = pd.concat(rows, ignore_index=True), classes, centre
+    if made is not None:
+        made[(folder, centre)] = result
+    return result
 
 
 def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
-           centre_floor: bool | None = None) -> dict:
+           centre_floor: bool | None = None, made: dict | None = None) -> dict:
     """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold
     (`fused_predictions`, whose arguments these are), each member's beside them."""
     config = Config.load(folder / "config.json")
-    predictions, classes, centre = fused_predictions(folder, cache, database, floors, centre_floor)
+    predictions, classes, centre = fused_predictions(folder, cache, database, floors, centre_floor, made)
     per_seed = {}
     for seed, part in predictions.groupby("seed", sort=True):
         per_seed[str(seed)] = {name: evaluate_predictions(part.assign(pred=part[column]), classes)
@@ -123,14 +129,15 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
 
 
 def paired_bootstrap(folders: list[Path], cache: Path | None, database: Database | None = None,
-                     floors: dict | None = None, centre_floor: bool | None = None) -> dict:
+                     floors: dict | None = None, centre_floor: bool | None = None, made: dict | None = None) -> dict:
     """The folders' seeds together (distinct seeds of one recipe), fused as ``centre_floor`` says, against the same
     networks fused with the other floor, the network member alone and each floor alone: each a paired subject
-    bootstrap of the UF1 difference (fused minus the other)."""
+    bootstrap of the UF1 difference (fused minus the other). ``floors`` and ``made`` as `fused_predictions` keeps
+    them (what `refuse` already made for these folders is not made again)."""
     floors = {} if floors is None else floors
     sides = {}
     for centre in (True, False):
-        parts = [fused_predictions(f, cache, database, floors, centre) for f in folders]
+        parts = [fused_predictions(f, cache, database, floors, centre, made) for f in folders]
         sides[centre] = pd.concat([p for p, _, _ in parts], ignore_index=True)
         classes = parts[0][1]
     if sides[True].duplicated(["seed", "row"]).any():  # a row of the clip table, once per seed
@@ -208,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.folders) > 1 and args.json and not args.update:
         raise SystemExit("error: several folders go into one --json only with --update")
     floors: dict = {}  # shared: the same folds of the same clips need the floor fitted once
+    made: dict = {}  # and each folder's fused predictions are read and made once for each centring
     for folder in args.folders:
-        figures = refuse(folder, args.cache, floors=floors, centre_floor=args.centre_floor)
+        figures = refuse(folder, args.cache, floors=floors, centre_floor=args.centre_floor, made=made)
         print(folder.name)
         for name, block in (("fused", figures["fused"]), *figures["members"].items()):
             print(f"  {name:<8}" + "  ".join(f"{k} {block[k]['mean']:.4f} +- {block[k]['std']:.4f}"
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(written, indent=2) + "\n")
     if args.paired_bootstrap:
-        paired = paired_bootstrap(args.folders, args.cache, floors=floors, centre_floor=args.centre_floor)
+        paired = paired_bootstrap(args.folders, args.cache, floors=floors, centre_floor=args.centre_floor, made=made)
         print(f"{paired['fused']}, seeds {paired['seeds']}, against (UF1 difference, 95 % interval over subjects):")
         for label, b in paired["against"].items():
             print(f"  {label:<31} {b['uf1_difference']:+.4f} [{b['ci_low']:+.4f}, {b['ci_high']:+.4f}], above zero "
