@@ -8,7 +8,9 @@ exactly what a run of the current code does), averages it with the stored networ
 and writes the figures: the recipe with `--fuse-linear` as it is defined now, on the same trained networks
 (the network's training does not depend on the fusion). Nothing of the run folder is changed. The floor is
 refitted as the run's own `centre_floor` says, or as `--centre-floor` / `--no-centre-floor` says: the same networks
-fused with the other floor, the one setting the two recipes differ in.
+fused with the other floor, the one setting the two recipes differ in. Likewise it fits each training clip's original
+view, or every augmentation variant of it, as the run's `augment_floor` or `--augment-floor` /
+`--no-augment-floor` says.
 
 A results folder may not outlive its machine, so one recipe's seeds can end up in several folders: ``--update``
 keeps the rows already in ``--json`` (a folder fused again replaces its row) and pools the rows' seeds, mean +-
@@ -18,12 +20,13 @@ is refused (rows written before rows named their recipe are taken on trust).
 
 With ``--paired-bootstrap`` the folders' seeds together are compared, subject by subject
 (`tscnn.metrics.paired_subject_bootstrap`: whole subjects resampled, both sides scored on the same draw), with the
-same networks fused with the other floor (centred against uncentred), with the network member alone and with each
-floor alone: the difference in UF1 and its 95 % interval, so that a claim that one floor helps can be checked from
-the stored folds alone.
+same networks fused with the other floor (by default centred against uncentred; ``--paired-bootstrap
+augment_floor``: fitted on every variant against the original views only), with the network member alone and with
+each floor alone: the difference in UF1 and its 95 % interval, so that a claim that one floor helps can be checked
+from the stored folds alone.
 
     python benchmarks/refuse_with_floor.py results/casme2kf-tscnn-plus-fused [more folders] --cache data/cache \
-        --json refused.json [--update] [--paired-bootstrap]
+        --json refused.json [--update] [--augment-floor] [--paired-bootstrap [augment_floor]]
 """
 
 from __future__ import annotations
@@ -50,25 +53,38 @@ _METRICS = ("accuracy", "uf1", "uar")
 _READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
 
 
-def recipe(config: Config, centre_floor: bool) -> dict:
-    """The run's recipe as a row keeps it (JSON values), fused with the floor (centred or not, ``centre_floor``)
-    whether the run was or not (the row is the fused recipe): rows of one file must agree on it to be pooled."""
-    values = {**config.to_dict(), "fuse_linear": True, "centre_floor": centre_floor}
+FLOOR_SETTINGS: tuple[str, ...] = ("centre_floor", "augment_floor")
+"""The floor's own settings: a refit may set each otherwise than the run did."""
+
+
+def floor_settings(config: Config, **given: bool | None) -> dict[str, bool]:
+    """Each floor setting as given (True or False), or, where None or not given, as the run's config has it."""
+    return {name: getattr(config, name) if given.get(name) is None else given[name] for name in FLOOR_SETTINGS}
+
+
+def recipe(config: Config, floor: dict[str, bool]) -> dict:
+    """The run's recipe as a row keeps it (JSON values), fused with the floor as ``floor`` sets it (centred or not,
+    fitted on every variant or not) whether the run was or not (the row is the fused recipe): rows of one file must
+    agree on it to be pooled."""
+    values = {**config.to_dict(), "fuse_linear": True, **floor}
     return json.loads(json.dumps({key: values[key] for key in (*RUN_IDENTITY_FIELDS, *RECIPE_FIELDS)}))
 
 
 def fused_predictions(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
-                      centre_floor: bool | None = None, made: dict | None = None) -> tuple[pd.DataFrame, int, bool]:
+                      centre_floor: bool | None = None, made: dict | None = None,
+                      augment_floor: bool | None = None) -> tuple[pd.DataFrame, int, dict[str, bool]]:
     """Every test clip of every seed of a finished run: the stored network fused with the floor refitted per fold,
-    its maps centred as ``centre_floor`` says (by default as the run's own setting); the prediction (``pred``) and
-    each member's (``network_pred``, ``floor_pred``), with the number of classes and the centring used.
-    ``database`` is the one the run read (by default the one its config names), checked by its fingerprint. The
-    floor has no seed: one fit per clip set, inputs and centring, kept in ``floors`` for the next call; the result
-    of each folder and centring is kept in ``made``, so that a later call for them reads nothing again."""
+    its maps centred as ``centre_floor`` says and fitted on every variant as ``augment_floor`` says (each by default
+    as the run's own setting); the prediction (``pred``) and each member's (``network_pred``, ``floor_pred``), with
+    the number of classes and the floor's settings used. ``database`` is the one the run read (by default the one
+    its config names), checked by its fingerprint. The floor has no seed: one fit per clip set, inputs and floor
+    settings, kept in ``floors`` for the next call; the result of each folder and floor is kept in ``made``, so
+    that a later call for them reads nothing again."""
     config = Config.load(folder / "config.json")
-    centre = config.centre_floor if centre_floor is None else centre_floor
-    if made is not None and (folder, centre) in made:
-        return made[(folder, centre)]
+    floor_setting = floor_settings(config, centre_floor=centre_floor, augment_floor=augment_floor)
+    centre, augment = floor_setting["centre_floor"], floor_setting["augment_floor"]
+    if made is not None and (folder, centre, augment) in made:
+        return made[(folder, centre, augment)]
     network_key = "network_proba" if config.fuse_linear else "proba"  # the network member as the run stored it
     if not get_model(config.model).fuses_with_floor:  # what a run with --fuse-linear accepts
         raise SystemExit(f"error: {folder}: model {config.model} is a features model: it has no network to fuse")
@@ -88,9 +104,9 @@ def fused_predictions(folder: Path, cache: Path | None, database: Database | Non
             test = np.asarray(record["rows"])
             fit = np.flatnonzero(np.isin(subjects, record["train_subjects"] + record["val_subjects"]))
             network = np.asarray(record[network_key])
-            key = (fingerprint, repr(settings), centre, tuple(fit), tuple(test))
+            key = (fingerprint, repr(settings), centre, augment, tuple(fit), tuple(test))
             if key not in floors:
-                floors[key] = floor_proba(features, labels, fit, test, classes, centre=centre)
+                floors[key] = floor_proba(features, labels, fit, test, classes, centre=centre, augment=augment)
             floor = floors[key]
             part = table.iloc[test][["dataset", "subject", "clip", "label"]].copy()
             part["row"], part["fold"] = test, record["test_subject"]  # the clip table's row: one per clip and seed
@@ -100,25 +116,25 @@ def fused_predictions(folder: Path, cache: Path | None, database: Database | Non
             rows.append(part)
     if not rows:
         raise SystemExit(f"error: {folder}: no finished fold to fuse (no seed_*/folds/*.json)")
-    result = pd.concat(rows, ignore_index=True), classes, centre
+    result = pd.concat(rows, ignore_index=True), classes, floor_setting
     if made is not None:
-        made[(folder, centre)] = result
+        made[(folder, centre, augment)] = result
     return result
 
 
 def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
-           centre_floor: bool | None = None, made: dict | None = None) -> dict:
+           centre_floor: bool | None = None, made: dict | None = None, augment_floor: bool | None = None) -> dict:
     """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold
     (`fused_predictions`, whose arguments these are), each member's beside them."""
     config = Config.load(folder / "config.json")
-    predictions, classes, centre = fused_predictions(folder, cache, database, floors, centre_floor, made)
+    predictions, classes, floor = fused_predictions(folder, cache, database, floors, centre_floor, made, augment_floor)
     per_seed = {}
     for seed, part in predictions.groupby("seed", sort=True):
         per_seed[str(seed)] = {name: evaluate_predictions(part.assign(pred=part[column]), classes)
                                for name, column in _READINGS.items()}
     info = json.loads((folder / "run_info.json").read_text()) if (folder / "run_info.json").exists() else {}
     versions = sorted({json.loads(p.read_text()).get("code_version", "") for p in folder.glob("seed_*/folds/*.json")})
-    return {"folder": folder.name, "recipe": recipe(config, centre),
+    return {"folder": folder.name, "recipe": recipe(config, floor),
             "fused": over_seeds([m["fused"] for m in per_seed.values()]),
             "per_seed_uf1": {seed: m["fused"]["uf1"] for seed, m in per_seed.items()},
             "members": {m: over_seeds([figures[m] for figures in per_seed.values()]) for m in FUSED_MEMBERS},
@@ -128,29 +144,37 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
             "fusion_code_version": code_version(), "fused_on": datetime.date.today().isoformat()}
 
 
+_FLOOR_NAMES = {"centre_floor": {True: "centred floor", False: "uncentred floor"},
+                "augment_floor": {True: "floor fitted on every variant", False: "floor fitted on original views"}}
+
+
 def paired_bootstrap(folders: list[Path], cache: Path | None, database: Database | None = None,
-                     floors: dict | None = None, centre_floor: bool | None = None, made: dict | None = None) -> dict:
-    """The folders' seeds together (distinct seeds of one recipe), fused as ``centre_floor`` says, against the same
-    networks fused with the other floor, the network member alone and each floor alone: each a paired subject
-    bootstrap of the UF1 difference (fused minus the other). ``floors`` and ``made`` as `fused_predictions` keeps
-    them (what `refuse` already made for these folders is not made again)."""
+                     floors: dict | None = None, centre_floor: bool | None = None, made: dict | None = None,
+                     augment_floor: bool | None = None, vary: str = "centre_floor") -> dict:
+    """The folders' seeds together (distinct seeds of one recipe), fused with the floor as ``centre_floor`` and
+    ``augment_floor`` set it, against the same networks fused with the floor that differs in ``vary`` alone, the
+    network member alone and each floor alone: each a paired subject bootstrap of the UF1 difference (fused minus
+    the other). ``floors`` and ``made`` as `fused_predictions` keeps them (what `refuse` already made for these
+    folders is not made again)."""
     floors = {} if floors is None else floors
+    given = floor_settings(Config.load(folders[0] / "config.json"), centre_floor=centre_floor,
+                           augment_floor=augment_floor)
     sides = {}
-    for centre in (True, False):
-        parts = [fused_predictions(f, cache, database, floors, centre, made) for f in folders]
-        sides[centre] = pd.concat([p for p, _, _ in parts], ignore_index=True)
+    for value in (True, False):
+        setting = {**given, vary: value}
+        parts = [fused_predictions(f, cache, database, floors, setting["centre_floor"], made,
+                                   setting["augment_floor"]) for f in folders]
+        sides[value] = pd.concat([p for p, _, _ in parts], ignore_index=True)
         classes = parts[0][1]
     if sides[True].duplicated(["seed", "row"]).any():  # a row of the clip table, once per seed
         raise SystemExit(f"error: {', '.join(str(f) for f in folders)}: the folders share a seed; a paired bootstrap "
                          "pools distinct seeds only")
-    first = Config.load(folders[0] / "config.json").centre_floor
-    centre = first if centre_floor is None else centre_floor
-    name = {True: "centred floor", False: "uncentred floor"}
-    ours, other = sides[centre], sides[not centre]
-    against = {f"fused with the {name[not centre]}": other, "network member": ours.assign(pred=ours["network_pred"]),
-               f"{name[centre]} alone": ours.assign(pred=ours["floor_pred"]),
-               f"{name[not centre]} alone": other.assign(pred=other["floor_pred"])}
-    return {"fused": f"fused with the {name[centre]}", "seeds": sorted(int(s) for s in ours["seed"].unique()),
+    mine, name = given[vary], _FLOOR_NAMES[vary]
+    ours, other = sides[mine], sides[not mine]
+    against = {f"fused with the {name[not mine]}": other, "network member": ours.assign(pred=ours["network_pred"]),
+               f"{name[mine]} alone": ours.assign(pred=ours["floor_pred"]),
+               f"{name[not mine]} alone": other.assign(pred=other["floor_pred"])}
+    return {"fused": f"fused with the {name[mine]}", "seeds": sorted(int(s) for s in ours["seed"].unique()),
             "against": {label: paired_subject_bootstrap(ours, b, classes) for label, b in against.items()}}
 
 
@@ -188,7 +212,7 @@ def update(stored: dict, figures: dict) -> dict:
         rows, top = [stored], {"data": stored["data"]} if "data" in stored else {}
     rows = [row for row in rows if row["folder"] != figures["folder"]] + [figures]
     named = [row for row in rows if "recipe" in row]
-    default = recipe(Config(), Config().centre_floor)  # a setting added after a row was written: its default
+    default = recipe(Config(), floor_settings(Config()))  # a setting added after a row was written: its default
     for row in named[1:]:
         first, this = named[0]["recipe"], row["recipe"]
         differ = sorted(key for key in {*first, *this}
@@ -208,16 +232,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the rows already in --json and pool their seeds with this folder's")
     parser.add_argument("--centre-floor", action=argparse.BooleanOptionalAction, default=None,
                         help="refit the floor on each map centred on its own median (or not); default: as the run did")
-    parser.add_argument("--paired-bootstrap", action="store_true",
-                        help="compare the folders' seeds together, subject by subject, with the other floor and each "
-                             "member alone (written under 'paired_bootstrap' with --json)")
+    parser.add_argument("--augment-floor", action=argparse.BooleanOptionalAction, default=None,
+                        help="refit the floor on every augmentation variant of its training clips (or on their "
+                             "original views only); default: as the run did")
+    parser.add_argument("--paired-bootstrap", nargs="?", const="centre_floor", choices=FLOOR_SETTINGS,
+                        help="compare the folders' seeds together, subject by subject, with the floor that differs in "
+                             "this setting (default centre_floor) and each member alone (written under "
+                             "'paired_bootstrap' with --json)")
     args = parser.parse_args(argv)
     if len(args.folders) > 1 and args.json and not args.update:
         raise SystemExit("error: several folders go into one --json only with --update")
     floors: dict = {}  # shared: the same folds of the same clips need the floor fitted once
-    made: dict = {}  # and each folder's fused predictions are read and made once for each centring
+    made: dict = {}  # and each folder's fused predictions are read and made once for each floor
     for folder in args.folders:
-        figures = refuse(folder, args.cache, floors=floors, centre_floor=args.centre_floor, made=made)
+        figures = refuse(folder, args.cache, floors=floors, centre_floor=args.centre_floor, made=made,
+                         augment_floor=args.augment_floor)
         print(folder.name)
         for name, block in (("fused", figures["fused"]), *figures["members"].items()):
             print(f"  {name:<8}" + "  ".join(f"{k} {block[k]['mean']:.4f} +- {block[k]['std']:.4f}"
@@ -232,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(written, indent=2) + "\n")
     if args.paired_bootstrap:
-        paired = paired_bootstrap(args.folders, args.cache, floors=floors, centre_floor=args.centre_floor, made=made)
+        paired = paired_bootstrap(args.folders, args.cache, floors=floors, centre_floor=args.centre_floor, made=made,
+                                  augment_floor=args.augment_floor, vary=args.paired_bootstrap)
         print(f"{paired['fused']}, seeds {paired['seeds']}, against (UF1 difference, 95 % interval over subjects):")
         for label, b in paired["against"].items():
             print(f"  {label:<31} {b['uf1_difference']:+.4f} [{b['ci_low']:+.4f}, {b['ci_high']:+.4f}], above zero "

@@ -165,6 +165,7 @@ class Config:
     tta_flip: bool = False  # predict with the mean of the clip's and its mirror's probabilities (needs augment)
     fuse_linear: bool = False  # a network's probabilities averaged with the linear floor's, fitted on the same clips
     centre_floor: bool = False  # the linear floor (alone or fused): each of its maps minus its own median
+    augment_floor: bool = False  # the linear floor (alone or fused) fits every augmentation variant of its clips
     # Protocol: loso (leave-one-subject-out) or cross (train on train_datasets, test on test_datasets).
     protocol: str = "loso"
     train_datasets: tuple[str, ...] = ()
@@ -188,6 +189,9 @@ class Config:
         if self.tta_flip and not self.augment:
             raise ValueError("tta_flip averages a clip with its mirrored variant, which only augment prepares: "
                              "set augment, or turn tta_flip off")
+        if self.augment_floor and not self.augment:
+            raise ValueError("augment_floor fits the floor on each clip's augmentation variants, which only augment "
+                             "prepares: set augment, or turn augment_floor off")
         if self.pretrained_dense and not self.pretrained:
             raise ValueError("pretrained_dense loads Dense 1 from the pre-trained weights: give --pretrained too")
         if self.average_last and self.selection != "fixed":
@@ -401,6 +405,9 @@ FIELD_HELP: dict[str, str] = {
                    "input pixels + logistic regression, fitted on the same training clips), equal weights",
     "centre_floor": "the linear floor (--model linear, or the floor of --fuse-linear): centre each of its maps (u, v, "
                     "strain) on its own median before standardising, as --centre-flow does for TSCNN",
+    "augment_floor": "the linear floor (--model linear, or the floor of --fuse-linear): fit it on every augmentation "
+                     "variant of its training clips (flip, +-5, +-10 degrees: the views the network trains on), "
+                     "not only their original views; it still predicts each clip's original view",
     "protocol": "; ".join(f"{name}: {spec.help}" for name, spec in PROTOCOL_SPECS.items()),
     "train_datasets": "cross protocol: databases trained on",
     "test_datasets": "cross protocol: databases tested on",
@@ -429,7 +436,8 @@ RECIPE_FIELDS: tuple[str, ...] = (
     "size", "blocks", "augment", "augment_mode", "share_trunk", "dense1", "dense2", "dropout", "centre_flow",
     "scale_flow", "pretrained", "pretrained_dense", "teacher", "teacher_weight", "au_weight", "lr", "momentum",
     "nesterov", "weight_decay", "batch_size", "max_epochs", "patience", "selection", "val_fraction", "optimizer",
-    "schedule", "class_balanced", "average_last", "mixup", "tta_flip", "fuse_linear", "centre_floor")
+    "schedule", "class_balanced", "average_last", "mixup", "tta_flip", "fuse_linear", "centre_floor",
+    "augment_floor")
 """The settings a training recipe fixes (what a preset may set); the others (data, preparation of the
 frames, streams, protocol, seeds, machine) belong to the run."""
 

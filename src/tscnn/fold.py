@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,14 +43,13 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     start = time.perf_counter()
     if not spec.trains_by_epochs:
         features_of = spec.centred_features if config.centre_floor else spec.features  # checked to exist
-        features = features_of({s: a[:, 0].astype(np.float32) for s, a in arrays.items()})
         # No epochs to choose: every training subject fits, in table order (a solver's result depends on it).
         fit_rows = np.sort(np.concatenate([fold.train, fold.val]))
         classifier = spec.classifier()
         with contextlib.suppress(ValueError):
             classifier.set_params(**{k: seed for k in classifier.get_params() if k.endswith("random_state")})
-        classifier.fit(features[fit_rows], labels[fit_rows])
-        pred = classifier.predict(features[fold.test])
+        classifier.fit(*fit_set(features_of, arrays, labels, fit_rows, config.augment_floor))
+        pred = classifier.predict(features_of(original_views(arrays, fold.test)))
         proba = np.eye(num_classes)[pred]
         history, chosen, leaky_epoch, leaky_proba = [], 0, 0, proba
     else:
@@ -62,7 +63,7 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     fused = {}
     if config.fuse_linear:
         floor = floor_proba(floor_arrays(prepared), labels, np.sort(np.concatenate([fold.train, fold.val])), fold.test,
-                            num_classes, centre=config.centre_floor)
+                            num_classes, centre=config.centre_floor, augment=config.augment_floor)
         fused = {"network_proba": np.round(proba, 6).tolist(), "floor_proba": np.round(floor, 6).tolist()}
         proba, leaky_proba = (proba + floor) / 2, (leaky_proba + floor) / 2
     table = prepared.table
@@ -88,20 +89,41 @@ def floor_arrays(prepared: Prepared) -> dict[str, np.ndarray]:
     return {s: prepared.arrays[s] for s in FLOOR_STREAMS}
 
 
-def fit_floor(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray,
-              centre: bool = False) -> tuple[object, np.ndarray]:
-    """The linear floor (the ``linear`` model: standardised pixels of the original variant of its own maps, u, v
-    and strain, each centred on its own median with ``centre``, + logistic regression) fitted on ``fit_rows``,
-    and the feature matrix of every clip: the second member of ``fuse_linear``."""
-    features = floor_features({s: a[:, 0] for s, a in arrays.items()}, centre)
-    return get_model("linear").classifier().fit(features[fit_rows], labels[fit_rows]), features
+def original_views(arrays: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Each stream's original view (variant 0) of ``rows``, in float32: what a features model reads of a clip."""
+    return {s: a[rows, 0].astype(np.float32) for s, a in arrays.items()}
+
+
+def fit_set(features_of: Callable[[dict[str, np.ndarray]], np.ndarray], arrays: dict[str, np.ndarray],
+            labels: np.ndarray, fit_rows: np.ndarray, every_variant: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels a features model fits on: each fit row's original view, or with ``every_variant``
+    (the setting ``augment_floor``) each of its augmentation variants (flip, rotations) as a row of its own,
+    the views the network trains on, in table order, each clip's variants together."""
+    if not every_variant:
+        return features_of(original_views(arrays, fit_rows)), labels[fit_rows]
+    variants = {a.shape[1] for a in arrays.values()}
+    if len(variants) != 1:
+        raise ValueError(f"augment_floor: the floor's streams hold different numbers of variants ({sorted(variants)})")
+    views = {s: a[fit_rows].reshape(-1, *a.shape[2:]).astype(np.float32) for s, a in arrays.items()}
+    return features_of(views), np.repeat(labels[fit_rows], variants.pop())
+
+
+def fit_floor(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, centre: bool = False,
+              augment: bool = False) -> tuple[object, np.ndarray]:
+    """The linear floor (the ``linear`` model: standardised pixels of its own maps, u, v and strain, each centred
+    on its own median with ``centre``, + logistic regression) fitted on ``fit_rows`` (their original views, or
+    with ``augment`` every augmentation variant of them: ``fit_set``), and the feature matrix of every clip's
+    original view: the second member of ``fuse_linear``."""
+    features_of = partial(floor_features, centre=centre)
+    classifier = get_model("linear").classifier().fit(*fit_set(features_of, arrays, labels, fit_rows, augment))
+    return classifier, features_of(original_views(arrays, np.arange(len(labels))))
 
 
 def floor_proba(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray,
-                num_classes: int, centre: bool = False) -> np.ndarray:
+                num_classes: int, centre: bool = False, augment: bool = False) -> np.ndarray:
     """Class probabilities of the floor fitted on ``fit_rows`` (``fit_floor``) for ``test_rows``; a class absent
     from the fitted rows gets probability 0."""
-    classifier, features = fit_floor(arrays, labels, fit_rows, centre)
+    classifier, features = fit_floor(arrays, labels, fit_rows, centre, augment)
     proba = np.zeros((len(test_rows), num_classes))
     proba[:, classifier.classes_] = classifier.predict_proba(features[test_rows])
     return proba

@@ -187,8 +187,9 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
     model = get_model(config.model)
     shadow = leaky_shadow_to_show(metrics)
     ensemble = metrics.get("seed_ensemble")
+    variants = ", every augmentation variant of each" if config.augment_floor else ""
     fusion = ("; each clip predicted by the mean of the network's class probabilities and the linear floor's, "
-              "fitted on the same training clips (late fusion, --fuse-linear)" if config.fuse_linear else "")
+              f"fitted on the same training clips{variants} (late fusion, --fuse-linear)" if config.fuse_linear else "")
     recipe = (f"preset `{config.preset}` (optimizer {config.optimizer}, batch {config.batch_size}, lr {config.lr}, "
               f"{config.schedule} schedule, max {config.max_epochs} epochs, selection `{config.selection}`"
               f"{', class-balanced loss' if config.class_balanced else ''}"

@@ -118,6 +118,7 @@ def seed_ensemble(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 _SEED_METRICS = ("accuracy", "uf1", "uar", "fold_mean_f1", "fold_mean_accuracy")
+_FLOOR_VARIANTS = ", every augmentation variant of each (augment_floor)"
 
 
 def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_classes: int) -> dict:
@@ -136,7 +137,8 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         + (f", learning curve: each fold learns from a share {config.train_fraction:g} of its training subjects"
            if config.train_fraction < 1 else ""),
         **({"fusion": "each clip's class probabilities are the mean of the network's and the linear floor's "
-                      "(fitted on the same training clips); the fold records keep both members' probabilities"}
+                      f"(fitted on the same training clips{_FLOOR_VARIANTS if config.augment_floor else ''}); the "
+                      "fold records keep both members' probabilities"}
            if config.fuse_linear else {}),
         "selection": config.selection, "leaky": config.leaky,
         "f1": "UF1 = macro F1 over classes present, on predictions pooled over all folds; fold_mean_f1 = the mean "
@@ -221,9 +223,11 @@ def check_config(config: Config, local_device: bool = True) -> None:
     if config.au_weight and not spec.auxiliary_targets:
         raise ValueError(f"au_weight trains an auxiliary head on TSCNN's super feature vector; model {config.model} "
                          "has none (use --model tscnn)")
-    if config.centre_floor and not (spec.centred_features or config.fuse_linear):
-        raise ValueError(f"centre_floor centres the linear floor's maps; model {config.model} has no floor: run "
-                         "--model linear or fuse a network with the floor (--fuse-linear)")
+    for setting, does in (("centre_floor", "centres the linear floor's maps"),
+                          ("augment_floor", "fits the linear floor on augmentation variants")):
+        if getattr(config, setting) and not (spec.centred_features or config.fuse_linear):
+            raise ValueError(f"{setting} {does}; model {config.model} has no floor: run --model linear or fuse a "
+                             "network with the floor (--fuse-linear)")
     if config.fuse_linear and not spec.fuses_with_floor:
         raise ValueError(f"fuse_linear averages a network's probabilities with the linear floor's; model "
                          f"{config.model} is a features model (run --model linear for the floor alone)")
