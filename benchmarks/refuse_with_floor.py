@@ -9,8 +9,7 @@ and writes the figures: the recipe with `--fuse-linear` as it is defined now, on
 (the network's training does not depend on the fusion). Nothing of the run folder is changed. The floor is
 refitted as the run's own `centre_floor` says, or as `--centre-floor` / `--no-centre-floor` says: the same networks
 fused with the other floor, the one setting the two recipes differ in. Likewise it fits each training clip's original
-view, or every augmentation variant of it, as the run's `augment_floor` or `--augment-floor` /
-`--no-augment-floor` says.
+view, its mirror too, or every augmentation variant of it, as the run's `floor_views` or `--floor-views` says.
 
 A results folder may not outlive its machine, so one recipe's seeds can end up in several folders: ``--update``
 keeps the rows already in ``--json`` (a folder fused again replaces its row) and pools the rows' seeds, mean +-
@@ -21,12 +20,12 @@ is refused (rows written before rows named their recipe are taken on trust).
 With ``--paired-bootstrap`` the folders' seeds together are compared, subject by subject
 (`tscnn.metrics.paired_subject_bootstrap`: whole subjects resampled, both sides scored on the same draw), with the
 same networks fused with the other floor (by default centred against uncentred; ``--paired-bootstrap
-augment_floor``: fitted on every variant against the original views only), with the network member alone and with
-each floor alone: the difference in UF1 and its 95 % interval, so that a claim that one floor helps can be checked
-from the stored folds alone.
+floor_views``: fitted on the run's or the given views against the original views only), with the network member
+alone and with each floor alone: the difference in UF1 and its 95 % interval, so that a claim that one floor
+helps can be checked from the stored folds alone.
 
     python benchmarks/refuse_with_floor.py results/casme2kf-tscnn-plus-fused [more folders] --cache data/cache \
-        --json refused.json [--update] [--augment-floor] [--paired-bootstrap [augment_floor]]
+        --json refused.json [--update] [--floor-views every] [--paired-bootstrap [floor_views]]
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tscnn.config import RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config
+from tscnn.config import FLOOR_VIEWS, RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config
 from tscnn.datasets import Database
 from tscnn.fold import FUSED_MEMBERS, floor_arrays, floor_proba
 from tscnn.metrics import evaluate_predictions, over_seeds, paired_subject_bootstrap, seeds_together
@@ -53,18 +52,18 @@ _METRICS = ("accuracy", "uf1", "uar")
 _READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
 
 
-FLOOR_SETTINGS: tuple[str, ...] = ("centre_floor", "augment_floor")
+FLOOR_SETTINGS: tuple[str, ...] = ("centre_floor", "floor_views")
 """The floor's own settings: a refit may set each otherwise than the run did."""
 
 
-def floor_settings(config: Config, **given: bool | None) -> dict[str, bool]:
-    """Each floor setting as given (True or False), or, where None or not given, as the run's config has it."""
+def floor_settings(config: Config, **given: bool | str | None) -> dict[str, bool | str]:
+    """Each floor setting as given, or, where None or not given, as the run's config has it."""
     return {name: getattr(config, name) if given.get(name) is None else given[name] for name in FLOOR_SETTINGS}
 
 
-def recipe(config: Config, floor: dict[str, bool]) -> dict:
+def recipe(config: Config, floor: dict[str, bool | str]) -> dict:
     """The run's recipe as a row keeps it (JSON values), fused with the floor as ``floor`` sets it (centred or not,
-    fitted on every variant or not) whether the run was or not (the row is the fused recipe): rows of one file must
+    the views it fits) whether the run was or not (the row is the fused recipe): rows of one file must
     agree on it to be pooled."""
     values = {**config.to_dict(), "fuse_linear": True, **floor}
     return json.loads(json.dumps({key: values[key] for key in (*RUN_IDENTITY_FIELDS, *RECIPE_FIELDS)}))
@@ -72,19 +71,19 @@ def recipe(config: Config, floor: dict[str, bool]) -> dict:
 
 def fused_predictions(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
                       centre_floor: bool | None = None, made: dict | None = None,
-                      augment_floor: bool | None = None) -> tuple[pd.DataFrame, int, dict[str, bool]]:
+                      floor_views: str | None = None) -> tuple[pd.DataFrame, int, dict[str, bool | str]]:
     """Every test clip of every seed of a finished run: the stored network fused with the floor refitted per fold,
-    its maps centred as ``centre_floor`` says and fitted on every variant as ``augment_floor`` says (each by default
-    as the run's own setting); the prediction (``pred``) and each member's (``network_pred``, ``floor_pred``), with
+    its maps centred as ``centre_floor`` says and fitted on the views ``floor_views`` names (each by default as the
+    run's own setting); the prediction (``pred``) and each member's (``network_pred``, ``floor_pred``), with
     the number of classes and the floor's settings used. ``database`` is the one the run read (by default the one
     its config names), checked by its fingerprint. The floor has no seed: one fit per clip set, inputs and floor
     settings, kept in ``floors`` for the next call; the result of each folder and floor is kept in ``made``, so
     that a later call for them reads nothing again."""
     config = Config.load(folder / "config.json")
-    floor_setting = floor_settings(config, centre_floor=centre_floor, augment_floor=augment_floor)
-    centre, augment = floor_setting["centre_floor"], floor_setting["augment_floor"]
-    if made is not None and (folder, centre, augment) in made:
-        return made[(folder, centre, augment)]
+    floor_setting = floor_settings(config, centre_floor=centre_floor, floor_views=floor_views)
+    centre, views = floor_setting["centre_floor"], floor_setting["floor_views"]
+    if made is not None and (folder, centre, views) in made:
+        return made[(folder, centre, views)]
     network_key = "network_proba" if config.fuse_linear else "proba"  # the network member as the run stored it
     if not get_model(config.model).fuses_with_floor:  # what a run with --fuse-linear accepts
         raise SystemExit(f"error: {folder}: model {config.model} is a features model: it has no network to fuse")
@@ -104,9 +103,9 @@ def fused_predictions(folder: Path, cache: Path | None, database: Database | Non
             test = np.asarray(record["rows"])
             fit = np.flatnonzero(np.isin(subjects, record["train_subjects"] + record["val_subjects"]))
             network = np.asarray(record[network_key])
-            key = (fingerprint, repr(settings), centre, augment, tuple(fit), tuple(test))
+            key = (fingerprint, repr(settings), centre, views, tuple(fit), tuple(test))
             if key not in floors:
-                floors[key] = floor_proba(features, labels, fit, test, classes, centre=centre, augment=augment)
+                floors[key] = floor_proba(features, labels, fit, test, classes, centre=centre, views=views)
             floor = floors[key]
             part = table.iloc[test][["dataset", "subject", "clip", "label"]].copy()
             part["row"], part["fold"] = test, record["test_subject"]  # the clip table's row: one per clip and seed
@@ -118,16 +117,16 @@ def fused_predictions(folder: Path, cache: Path | None, database: Database | Non
         raise SystemExit(f"error: {folder}: no finished fold to fuse (no seed_*/folds/*.json)")
     result = pd.concat(rows, ignore_index=True), classes, floor_setting
     if made is not None:
-        made[(folder, centre, augment)] = result
+        made[(folder, centre, views)] = result
     return result
 
 
 def refuse(folder: Path, cache: Path | None, database: Database | None = None, floors: dict | None = None,
-           centre_floor: bool | None = None, made: dict | None = None, augment_floor: bool | None = None) -> dict:
+           centre_floor: bool | None = None, made: dict | None = None, floor_views: str | None = None) -> dict:
     """Figures per seed (and their mean +- std) of the stored network fused with the floor refitted per fold
     (`fused_predictions`, whose arguments these are), each member's beside them."""
     config = Config.load(folder / "config.json")
-    predictions, classes, floor = fused_predictions(folder, cache, database, floors, centre_floor, made, augment_floor)
+    predictions, classes, floor = fused_predictions(folder, cache, database, floors, centre_floor, made, floor_views)
     per_seed = {}
     for seed, part in predictions.groupby("seed", sort=True):
         per_seed[str(seed)] = {name: evaluate_predictions(part.assign(pred=part[column]), classes)
@@ -145,35 +144,47 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
 
 
 _FLOOR_NAMES = {"centre_floor": {True: "centred floor", False: "uncentred floor"},
-                "augment_floor": {True: "floor fitted on every variant", False: "floor fitted on original views"}}
+                "floor_views": {"original": "floor fitted on original views", "mirror": "floor fitted on original and "
+                                "mirrored views", "every": "floor fitted on every variant"}}
+
+
+def _other_floor(vary: str, mine: bool | str) -> bool | str:
+    """The value of ``vary`` the paired bootstrap compares against: the other centring, or the original views."""
+    if vary == "centre_floor":
+        return not mine
+    if mine == "original":
+        raise SystemExit("error: --paired-bootstrap floor_views compares a floor fitted on more views with the "
+                         "original views: give --floor-views mirror or every (or a run that set it)")
+    return "original"
 
 
 def paired_bootstrap(folders: list[Path], cache: Path | None, database: Database | None = None,
                      floors: dict | None = None, centre_floor: bool | None = None, made: dict | None = None,
-                     augment_floor: bool | None = None, vary: str = "centre_floor") -> dict:
+                     floor_views: str | None = None, vary: str = "centre_floor") -> dict:
     """The folders' seeds together (distinct seeds of one recipe), fused with the floor as ``centre_floor`` and
-    ``augment_floor`` set it, against the same networks fused with the floor that differs in ``vary`` alone, the
-    network member alone and each floor alone: each a paired subject bootstrap of the UF1 difference (fused minus
-    the other). ``floors`` and ``made`` as `fused_predictions` keeps them (what `refuse` already made for these
-    folders is not made again)."""
+    ``floor_views`` set it, against the same networks fused with the floor that differs in ``vary`` alone (the
+    other centring, or the original views: `_other_floor`), the network member alone and each floor alone: each a
+    paired subject bootstrap of the UF1 difference (fused minus the other). ``floors`` and ``made`` as
+    `fused_predictions` keeps them (what `refuse` already made for these folders is not made again)."""
     floors = {} if floors is None else floors
     given = floor_settings(Config.load(folders[0] / "config.json"), centre_floor=centre_floor,
-                           augment_floor=augment_floor)
+                           floor_views=floor_views)
+    mine, name = given[vary], _FLOOR_NAMES[vary]
     sides = {}
-    for value in (True, False):
+    for value in (mine, _other_floor(vary, mine)):
         setting = {**given, vary: value}
         parts = [fused_predictions(f, cache, database, floors, setting["centre_floor"], made,
-                                   setting["augment_floor"]) for f in folders]
+                                   setting["floor_views"]) for f in folders]
         sides[value] = pd.concat([p for p, _, _ in parts], ignore_index=True)
         classes = parts[0][1]
-    if sides[True].duplicated(["seed", "row"]).any():  # a row of the clip table, once per seed
+    if sides[mine].duplicated(["seed", "row"]).any():  # a row of the clip table, once per seed
         raise SystemExit(f"error: {', '.join(str(f) for f in folders)}: the folders share a seed; a paired bootstrap "
                          "pools distinct seeds only")
-    mine, name = given[vary], _FLOOR_NAMES[vary]
-    ours, other = sides[mine], sides[not mine]
-    against = {f"fused with the {name[not mine]}": other, "network member": ours.assign(pred=ours["network_pred"]),
+    theirs = _other_floor(vary, mine)
+    ours, other = sides[mine], sides[theirs]
+    against = {f"fused with the {name[theirs]}": other, "network member": ours.assign(pred=ours["network_pred"]),
                f"{name[mine]} alone": ours.assign(pred=ours["floor_pred"]),
-               f"{name[not mine]} alone": other.assign(pred=other["floor_pred"])}
+               f"{name[theirs]} alone": other.assign(pred=other["floor_pred"])}
     return {"fused": f"fused with the {name[mine]}", "seeds": sorted(int(s) for s in ours["seed"].unique()),
             "against": {label: paired_subject_bootstrap(ours, b, classes) for label, b in against.items()}}
 
@@ -232,9 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the rows already in --json and pool their seeds with this folder's")
     parser.add_argument("--centre-floor", action=argparse.BooleanOptionalAction, default=None,
                         help="refit the floor on each map centred on its own median (or not); default: as the run did")
-    parser.add_argument("--augment-floor", action=argparse.BooleanOptionalAction, default=None,
-                        help="refit the floor on every augmentation variant of its training clips (or on their "
-                             "original views only); default: as the run did")
+    parser.add_argument("--floor-views", choices=FLOOR_VIEWS,
+                        help="refit the floor on these views of each training clip (original, with its mirror, or "
+                             "every augmentation variant); default: as the run did")
     parser.add_argument("--paired-bootstrap", nargs="?", const="centre_floor", choices=FLOOR_SETTINGS,
                         help="compare the folders' seeds together, subject by subject, with the floor that differs in "
                              "this setting (default centre_floor) and each member alone (written under "
@@ -246,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     made: dict = {}  # and each folder's fused predictions are read and made once for each floor
     for folder in args.folders:
         figures = refuse(folder, args.cache, floors=floors, centre_floor=args.centre_floor, made=made,
-                         augment_floor=args.augment_floor)
+                         floor_views=args.floor_views)
         print(folder.name)
         for name, block in (("fused", figures["fused"]), *figures["members"].items()):
             print(f"  {name:<8}" + "  ".join(f"{k} {block[k]['mean']:.4f} +- {block[k]['std']:.4f}"
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(written, indent=2) + "\n")
     if args.paired_bootstrap:
         paired = paired_bootstrap(args.folders, args.cache, floors=floors, centre_floor=args.centre_floor, made=made,
-                                  augment_floor=args.augment_floor, vary=args.paired_bootstrap)
+                                  floor_views=args.floor_views, vary=args.paired_bootstrap)
         print(f"{paired['fused']}, seeds {paired['seeds']}, against (UF1 difference, 95 % interval over subjects):")
         for label, b in paired["against"].items():
             print(f"  {label:<31} {b['uf1_difference']:+.4f} [{b['ci_low']:+.4f}, {b['ci_high']:+.4f}], above zero "

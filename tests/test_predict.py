@@ -247,8 +247,8 @@ def test_a_saved_centred_floor_reads_each_map_centred():
     assert not np.allclose(uncentred.fuse(network, {"uvs": clip + 30}), expected, atol=1e-3)
 
 
-def test_a_final_model_with_augment_floor_carries_the_floor_fitted_on_every_variant(synth_db_3, tmp_path):
-    """``augment_floor``: the floor a model file carries is fitted on every augmentation variant of every clip, as
+def test_a_final_model_with_floor_views_carries_the_floor_fitted_on_every_variant(synth_db_3, tmp_path):
+    """``floor_views`` every: the floor a model file carries is fitted on every augmentation variant of every clip, as
     in each fold, and differs from the floor of the original views alone."""
     from tscnn.fold import fit_floor
     from tscnn.models.linear import floor_tensors_proba
@@ -256,13 +256,13 @@ def test_a_final_model_with_augment_floor_carries_the_floor_fitted_on_every_vari
     from tscnn.preprocessing.prepare import PrepSettings, prepare
 
     config = from_preset("demo-sgd", streams=("dt",), max_epochs=1, root="unused", fuse_linear=True,
-                         augment_floor=True)
+                         floor_views="every")
     path = train_final_model(config, tmp_path / "model", tmp_path / "cache", database=synth_db_3, progress=False)
     floor = load_saved_model(path).floor
     prepared = prepare(synth_db_3.table, PrepSettings.from_config(config), tmp_path / "cache", progress=False,
                        streams=("dt", "uvs"))
     labels, every = prepared.table["label"].to_numpy(), np.arange(len(prepared.table))
-    fitted, features = fit_floor({"uvs": prepared.arrays["uvs"]}, labels, every, augment=True)
+    fitted, features = fit_floor({"uvs": prepared.arrays["uvs"]}, labels, every, views="every")
     plain, _ = fit_floor({"uvs": prepared.arrays["uvs"]}, labels, every)
     np.testing.assert_allclose(floor_tensors_proba(floor, features, 5), fitted.predict_proba(features), atol=1e-6)
     assert np.abs(fitted.predict_proba(features) - plain.predict_proba(features)).max() > 1e-3

@@ -375,27 +375,35 @@ def test_fusion_with_the_floor_is_the_mean_of_the_unchanged_network_and_the_floo
         check_config(replace(config_for("linear"), fuse_linear=True))
 
 
-def test_fit_set_gives_every_variant_of_each_clip_a_row_of_its_own():
-    """Hand-made maps: 2 clips x 3 variants of one 1 x 2 map; rows are clip by clip, the labels repeated."""
+def test_fit_set_gives_each_chosen_view_of_each_clip_a_row_of_its_own():
+    """Hand-made maps: 2 clips x 3 variants (variant 1 the mirror, as in AUGMENTATIONS) of one 1 x 2 map; rows are
+    clip by clip, the labels repeated."""
     from tscnn.fold import fit_set
     from tscnn.models.linear import pixel_features
+    from tscnn.preprocessing.streams import AUGMENTATIONS
 
+    assert AUGMENTATIONS[:2] == ((False, 0.0), (True, 0.0))
     maps = np.arange(12, dtype=np.float16).reshape(2, 3, 1, 1, 2)  # clip c, variant v: [6c + 2v, 6c + 2v + 1]
     labels = np.array([4, 7])
-    x, y = fit_set(pixel_features, {"uvs": maps}, labels, np.array([1]), every_variant=True)
+    x, y = fit_set(pixel_features, {"uvs": maps}, labels, np.array([1]), "every")
     np.testing.assert_array_equal(x, [[6, 7], [8, 9], [10, 11]])
     assert y.tolist() == [7, 7, 7] and x.dtype == np.float32
+    x, y = fit_set(pixel_features, {"uvs": maps}, labels, np.array([0, 1]), "mirror")
+    np.testing.assert_array_equal(x, [[0, 1], [2, 3], [6, 7], [8, 9]])
+    assert y.tolist() == [4, 4, 7, 7]
     x, y = fit_set(pixel_features, {"uvs": maps}, labels, np.array([0, 1]))
     np.testing.assert_array_equal(x, [[0, 1], [6, 7]])
     assert y.tolist() == [4, 7]
     with pytest.raises(ValueError, match=r"different numbers of variants \(\[1, 3\]\)"):
-        fit_set(pixel_features, {"uvs": maps, "dt": maps[:, :1]}, labels, np.array([0]), every_variant=True)
+        fit_set(pixel_features, {"uvs": maps, "dt": maps[:, :1]}, labels, np.array([0]), "every")
+    with pytest.raises(ValueError, match="floor_views 'mirror' needs the augmentation variants of each clip"):
+        fit_set(pixel_features, {"uvs": maps[:, :1]}, labels, np.array([0]), "mirror")
 
 
-def test_augment_floor_fits_the_floor_on_every_variant_of_its_training_clips(flows, tmp_path):
-    """augment_floor: the floor, fused or alone, is fitted on the ten augmentation variants of each training clip
-    (fitted by hand here, variant by variant) and predicts each test clip's original view; the network trains
-    exactly as without it."""
+def test_floor_views_fit_the_floor_on_more_views_of_its_training_clips(flows, tmp_path):
+    """floor_views: the floor, fused or alone, is fitted on the ten augmentation variants of each training clip
+    (``every``) or on the original and its mirror (``mirror``), fitted by hand here view by view, and predicts each
+    test clip's original view; the network trains exactly as without it."""
     from tscnn.models.linear import centred_maps, linear_classifier
     from tscnn.preprocessing.prepare import PrepSettings, prepare
 
@@ -404,11 +412,13 @@ def test_augment_floor_fits_the_floor_on_every_variant_of_its_training_clips(flo
     fused_config = replace(config_for("tscnn", "tscnn-plus", **settings), bf16=False, channels_last=False)
     assert fused_config.augment
     run_experiment(fused_config, tmp_path / "fused", tmp_path / "cache", progress=False)
-    augmented = run_experiment(replace(fused_config, augment_floor=True), tmp_path / "augmented", tmp_path / "cache",
-                               progress=False)
+    augmented = run_experiment(replace(fused_config, floor_views="every"), tmp_path / "augmented",
+                               tmp_path / "cache", progress=False)
+    run_experiment(replace(fused_config, floor_views="mirror"), tmp_path / "mirror", tmp_path / "cache",
+                   progress=False)
     assert "every augmentation variant of each" in augmented.metrics["fusion"]
     floor_config = config_for("linear", dataset="flowfolder", root=str(flows), classes="all", centre_floor=True,
-                              augment_floor=True)
+                              floor_views="every")
     floor_pred = run_experiment(floor_config, tmp_path / "floor", tmp_path / "cache",
                                 progress=False).predictions.set_index("clip")["pred"]
     prepared = prepare(read_flowfolder(flows).table, PrepSettings(size=28, augment=True), progress=False,
@@ -431,8 +441,13 @@ def test_augment_floor_fits_the_floor_on_every_variant_of_its_training_clips(flo
         np.testing.assert_allclose(record["floor_proba"], by_hand, atol=1e-4)
         assert np.abs(by_hand - np.asarray(plain["floor_proba"])).max() > 1e-3  # ten views fit another floor
         assert (by_hand.argmax(1) == floor_pred.loc[prepared.table["clip"].iloc[rows]].to_numpy()).all()
-    with pytest.raises(ValueError, match="augment_floor fits the floor on each clip's augmentation variants"):
-        replace(fused_config, augment=False, augment_floor=True)
+        mirror = json.loads((tmp_path / "mirror" / "seed_0" / "folds" / path.name).read_text())
+        assert mirror["network_proba"] == plain["network_proba"]
+        two_views = linear_classifier().fit(np.concatenate([features(train, 0), features(train, 1)]),
+                                            np.tile(labels[train], 2))
+        np.testing.assert_allclose(mirror["floor_proba"], two_views.predict_proba(features(rows, 0)), atol=1e-4)
+    with pytest.raises(ValueError, match="floor_views 'every' fits the floor on augmentation variants of each clip"):
+        replace(fused_config, augment=False, floor_views="every")
 
 
 def test_mixup_trains_on_the_convex_mix_of_paired_clips(arrays_and_labels, monkeypatch):
@@ -573,10 +588,10 @@ def test_features_models_run_in_the_same_protocol(flows, tmp_path):
     (["--model", "linear", "--fuse-linear"], "fuse_linear averages a network's probabilities"),
     (["--model", "ststnet", "--streams", "uvs", "--centre-floor"], "centre_floor centres the linear floor's maps; "
                                                                    "model ststnet has no floor"),
-    (["--model", "ststnet", "--streams", "uvs", "--augment", "--augment-floor"],
-     "augment_floor fits the linear floor on augmentation variants; model ststnet has no floor"),
-    (["--model", "ststnet", "--streams", "uvs", "--augment-floor"],
-     "augment_floor fits the floor on each clip's augmentation variants, which only augment prepares"),
+    (["--model", "ststnet", "--streams", "uvs", "--augment", "--floor-views", "mirror"],
+     "floor_views fits the linear floor on augmentation variants; model ststnet has no floor"),
+    (["--model", "ststnet", "--streams", "uvs", "--floor-views", "every"],
+     "floor_views 'every' fits the floor on augmentation variants of each clip, which only augment prepares"),
 ])
 def test_bad_options_fail_before_any_work(flows, tmp_path, capsys, option, message):
     out = tmp_path / "never"

@@ -83,26 +83,28 @@ def test_refusing_a_current_run_gives_its_own_figures(benchmark_script, synth_db
                                       centre_floor=False)
     assert reverse["against"]["fused with the centred floor"]["uf1_difference"] == pytest.approx(
         -versus["uf1_difference"])
-    # augment_floor: the floor fitted on every augmentation variant of the training clips, on the same networks
+    # floor_views every: the floor fitted on every augmentation variant of the training clips, on the same networks
     assert config.augment
-    augmented = run_experiment(replace(config, augment_floor=True), tmp_path / "augmented", tmp_path / "cache",
+    augmented = run_experiment(replace(config, floor_views="every"), tmp_path / "augmented", tmp_path / "cache",
                                database=db, progress=False)
     refused_augmented = script.refuse(tmp_path / "fused", tmp_path / "cache", database=db, floors=floors,
-                                      augment_floor=True)
-    assert refused_augmented["recipe"] == {**figures["recipe"], "augment_floor": True}
-    assert figures["recipe"]["augment_floor"] is False
+                                      floor_views="every")
+    assert refused_augmented["recipe"] == {**figures["recipe"], "floor_views": "every"}
+    assert figures["recipe"]["floor_views"] == "original"
     for key in ("accuracy", "uf1", "uar"):
         assert refused_augmented["fused"][key]["mean"] == pytest.approx(
             augmented.metrics["mean_std_over_seeds"][key]["mean"])
         assert refused_augmented["members"]["floor"][key]["mean"] == pytest.approx(
             augmented.metrics["fused_members"]["floor"][key]["mean"])
     by_variants = script.paired_bootstrap([tmp_path / "fused"], tmp_path / "cache", database=db, floors=floors,
-                                          augment_floor=True, vary="augment_floor")
+                                          floor_views="every", vary="floor_views")
     assert by_variants["fused"] == "fused with the floor fitted on every variant"
     assert by_variants["against"]["fused with the floor fitted on original views"]["uf1_difference"] == pytest.approx(
         refused_augmented["fused"]["uf1"]["mean"] - figures["fused"]["uf1"]["mean"])
     assert by_variants["against"]["floor fitted on original views alone"]["uf1_difference"] == pytest.approx(
         refused_augmented["fused"]["uf1"]["mean"] - figures["members"]["floor"]["uf1"]["mean"])
+    with pytest.raises(SystemExit, match="compares a floor fitted on more views with the original views"):
+        script.paired_bootstrap([tmp_path / "fused"], tmp_path / "cache", database=db, vary="floor_views")
     with pytest.raises(SystemExit, match="plain: the folders share a seed"):
         script.paired_bootstrap([tmp_path / "fused", tmp_path / "plain"], tmp_path / "cache", database=db)
     empty = tmp_path / "empty"  # a run stopped before its first fold: its folder has no fold record yet

@@ -108,6 +108,6 @@ def train_final_model(config: Config, out: str | Path, cache_dir: str | Path | N
             "history": result.history}
     # --fuse-linear: the floor learns from every clip the network saw (as in each LOSO fold) and travels with it.
     floor = floor_tensors(fit_floor(floor_arrays(prepared), labels, np.sort(np.concatenate([train, val])),
-                                    config.centre_floor, config.augment_floor)[0]) \
+                                    config.centre_floor, config.floor_views)[0]) \
         if config.fuse_linear else None
     return save_model(Path(out) / "model.pt", result.model, config, db.classes, meta, floor)

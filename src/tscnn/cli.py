@@ -36,7 +36,16 @@ EXAMPLES = """examples:
 
 def _choices() -> dict[str, list[str]]:
     """The names each option accepts, from the one place that defines them."""
-    from tscnn.config import AUGMENT_MODES, FACE_ALIGN, OPTIMIZERS, PRESETS, PROTOCOLS, SCHEDULES, SELECTIONS
+    from tscnn.config import (
+        AUGMENT_MODES,
+        FACE_ALIGN,
+        FLOOR_VIEWS,
+        OPTIMIZERS,
+        PRESETS,
+        PROTOCOLS,
+        SCHEDULES,
+        SELECTIONS,
+    )
     from tscnn.datasets import READERS
     from tscnn.datasets.base import APEX_FALLBACKS
     from tscnn.models import MODELS
@@ -45,7 +54,7 @@ def _choices() -> dict[str, list[str]]:
     return {"model": sorted(MODELS), "dataset": sorted(READERS), "preset": sorted(PRESETS),
             "flow": list(FLOW_METHODS), "selection": list(SELECTIONS), "optimizer": list(OPTIMIZERS),
             "schedule": list(SCHEDULES), "augment_mode": list(AUGMENT_MODES), "protocol": list(PROTOCOLS),
-            "apex_fallback": list(APEX_FALLBACKS), "face_align": list(FACE_ALIGN)}
+            "apex_fallback": list(APEX_FALLBACKS), "face_align": list(FACE_ALIGN), "floor_views": list(FLOOR_VIEWS)}
 
 
 CHOICES = _choices()

@@ -25,6 +25,10 @@ SELECTIONS = ("val_loss", "fixed", "test_leaky")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 AUGMENT_MODES = ("expand", "sample")
+FLOOR_VIEWS = ("original", "mirror", "every")
+FLOOR_VIEW_WORDS = {"original": "", "mirror": ", each with its mirror",
+                    "every": ", every augmentation variant of each"}
+"""What a report adds after "fitted on the same training clips" for each ``floor_views``."""
 PROTOCOLS = tuple(PROTOCOL_SPECS)  # the registry of tscnn.protocol_specs
 TEACHERS = ("", "fer")  # distillation teachers of the static stream: tscnn.teachers
 FACE_ALIGN = ("auto", "landmarks", "haar")  # how faces are cut: tscnn.preprocessing.align
@@ -165,7 +169,7 @@ class Config:
     tta_flip: bool = False  # predict with the mean of the clip's and its mirror's probabilities (needs augment)
     fuse_linear: bool = False  # a network's probabilities averaged with the linear floor's, fitted on the same clips
     centre_floor: bool = False  # the linear floor (alone or fused): each of its maps minus its own median
-    augment_floor: bool = False  # the linear floor (alone or fused) fits every augmentation variant of its clips
+    floor_views: str = "original"  # the linear floor fits each clip's original view, its mirror too, or every variant
     # Protocol: loso (leave-one-subject-out) or cross (train on train_datasets, test on test_datasets).
     protocol: str = "loso"
     train_datasets: tuple[str, ...] = ()
@@ -189,9 +193,9 @@ class Config:
         if self.tta_flip and not self.augment:
             raise ValueError("tta_flip averages a clip with its mirrored variant, which only augment prepares: "
                              "set augment, or turn tta_flip off")
-        if self.augment_floor and not self.augment:
-            raise ValueError("augment_floor fits the floor on each clip's augmentation variants, which only augment "
-                             "prepares: set augment, or turn augment_floor off")
+        if self.floor_views != "original" and not self.augment:
+            raise ValueError(f"floor_views {self.floor_views!r} fits the floor on augmentation variants of each clip, "
+                             "which only augment prepares: set augment, or floor_views 'original'")
         if self.pretrained_dense and not self.pretrained:
             raise ValueError("pretrained_dense loads Dense 1 from the pre-trained weights: give --pretrained too")
         if self.average_last and self.selection != "fixed":
@@ -258,6 +262,7 @@ DOMAINS: dict[str, Domain] = {
     "optimizer": Domain(choices=OPTIMIZERS),
     "schedule": Domain(choices=SCHEDULES),
     "augment_mode": Domain(choices=AUGMENT_MODES),
+    "floor_views": Domain(choices=FLOOR_VIEWS),
     "average_last": NON_NEGATIVE,
     "mixup": Domain(low=0, note="mixup is the alpha of a Beta distribution (0 = off)"),
     "protocol": Domain(choices=PROTOCOLS),
@@ -405,9 +410,9 @@ FIELD_HELP: dict[str, str] = {
                    "input pixels + logistic regression, fitted on the same training clips), equal weights",
     "centre_floor": "the linear floor (--model linear, or the floor of --fuse-linear): centre each of its maps (u, v, "
                     "strain) on its own median before standardising, as --centre-flow does for TSCNN",
-    "augment_floor": "the linear floor (--model linear, or the floor of --fuse-linear): fit it on every augmentation "
-                     "variant of its training clips (flip, +-5, +-10 degrees: the views the network trains on), "
-                     "not only their original views; it still predicts each clip's original view",
+    "floor_views": "the views of each training clip the linear floor (--model linear, or the floor of --fuse-linear) "
+                   "fits: original; mirror (the original and its mirror); every (the ten augmentation variants: "
+                   "mirror, +-5, +-10 degrees). It always predicts each clip's original view",
     "protocol": "; ".join(f"{name}: {spec.help}" for name, spec in PROTOCOL_SPECS.items()),
     "train_datasets": "cross protocol: databases trained on",
     "test_datasets": "cross protocol: databases tested on",
@@ -437,7 +442,7 @@ RECIPE_FIELDS: tuple[str, ...] = (
     "scale_flow", "pretrained", "pretrained_dense", "teacher", "teacher_weight", "au_weight", "lr", "momentum",
     "nesterov", "weight_decay", "batch_size", "max_epochs", "patience", "selection", "val_fraction", "optimizer",
     "schedule", "class_balanced", "average_last", "mixup", "tta_flip", "fuse_linear", "centre_floor",
-    "augment_floor")
+    "floor_views")
 """The settings a training recipe fixes (what a preset may set); the others (data, preparation of the
 frames, streams, protocol, seeds, machine) belong to the run."""
 

@@ -19,6 +19,7 @@ from tscnn.config import Config
 from tscnn.models import get_model
 from tscnn.models.linear import FLOOR_STREAMS, floor_features
 from tscnn.preprocessing.prepare import Prepared
+from tscnn.preprocessing.streams import AUGMENTATIONS
 from tscnn.protocol_specs import get_protocol
 from tscnn.protocols import Fold
 from tscnn.run_facts import code_version
@@ -48,7 +49,7 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
         classifier = spec.classifier()
         with contextlib.suppress(ValueError):
             classifier.set_params(**{k: seed for k in classifier.get_params() if k.endswith("random_state")})
-        classifier.fit(*fit_set(features_of, arrays, labels, fit_rows, config.augment_floor))
+        classifier.fit(*fit_set(features_of, arrays, labels, fit_rows, config.floor_views))
         pred = classifier.predict(features_of(original_views(arrays, fold.test)))
         proba = np.eye(num_classes)[pred]
         history, chosen, leaky_epoch, leaky_proba = [], 0, 0, proba
@@ -63,7 +64,7 @@ def run_fold(config: Config, prepared: Prepared, labels: np.ndarray, num_classes
     fused = {}
     if config.fuse_linear:
         floor = floor_proba(floor_arrays(prepared), labels, np.sort(np.concatenate([fold.train, fold.val])), fold.test,
-                            num_classes, centre=config.centre_floor, augment=config.augment_floor)
+                            num_classes, centre=config.centre_floor, views=config.floor_views)
         fused = {"network_proba": np.round(proba, 6).tolist(), "floor_proba": np.round(floor, 6).tolist()}
         proba, leaky_proba = (proba + floor) / 2, (leaky_proba + floor) / 2
     table = prepared.table
@@ -94,36 +95,45 @@ def original_views(arrays: dict[str, np.ndarray], rows: np.ndarray) -> dict[str,
     return {s: a[rows, 0].astype(np.float32) for s, a in arrays.items()}
 
 
+_MIRROR = AUGMENTATIONS.index((True, 0.0))  # the variant index of the mirrored original
+
+
 def fit_set(features_of: Callable[[dict[str, np.ndarray]], np.ndarray], arrays: dict[str, np.ndarray],
-            labels: np.ndarray, fit_rows: np.ndarray, every_variant: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels a features model fits on: each fit row's original view, or with ``every_variant``
-    (the setting ``augment_floor``) each of its augmentation variants (flip, rotations) as a row of its own,
-    the views the network trains on, in table order, each clip's variants together."""
-    if not every_variant:
+            labels: np.ndarray, fit_rows: np.ndarray, views: str = "original") -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels a features model fits on: each fit row's original view, or (the setting
+    ``floor_views``) with ``mirror`` also its mirror, with ``every`` each of its augmentation variants (mirror,
+    rotations: the views the network trains on), each a row of its own, in table order, each clip's views together."""
+    if views == "original":
         return features_of(original_views(arrays, fit_rows)), labels[fit_rows]
     variants = {a.shape[1] for a in arrays.values()}
     if len(variants) != 1:
-        raise ValueError(f"augment_floor: the floor's streams hold different numbers of variants ({sorted(variants)})")
-    views = {s: a[fit_rows].reshape(-1, *a.shape[2:]).astype(np.float32) for s, a in arrays.items()}
-    return features_of(views), np.repeat(labels[fit_rows], variants.pop())
+        raise ValueError(f"floor_views {views!r}: the floor's streams hold different numbers of variants "
+                         f"({sorted(variants)})")
+    count = variants.pop()
+    chosen = [0, _MIRROR] if views == "mirror" else list(range(count))
+    if count <= max(chosen) or count == 1:
+        raise ValueError(f"floor_views {views!r} needs the augmentation variants of each clip; the prepared inputs "
+                         "hold the original view only (set augment)")
+    picked = {s: a[fit_rows][:, chosen].reshape(-1, *a.shape[2:]).astype(np.float32) for s, a in arrays.items()}
+    return features_of(picked), np.repeat(labels[fit_rows], len(chosen))
 
 
 def fit_floor(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, centre: bool = False,
-              augment: bool = False) -> tuple[object, np.ndarray]:
+              views: str = "original") -> tuple[object, np.ndarray]:
     """The linear floor (the ``linear`` model: standardised pixels of its own maps, u, v and strain, each centred
-    on its own median with ``centre``, + logistic regression) fitted on ``fit_rows`` (their original views, or
-    with ``augment`` every augmentation variant of them: ``fit_set``), and the feature matrix of every clip's
+    on its own median with ``centre``, + logistic regression) fitted on ``fit_rows`` (the ``views`` of each:
+    ``fit_set``), and the feature matrix of every clip's
     original view: the second member of ``fuse_linear``."""
     features_of = partial(floor_features, centre=centre)
-    classifier = get_model("linear").classifier().fit(*fit_set(features_of, arrays, labels, fit_rows, augment))
+    classifier = get_model("linear").classifier().fit(*fit_set(features_of, arrays, labels, fit_rows, views))
     return classifier, features_of(original_views(arrays, np.arange(len(labels))))
 
 
 def floor_proba(arrays: dict[str, np.ndarray], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray,
-                num_classes: int, centre: bool = False, augment: bool = False) -> np.ndarray:
+                num_classes: int, centre: bool = False, views: str = "original") -> np.ndarray:
     """Class probabilities of the floor fitted on ``fit_rows`` (``fit_floor``) for ``test_rows``; a class absent
     from the fitted rows gets probability 0."""
-    classifier, features = fit_floor(arrays, labels, fit_rows, centre, augment)
+    classifier, features = fit_floor(arrays, labels, fit_rows, centre, views)
     proba = np.zeros((len(test_rows), num_classes))
     proba[:, classifier.classes_] = classifier.predict_proba(features[test_rows])
     return proba

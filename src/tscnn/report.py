@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from tscnn.config import Config  # noqa: E402
+from tscnn.config import FLOOR_VIEW_WORDS, Config  # noqa: E402
 from tscnn.datasets.base import left_out_line  # noqa: E402
 from tscnn.datasets.flowfolder import read_flow_image  # noqa: E402
 from tscnn.html_report import leaky_shadow_to_show, no_curves_reason, write_html_report  # noqa: E402
@@ -187,7 +187,7 @@ def write_report(result: ExperimentResult, config: Config, table: pd.DataFrame |
     model = get_model(config.model)
     shadow = leaky_shadow_to_show(metrics)
     ensemble = metrics.get("seed_ensemble")
-    variants = ", every augmentation variant of each" if config.augment_floor else ""
+    variants = FLOOR_VIEW_WORDS[config.floor_views]
     fusion = ("; each clip predicted by the mean of the network's class probabilities and the linear floor's, "
               f"fitted on the same training clips{variants} (late fusion, --fuse-linear)" if config.fuse_linear else "")
     recipe = (f"preset `{config.preset}` (optimizer {config.optimizer}, batch {config.batch_size}, lr {config.lr}, "

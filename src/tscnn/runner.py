@@ -16,7 +16,7 @@ import torch
 from tscnn.action_units import require_action_units
 from tscnn.backends import import_ray, run_fold_jobs
 from tscnn.checkpoints import SYNTHETIC_MICRO, read_pretrained
-from tscnn.config import PRESETS, Config, from_preset
+from tscnn.config import FLOOR_VIEW_WORDS, PRESETS, Config, from_preset
 from tscnn.datasets import Database, load_database
 from tscnn.datasets.apeximages import attach_apex_images
 from tscnn.fold import FUSED_MEMBERS, FoldJob, check_stored_fold, fold_predictions, make_folds
@@ -118,7 +118,6 @@ def seed_ensemble(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 _SEED_METRICS = ("accuracy", "uf1", "uar", "fold_mean_f1", "fold_mean_accuracy")
-_FLOOR_VARIANTS = ", every augmentation variant of each (augment_floor)"
 
 
 def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_classes: int) -> dict:
@@ -137,7 +136,7 @@ def summarise(predictions: pd.DataFrame, config: Config, db: Database, num_class
         + (f", learning curve: each fold learns from a share {config.train_fraction:g} of its training subjects"
            if config.train_fraction < 1 else ""),
         **({"fusion": "each clip's class probabilities are the mean of the network's and the linear floor's "
-                      f"(fitted on the same training clips{_FLOOR_VARIANTS if config.augment_floor else ''}); the "
+                      f"(fitted on the same training clips{FLOOR_VIEW_WORDS[config.floor_views]}); the "
                       "fold records keep both members' probabilities"}
            if config.fuse_linear else {}),
         "selection": config.selection, "leaky": config.leaky,
@@ -224,8 +223,8 @@ def check_config(config: Config, local_device: bool = True) -> None:
         raise ValueError(f"au_weight trains an auxiliary head on TSCNN's super feature vector; model {config.model} "
                          "has none (use --model tscnn)")
     for setting, does in (("centre_floor", "centres the linear floor's maps"),
-                          ("augment_floor", "fits the linear floor on augmentation variants")):
-        if getattr(config, setting) and not (spec.centred_features or config.fuse_linear):
+                          ("floor_views", "fits the linear floor on augmentation variants")):
+        if getattr(config, setting) not in (False, "original") and not (spec.centred_features or config.fuse_linear):
             raise ValueError(f"{setting} {does}; model {config.model} has no floor: run --model linear or fuse a "
                              "network with the floor (--fuse-linear)")
     if config.fuse_linear and not spec.fuses_with_floor:
