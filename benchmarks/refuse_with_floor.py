@@ -144,8 +144,9 @@ def refuse(folder: Path, cache: Path | None, database: Database | None = None, f
 
 
 _FLOOR_NAMES = {"centre_floor": {True: "centred floor", False: "uncentred floor"},
-                "floor_views": {"original": "floor fitted on original views", "mirror": "floor fitted on original and "
-                                "mirrored views", "every": "floor fitted on every variant"}}
+                "floor_views": {"original": "floor fitted on original views",
+                                "mirror": "floor fitted on original and mirrored views",
+                                "every": "floor fitted on every variant"}}
 
 
 def _other_floor(vary: str, mine: bool | str) -> bool | str:
@@ -169,9 +170,9 @@ def paired_bootstrap(folders: list[Path], cache: Path | None, database: Database
     floors = {} if floors is None else floors
     given = floor_settings(Config.load(folders[0] / "config.json"), centre_floor=centre_floor,
                            floor_views=floor_views)
-    mine, name = given[vary], _FLOOR_NAMES[vary]
+    mine, theirs, name = given[vary], _other_floor(vary, given[vary]), _FLOOR_NAMES[vary]
     sides = {}
-    for value in (mine, _other_floor(vary, mine)):
+    for value in (mine, theirs):
         setting = {**given, vary: value}
         parts = [fused_predictions(f, cache, database, floors, setting["centre_floor"], made,
                                    setting["floor_views"]) for f in folders]
@@ -180,7 +181,6 @@ def paired_bootstrap(folders: list[Path], cache: Path | None, database: Database
     if sides[mine].duplicated(["seed", "row"]).any():  # a row of the clip table, once per seed
         raise SystemExit(f"error: {', '.join(str(f) for f in folders)}: the folders share a seed; a paired bootstrap "
                          "pools distinct seeds only")
-    theirs = _other_floor(vary, mine)
     ours, other = sides[mine], sides[theirs]
     against = {f"fused with the {name[theirs]}": other, "network member": ours.assign(pred=ours["network_pred"]),
                f"{name[mine]} alone": ours.assign(pred=ours["floor_pred"]),
