@@ -19,25 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.metrics import evaluate_predictions, paired_subject_bootstrap
+from tscnn.metrics import PREDICTION_KEY, evaluate_predictions, paired_subject_bootstrap, read_run_predictions
 
 READINGS = {"prediction": "pred", "network member": "network_pred", "leaky shadow": "leaky_pred"}
 """What a predictions file may hold (the name printed, its column): the run's answer, a fused run's network member
 alone, and the leaky shadow (each fold's epoch chosen on its test subject: not a result)."""
-_KEY = ["seed", "dataset", "subject", "clip"]
-
-
-def read_predictions(folder: Path) -> tuple[pd.DataFrame, int]:
-    """A finished run's predictions and its number of classes (the ``p_<class>`` columns); one line naming the
-    folder when it has none."""
-    path = folder / "predictions.csv"
-    if not path.is_file():
-        raise SystemExit(f"error: {folder}: no predictions.csv (an unfinished run writes it when its seeds are done)")
-    table = pd.read_csv(path)
-    missing = [c for c in (*_KEY, "label", "pred") if c not in table.columns]
-    if missing:
-        raise SystemExit(f"error: {path}: not a predictions file (no {', '.join(missing)} column)")
-    return table, sum(c.startswith("p_") for c in table.columns)
 
 
 def per_seed_uf1(table: pd.DataFrame, classes: int) -> dict[str, dict[int, float]]:
@@ -50,14 +36,15 @@ def per_seed_uf1(table: pd.DataFrame, classes: int) -> dict[str, dict[int, float
 def compare(a: Path, b: Path) -> dict:
     """Per-seed UF1 of both folders, and over their shared seeds the paired subject bootstrap of A minus B for
     each reading both hold. Refused in one line when the folders share no seed or did not test the same clips."""
-    (whole_a, classes), (whole_b, classes_b) = read_predictions(a), read_predictions(b)
+    (whole_a, classes), (whole_b, classes_b) = read_run_predictions(a), read_run_predictions(b)
     if classes != classes_b:
         raise SystemExit(f"error: {a}, {b}: {classes} and {classes_b} classes: not runs of one database")
     shared = sorted(set(whole_a["seed"]) & set(whole_b["seed"]))
     if not shared:
         raise SystemExit(f"error: {a}, {b}: no seed in common; a paired comparison needs the same seeds")
-    first, second = (t[t["seed"].isin(shared)].sort_values(_KEY).reset_index(drop=True) for t in (whole_a, whole_b))
-    if not first[_KEY + ["label"]].equals(second[_KEY + ["label"]]):
+    first, second = (t[t["seed"].isin(shared)].sort_values(PREDICTION_KEY).reset_index(drop=True)
+                     for t in (whole_a, whole_b))
+    if not first[PREDICTION_KEY + ["label"]].equals(second[PREDICTION_KEY + ["label"]]):
         raise SystemExit(f"error: {a}, {b}: the runs did not test the same clips with the same labels")
     both = [name for name, column in READINGS.items() if column in first.columns and column in second.columns]
     bootstrap = {name: paired_subject_bootstrap(first.assign(pred=first[READINGS[name]]),

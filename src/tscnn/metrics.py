@@ -5,6 +5,8 @@ UF1 is the macro F1 over the classes present in the ground truth; UAR is the mac
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
@@ -39,6 +41,23 @@ def evaluate_predictions(predictions: pd.DataFrame, num_classes: int) -> dict:
             for name, part in predictions.groupby("dataset")
         }
     return result
+
+
+PREDICTION_KEY = ["seed", "dataset", "subject", "clip"]
+"""What names one row of a run's ``predictions.csv``: a clip of one seed."""
+
+
+def read_run_predictions(folder: Path) -> tuple[pd.DataFrame, int]:
+    """A finished run's ``predictions.csv`` and its number of classes (the ``p_<class>`` columns), for scripts that
+    set finished runs side by side; one line naming the folder when it has none, or the file when it is not one."""
+    path = folder / "predictions.csv"
+    if not path.is_file():
+        raise SystemExit(f"error: {folder}: no predictions.csv (an unfinished run writes it when its seeds are done)")
+    table = pd.read_csv(path)
+    missing = [c for c in (*PREDICTION_KEY, "label", "pred") if c not in table.columns]
+    if missing:
+        raise SystemExit(f"error: {path}: not a predictions file (no {', '.join(missing)} column)")
+    return table, sum(c.startswith("p_") for c in table.columns)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

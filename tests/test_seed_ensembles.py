@@ -1,0 +1,72 @@
+"""benchmarks/seed_ensembles.py: the ensembles of every k seeds of one recipe, from finished runs' predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+CLIPS = [("s1", "c1", 0), ("s1", "c2", 1), ("s2", "c3", 0), ("s2", "c4", 1)]
+# Probability of class "a" (class 0) per clip and seed; each seed alone predicts one clip wrong (UF1 11/15).
+P_A = {0: [0.9, 0.6, 0.8, 0.3], 1: [0.3, 0.2, 0.9, 0.2], 2: [0.6, 0.1, 0.05, 0.1]}
+
+
+def run_folder(root: Path, name: str, seeds: list[int], extra_class: bool = False) -> Path:
+    """A results folder whose predictions.csv holds the 4 clips of CLIPS (2 classes) for each of ``seeds``."""
+    rows = []
+    for seed in seeds:
+        for (subject, clip, label), p_a in zip(CLIPS, P_A[seed], strict=True):
+            rows.append({"dataset": "casme2", "subject": subject, "clip": clip, "label": label,
+                         "pred": int(p_a < 0.5), "p_a": p_a, "p_b": 1 - p_a, "seed": seed, "fold": subject,
+                         **({"p_c": 0.0} if extra_class else {})})
+    folder = root / name
+    folder.mkdir()
+    pd.DataFrame(rows).sample(frac=1.0, random_state=1).to_csv(folder / "predictions.csv", index=False)  # any order
+    return folder
+
+
+def test_every_subset_of_seeds_is_scored_as_computed_by_hand(benchmark_script, tmp_path):
+    script = benchmark_script("seed_ensembles")
+    table, classes = script.pooled_seeds([run_folder(tmp_path, "a", [0, 1]), run_folder(tmp_path, "b", [2])])
+    assert classes == 2
+    one, two, three = script.subset_ensembles(table, classes)
+    assert (one["subsets"], two["subsets"], three["subsets"]) == (3, 3, 1)
+    assert one["uf1_mean"] == pytest.approx(11 / 15) and one["uf1_min"] == one["uf1_max"]
+    # pairs: {0, 1} predicts every clip right (1), {0, 2} misses c3 (11/15), {1, 2} predicts class 1 everywhere:
+    # class 0 F1 0, class 1 F1 2*2 / (2*2 + 2) = 2/3, UF1 1/3
+    assert (two["uf1_min"], two["uf1_max"]) == (pytest.approx(1 / 3), pytest.approx(1.0))
+    assert two["uf1_mean"] == pytest.approx((1 + 11 / 15 + 1 / 3) / 3)
+    assert two["uf1_gain_over_one_seed"] == pytest.approx(two["uf1_mean"] - 11 / 15)
+    assert three["uf1_mean"] == pytest.approx(1.0)  # mean p_a 0.6, 0.3, 0.58, 0.2: every clip right
+    assert three["uar_mean"] == pytest.approx(1.0)
+
+
+def test_seeds_that_cannot_be_pooled_are_refused_in_one_line(benchmark_script, tmp_path):
+    script = benchmark_script("seed_ensembles")
+    a = run_folder(tmp_path, "a", [0, 1])
+    with pytest.raises(SystemExit, match=r"again: seed 1 is also in .*a; give each seed once"):
+        script.pooled_seeds([a, run_folder(tmp_path, "again", [1, 2])])
+    with pytest.raises(SystemExit, match=r"\[2, 3\] classes: not runs of one database"):
+        script.pooled_seeds([a, run_folder(tmp_path, "three", [2], extra_class=True)])
+    other = run_folder(tmp_path, "other", [2])
+    table = pd.read_csv(other / "predictions.csv")
+    table.loc[table["clip"] == "c4", "label"] = 0
+    table.to_csv(other / "predictions.csv", index=False)
+    with pytest.raises(SystemExit, match="other: seed 2 did not test the same clips with the same labels as seed 0"):
+        script.pooled_seeds([a, other])
+    (tmp_path / "unfinished").mkdir()
+    with pytest.raises(SystemExit, match=r"unfinished: no predictions.csv"):
+        script.pooled_seeds([a, tmp_path / "unfinished"])
+
+
+def test_the_command_prints_a_row_per_ensemble_size_and_writes_json(benchmark_script, tmp_path, capsys):
+    script = benchmark_script("seed_ensembles")
+    out = tmp_path / "ensembles.json"
+    assert script.main([str(run_folder(tmp_path, "a", [0, 1, 2])), "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].split()[:3] == ["seeds", "subsets", "UF1"]
+    written = json.loads(out.read_text())
+    assert written["seeds"] == [0, 1, 2] and written["clips"] == 4
+    assert [r["seeds_in_ensemble"] for r in written["ensembles"]] == [1, 2, 3]
