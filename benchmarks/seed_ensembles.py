@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         settings = args.folders[0] / "config.json"  # the recipe, as its first folder's run stored it
         result = {"date": datetime.date.today().isoformat(), "folders": [f.name for f in args.folders],
-                  "settings": json.loads(settings.read_text()) if settings.is_file() else None, "seeds": sorted(int(s) for s in set(table["seed"])),
+                  "settings": json.loads(settings.read_text()) if settings.is_file() else None,
+                  "seeds": sorted(int(s) for s in set(table["seed"])),
                   "clips": int(len(table) / table["seed"].nunique()), "classes": classes, "ensembles": rows}
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

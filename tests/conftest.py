@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pandas as pd
 import pytest
 
 from tscnn.config import Config
@@ -78,3 +79,16 @@ def benchmark_script():
         return module
 
     return load
+
+
+@pytest.fixture
+def predictions_folder(tmp_path):
+    """A writer of a finished run's ``predictions.csv`` from its rows (dicts), rows shuffled (a reader must not
+    rely on their order), into a new folder of that name under the test's temporary folder."""
+    def write(name: str, rows: list[dict]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame(rows).sample(frac=1.0, random_state=0).to_csv(folder / "predictions.csv", index=False)
+        return folder
+
+    return write

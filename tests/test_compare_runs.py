@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 CLIPS = [("s1", "c1", 0), ("s1", "c2", 1), ("s2", "c3", 0), ("s2", "c4", 1)]
 
 
-def run_folder(root: Path, name: str, preds: dict[int, list[int]], network: dict[int, list[int]] | None = None) -> Path:
-    """A results folder whose predictions.csv holds the 4 clips of CLIPS (2 classes) for each seed of ``preds``."""
-    rows = []
-    for seed, answers in preds.items():
-        for (subject, clip, label), pred, net in zip(CLIPS, answers, (network or preds)[seed], strict=True):
-            rows.append({"dataset": "casme2", "subject": subject, "clip": clip, "label": label, "pred": pred,
-                         "network_pred": net, "p_a": 0.5, "p_b": 0.5, "seed": seed, "fold": subject})
-    folder = root / name
-    folder.mkdir()
-    pd.DataFrame(rows).sample(frac=1.0, random_state=0).to_csv(folder / "predictions.csv", index=False)  # any order
-    return folder
+def clip_rows(preds: dict[int, list[int]], network: dict[int, list[int]] | None = None) -> list[dict]:
+    """predictions.csv rows of the 4 clips of CLIPS (2 classes) for each seed of ``preds``."""
+    return [{"dataset": "casme2", "subject": subject, "clip": clip, "label": label, "pred": pred, "network_pred": net,
+             "p_a": 0.5, "p_b": 0.5, "seed": seed, "fold": subject}
+            for seed, answers in preds.items()
+            for (subject, clip, label), pred, net in zip(CLIPS, answers, (network or preds)[seed], strict=True)]
 
 
-def test_per_seed_uf1_and_the_paired_difference_are_the_hand_computed_ones(benchmark_script, tmp_path):
+def test_per_seed_uf1_and_the_paired_difference_are_the_hand_computed_ones(benchmark_script, predictions_folder):
     script = benchmark_script("compare_runs")
-    a = run_folder(tmp_path, "a", {0: [0, 1, 0, 1], 1: [0, 0, 0, 1]}, network={0: [0, 0, 0, 1], 1: [0, 0, 0, 1]})
-    b = run_folder(tmp_path, "b", {0: [0, 0, 0, 1], 2: [1, 1, 1, 1]})
+    a = predictions_folder("a", clip_rows({0: [0, 1, 0, 1], 1: [0, 0, 0, 1]},
+                                          network={0: [0, 0, 0, 1], 1: [0, 0, 0, 1]}))
+    b = predictions_folder("b", clip_rows({0: [0, 0, 0, 1], 2: [1, 1, 1, 1]}))
     result = script.compare(a, b)
     # seed 0 of b: class 0 F1 = 2*2 / (2*2 + 1) = 0.8, class 1 F1 = 2*1 / (2*1 + 1) = 2/3: UF1 11/15
     assert result["per_seed_uf1"]["b"]["prediction"][0] == pytest.approx(11 / 15)
@@ -41,12 +35,13 @@ def test_per_seed_uf1_and_the_paired_difference_are_the_hand_computed_ones(bench
     assert swapped["ci_low"] == pytest.approx(-paired["prediction"]["ci_high"])
 
 
-def test_runs_that_cannot_be_paired_are_refused_in_one_line(benchmark_script, tmp_path):
+def test_runs_that_cannot_be_paired_are_refused_in_one_line(benchmark_script, predictions_folder, tmp_path):
     script = benchmark_script("compare_runs")
-    a = run_folder(tmp_path, "a", {0: [0, 1, 0, 1]})
+    a = predictions_folder("a", clip_rows({0: [0, 1, 0, 1]}))
     with pytest.raises(SystemExit, match=r"b, .*c: no seed in common; a paired comparison needs the same seeds"):
-        script.compare(run_folder(tmp_path, "b", {1: [0, 1, 0, 1]}), run_folder(tmp_path, "c", {2: [0, 1, 0, 1]}))
-    other = run_folder(tmp_path, "other", {0: [0, 1, 0, 1]})
+        script.compare(predictions_folder("b", clip_rows({1: [0, 1, 0, 1]})),
+                       predictions_folder("c", clip_rows({2: [0, 1, 0, 1]})))
+    other = predictions_folder("other", clip_rows({0: [0, 1, 0, 1]}))
     table = pd.read_csv(other / "predictions.csv")
     table.loc[table["clip"] == "c4", "label"] = 0
     table.to_csv(other / "predictions.csv", index=False)

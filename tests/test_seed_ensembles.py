@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,23 +12,18 @@ CLIPS = [("s1", "c1", 0), ("s1", "c2", 1), ("s2", "c3", 0), ("s2", "c4", 1)]
 P_A = {0: [0.9, 0.6, 0.8, 0.3], 1: [0.3, 0.2, 0.9, 0.2], 2: [0.6, 0.1, 0.05, 0.1]}
 
 
-def run_folder(root: Path, name: str, seeds: list[int], extra_class: bool = False) -> Path:
-    """A results folder whose predictions.csv holds the 4 clips of CLIPS (2 classes) for each of ``seeds``."""
-    rows = []
-    for seed in seeds:
-        for (subject, clip, label), p_a in zip(CLIPS, P_A[seed], strict=True):
-            rows.append({"dataset": "casme2", "subject": subject, "clip": clip, "label": label,
-                         "pred": int(p_a < 0.5), "p_a": p_a, "p_b": 1 - p_a, "seed": seed, "fold": subject,
-                         **({"p_c": 0.0} if extra_class else {})})
-    folder = root / name
-    folder.mkdir()
-    pd.DataFrame(rows).sample(frac=1.0, random_state=1).to_csv(folder / "predictions.csv", index=False)  # any order
-    return folder
+def seed_rows(seeds: list[int], extra_class: bool = False) -> list[dict]:
+    """predictions.csv rows of the 4 clips of CLIPS (2 classes; a third, never likely, with ``extra_class``) for
+    each of ``seeds``."""
+    return [{"dataset": "casme2", "subject": subject, "clip": clip, "label": label, "pred": int(p_a < 0.5),
+             "p_a": p_a, "p_b": 1 - p_a, "seed": seed, "fold": subject, **({"p_c": 0.0} if extra_class else {})}
+            for seed in seeds for (subject, clip, label), p_a in zip(CLIPS, P_A[seed], strict=True)]
 
 
-def test_every_subset_of_seeds_is_scored_as_computed_by_hand(benchmark_script, tmp_path):
+def test_every_subset_of_seeds_is_scored_as_computed_by_hand(benchmark_script, predictions_folder):
     script = benchmark_script("seed_ensembles")
-    table, classes = script.pooled_seeds([run_folder(tmp_path, "a", [0, 1]), run_folder(tmp_path, "b", [2])])
+    folders = [predictions_folder("a", seed_rows([0, 1])), predictions_folder("b", seed_rows([2]))]
+    table, classes = script.pooled_seeds(folders)
     assert classes == 2
     one, two, three = script.subset_ensembles(table, classes)
     assert (one["subsets"], two["subsets"], three["subsets"]) == (3, 3, 1)
@@ -43,14 +37,14 @@ def test_every_subset_of_seeds_is_scored_as_computed_by_hand(benchmark_script, t
     assert three["uar_mean"] == pytest.approx(1.0)
 
 
-def test_seeds_that_cannot_be_pooled_are_refused_in_one_line(benchmark_script, tmp_path):
+def test_seeds_that_cannot_be_pooled_are_refused_in_one_line(benchmark_script, predictions_folder, tmp_path):
     script = benchmark_script("seed_ensembles")
-    a = run_folder(tmp_path, "a", [0, 1])
+    a = predictions_folder("a", seed_rows([0, 1]))
     with pytest.raises(SystemExit, match=r"again: seed 1 is also in .*a; give each seed once"):
-        script.pooled_seeds([a, run_folder(tmp_path, "again", [1, 2])])
+        script.pooled_seeds([a, predictions_folder("again", seed_rows([1, 2]))])
     with pytest.raises(SystemExit, match=r"\[2, 3\] classes: not runs of one database"):
-        script.pooled_seeds([a, run_folder(tmp_path, "three", [2], extra_class=True)])
-    other = run_folder(tmp_path, "other", [2])
+        script.pooled_seeds([a, predictions_folder("three", seed_rows([2], extra_class=True))])
+    other = predictions_folder("other", seed_rows([2]))
     table = pd.read_csv(other / "predictions.csv")
     table.loc[table["clip"] == "c4", "label"] = 0
     table.to_csv(other / "predictions.csv", index=False)
@@ -61,10 +55,11 @@ def test_seeds_that_cannot_be_pooled_are_refused_in_one_line(benchmark_script, t
         script.pooled_seeds([a, tmp_path / "unfinished"])
 
 
-def test_the_command_prints_a_row_per_ensemble_size_and_writes_json(benchmark_script, tmp_path, capsys):
+def test_the_command_prints_a_row_per_ensemble_size_and_writes_json(benchmark_script, predictions_folder, tmp_path,
+                                                                    capsys):
     script = benchmark_script("seed_ensembles")
     out = tmp_path / "ensembles.json"
-    assert script.main([str(run_folder(tmp_path, "a", [0, 1, 2])), "--json", str(out)]) == 0
+    assert script.main([str(predictions_folder("a", seed_rows([0, 1, 2]))), "--json", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[0].split()[:3] == ["seeds", "subsets", "UF1"]
     written = json.loads(out.read_text())
