@@ -36,7 +36,10 @@ def per_seed_uf1(table: pd.DataFrame, classes: int) -> dict[str, dict[int, float
 def compare(a: Path, b: Path) -> dict:
     """Per-seed UF1 of both folders, and over their shared seeds the paired subject bootstrap of A minus B for
     each reading both hold. Refused in one line when the folders share no seed or did not test the same clips."""
-    (whole_a, classes), (whole_b, classes_b) = read_run_predictions(a), read_run_predictions(b)
+    try:
+        (whole_a, classes), (whole_b, classes_b) = read_run_predictions(a), read_run_predictions(b)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     if classes != classes_b:
         raise SystemExit(f"error: {a}, {b}: {classes} and {classes_b} classes: not runs of one database")
     shared = sorted(set(whole_a["seed"]) & set(whole_b["seed"]))

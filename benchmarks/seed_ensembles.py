@@ -30,7 +30,10 @@ def pooled_seeds(folders: list[Path]) -> tuple[pd.DataFrame, int]:
     the folders hold different class sets, or the seeds did not test the same clips with the same labels."""
     tables, classes, origin = [], set(), {}
     for folder in folders:
-        table, count = read_run_predictions(folder)
+        try:
+            table, count = read_run_predictions(folder)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
         for seed in sorted(set(table["seed"])):
             if seed in origin:
                 raise SystemExit(f"error: {folder}: seed {seed} is also in {origin[seed]}; give each seed once")

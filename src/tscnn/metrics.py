@@ -49,14 +49,15 @@ PREDICTION_KEY = ["seed", "dataset", "subject", "clip"]
 
 def read_run_predictions(folder: Path) -> tuple[pd.DataFrame, int]:
     """A finished run's ``predictions.csv`` and its number of classes (the ``p_<class>`` columns), for scripts that
-    set finished runs side by side; one line naming the folder when it has none, or the file when it is not one."""
+    set finished runs side by side. A ``ValueError`` in one line names the folder when it has none, or the file when
+    it is not one."""
     path = folder / "predictions.csv"
     if not path.is_file():
-        raise SystemExit(f"error: {folder}: no predictions.csv (an unfinished run writes it when its seeds are done)")
+        raise ValueError(f"{folder}: no predictions.csv (an unfinished run writes it when its seeds are done)")
     table = pd.read_csv(path)
     missing = [c for c in (*PREDICTION_KEY, "label", "pred") if c not in table.columns]
     if missing:
-        raise SystemExit(f"error: {path}: not a predictions file (no {', '.join(missing)} column)")
+        raise ValueError(f"{path}: not a predictions file (no {', '.join(missing)} column)")
     return table, sum(c.startswith("p_") for c in table.columns)
 
 
