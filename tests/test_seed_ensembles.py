@@ -53,7 +53,8 @@ def test_seeds_that_cannot_be_pooled_are_refused_in_one_line(benchmark_script, p
     (tmp_path / "unfinished").mkdir()
     with pytest.raises(SystemExit, match=r"unfinished: no predictions.csv"):
         script.pooled_seeds([a, tmp_path / "unfinished"])
-    not_a_run = predictions_folder("not_a_run", [{k: v for k, v in row.items() if k != "pred"} for row in seed_rows([2])])
+    without_pred = [{k: v for k, v in row.items() if k != "pred"} for row in seed_rows([2])]
+    not_a_run = predictions_folder("not_a_run", without_pred)
     with pytest.raises(SystemExit, match=r"not_a_run/predictions.csv: not a predictions file \(no pred column\)"):
         script.pooled_seeds([a, not_a_run])
 
