@@ -748,7 +748,7 @@ def test_the_cosine_schedule_decays_the_learning_rate_to_zero_over_the_budget(ar
     assert [r["lr"] for r in constant.history] == [0.1, 0.1]
 
 
-def test_the_presets_hold_the_recipes_the_readme_describes():
+def test_the_presets_hold_the_recipes_the_guide_describes():
     paper, plus = from_preset("paper"), from_preset("tscnn-plus")
     assert (paper.size, paper.optimizer, paper.lr, paper.batch_size, paper.selection, paper.augment_mode,
             paper.pretrained) == (48, "sgd", 1e-3, 128, "val_loss", "expand", "")

@@ -100,7 +100,7 @@ def test_a_static_frame_carries_little_label_information_and_motion_carries_it(s
     """SPEC section 5: the database must not be a toy a single frame solves. The linear floor (LOSO, pooled) on
     the apex pixels (what SS sees) stays below chance-level UF1 for 5 classes, while the same classifier on
     the four DT maps is far above it (measured on this 6-subject fixture: 0.07 and 0.68; the default
-    database's figures are in the README)."""
+    database's figures are in the Databases page of the guide)."""
     from tscnn.metrics import pooled_metrics
     from tscnn.models.linear import linear_loso
 
