@@ -24,8 +24,10 @@ import pandas as pd
 
 from tscnn.config import RECIPE_FIELDS, RUN_IDENTITY_FIELDS, from_preset
 
-# What makes two rows the same recipe on the same protocol: rows equal in these, with seeds apart, are pooled.
-_RECIPE_KEYS = (*RUN_IDENTITY_FIELDS, "size", "blocks", "changes_from_preset")
+# What makes two rows the same recipe on the same protocol: rows equal in these, with seeds apart, are pooled. A
+# learning curve's point (each fold learning from a share of its training subjects) is a protocol of its own.
+_RECIPE_KEYS = (*RUN_IDENTITY_FIELDS, "size", "blocks", "changes_from_preset", "train_fraction")
+_STORED_BEFORE = {"train_fraction": 1.0}  # what a row collected before its key was kept had: every training subject
 _METRICS = ("accuracy", "uf1", "uar")
 _HEADER = ("| model | preset | streams | protocol | seeds | accuracy | UF1 | UAR | leaky UF1 | members UF1 (network / "
            "floor) | code | CPU | ")
@@ -87,7 +89,8 @@ def collect(folder: Path, base: Path | None = None) -> dict:
         "blocks": config.get("blocks"),
         "changes_from_preset": changes_from_preset(config),
         "protocol": config["protocol"], "train_datasets": config.get("train_datasets", []),
-        "test_datasets": config.get("test_datasets", []), "seeds": seeds,
+        "test_datasets": config.get("test_datasets", []), "train_fraction": config.get("train_fraction", 1.0),
+        "seeds": seeds,
         "honest": metrics["mean_std_over_seeds"], "leaky_shadow": metrics["leaky_shadow"]["mean_std_over_seeds"],
         "per_seed_uf1": {seed: m["uf1"] for seed, m in metrics.get("per_seed", {}).items()},
         "per_seed": per_seed_figures(folder, seeds, len(metrics["classes"])) if "classes" in metrics else {},
@@ -112,6 +115,11 @@ def _seed_figures(row: dict) -> dict | None:
     return {str(row["seeds"][0]): {name: {k: block[k]["mean"] for k in _METRICS} for name, block in blocks.items()}}
 
 
+def _identity(row: dict, key: str) -> object:
+    """A row's value of one of ``_RECIPE_KEYS``, with what a row stored before that key was kept implies."""
+    return row.get(key, _STORED_BEFORE.get(key))
+
+
 def pool(rows: list[dict]) -> list[dict]:
     """Rows of one recipe in several folders with no seed in common, pooled: mean +- (population) std over the
     union of their seeds, as a single run of all those seeds reports them. The seed ensemble needs the
@@ -121,7 +129,7 @@ def pool(rows: list[dict]) -> list[dict]:
 
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault(json.dumps([row.get(k) for k in _RECIPE_KEYS], sort_keys=True), []).append(row)
+        groups.setdefault(json.dumps([_identity(row, k) for k in _RECIPE_KEYS], sort_keys=True), []).append(row)
     pooled = []
     for group in (g for g in groups.values() if len(g) > 1):
         parts = [_seed_figures(row) for row in group]
@@ -133,7 +141,7 @@ def pool(rows: list[dict]) -> list[dict]:
             continue  # the same seed in two folders is one seed run twice, not two seeds
         names = set.intersection(*(set(figures) for figures in by_seed.values()))
         pooled.append({
-            **{key: group[0].get(key) for key in _RECIPE_KEYS},
+            **{key: _identity(group[0], key) for key in _RECIPE_KEYS},
             "folders": [row["folder"] for row in group], "seeds": sorted(int(s) for s in by_seed),
             **{name: over_seeds([figures[name] for figures in by_seed.values()], _METRICS)
                for name in ("honest", "leaky_shadow")},
@@ -151,6 +159,8 @@ def _print_row(r: dict, folders: str = "") -> None:
     changes = "".join(f" {key}={value}" for key, value in r["changes_from_preset"].items())
     protocol = r["protocol"] + (f" {'+'.join(r['train_datasets'])} -> {'+'.join(r['test_datasets'])}"
                                 if r["train_datasets"] else "")
+    share = _identity(r, "train_fraction")
+    protocol += f", {share:g} of the training subjects" if share != 1.0 else ""
     print(f"| {r['model']} | {r['preset']}{changes} | {','.join(r['streams'])} | {protocol} | {len(r['seeds'])} | "
           f"{_figure(r['honest'], 'accuracy')} | {_figure(r['honest'], 'uf1')} | {_figure(r['honest'], 'uar')} | "
           f"{_figure(r['leaky_shadow'], 'uf1')} | {_members(r)} | {r['code_version']} | {r['cpu']} | {folders}")

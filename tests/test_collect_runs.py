@@ -174,6 +174,18 @@ def test_rows_sharing_a_seed_are_not_pooled(benchmark_script):
     assert len(pool([one_seed_row("a", 0, 0.7), one_seed_row("b", 1, 0.72)])) == 1
 
 
+def test_rows_of_a_learning_curve_are_pooled_by_their_share_of_training_subjects(benchmark_script):
+    """A point of a learning curve (each fold learning from a share of its training subjects) is not the recipe
+    on the whole data: pooled only with rows of the same share; a row stored before the share was kept had all."""
+    pool = benchmark_script("collect_runs").pool
+    half = {**one_seed_row("half", 1, 0.6), "train_fraction": 0.5}
+    assert pool([one_seed_row("whole", 0, 0.7), half]) == []
+    [pooled] = pool([one_seed_row("whole", 0, 0.7), {**one_seed_row("whole-too", 1, 0.72), "train_fraction": 1.0}])
+    assert pooled["train_fraction"] == 1.0 and pooled["seeds"] == [0, 1]
+    [pooled] = pool([{**one_seed_row("half-too", 0, 0.62), "train_fraction": 0.5}, half])
+    assert pooled["train_fraction"] == 0.5 and pooled["honest"]["uf1"]["mean"] == pytest.approx(0.61)
+
+
 def test_update_refuses_rows_of_other_data(benchmark_script, tmp_path):
     out = tmp_path / "runs.json"
     out.write_text(json.dumps({"data": "casme2-keyframes", "rows": []}))
