@@ -174,7 +174,7 @@ def test_rows_sharing_a_seed_are_not_pooled(benchmark_script):
     assert len(pool([one_seed_row("a", 0, 0.7), one_seed_row("b", 1, 0.72)])) == 1
 
 
-def test_rows_of_a_learning_curve_are_pooled_by_their_share_of_training_subjects(benchmark_script):
+def test_rows_of_a_learning_curve_are_pooled_by_their_share_of_training_subjects(benchmark_script, capsys):
     """A point of a learning curve (each fold learning from a share of its training subjects) is not the recipe
     on the whole data: pooled only with rows of the same share; a row stored before the share was kept had all."""
     pool = benchmark_script("collect_runs").pool
@@ -184,6 +184,11 @@ def test_rows_of_a_learning_curve_are_pooled_by_their_share_of_training_subjects
     assert pooled["train_fraction"] == 1.0 and pooled["seeds"] == [0, 1]
     [pooled] = pool([{**one_seed_row("half-too", 0, 0.62), "train_fraction": 0.5}, half])
     assert pooled["train_fraction"] == 0.5 and pooled["honest"]["uf1"]["mean"] == pytest.approx(0.61)
+    collect_runs = benchmark_script("collect_runs")
+    collect_runs._print_row(half)
+    collect_runs._print_row(one_seed_row("whole", 0, 0.7))
+    half_line, whole_line = capsys.readouterr().out.splitlines()
+    assert "| loso, 0.5 of the training subjects | 1 |" in half_line and "| loso | 1 |" in whole_line
 
 
 def test_update_refuses_rows_of_other_data(benchmark_script, tmp_path):
