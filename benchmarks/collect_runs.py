@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.config import RECIPE_FIELDS, RUN_IDENTITY_FIELDS, from_preset
+from tscnn.config import FLOOR_FIELDS, RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config, from_preset
 
 # What makes two rows the same recipe on the same protocol: rows equal in these, with seeds apart, are pooled. A
 # learning curve's point (each fold learning from a share of its training subjects) is a protocol of its own.
@@ -45,11 +45,13 @@ def _figure(block: dict, key: str) -> str:
 
 def changes_from_preset(config: dict) -> dict:
     """The recipe settings (``tscnn.config.RECIPE_FIELDS``) in which a run differs from its preset: a reduced
-    recipe names its reductions. A features model has no training recipe: none."""
+    recipe names its reductions. A features model has no training recipe: only the floor's settings
+    (``FLOOR_FIELDS``: a centred floor is another model) where they differ from the defaults."""
     from tscnn.models import get_model
 
     if not get_model(config["model"]).trains_by_epochs:
-        return {}
+        defaults = Config().to_dict()
+        return {key: config[key] for key in FLOOR_FIELDS if key in config and config[key] != defaults[key]}
 
     preset = from_preset(config["preset"]).to_dict()
     return {key: config[key] for key in RECIPE_FIELDS if key in config and config[key] != preset[key]}

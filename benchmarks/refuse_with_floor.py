@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tscnn.config import FLOOR_VIEWS, RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config
+from tscnn.config import FLOOR_FIELDS, FLOOR_VIEWS, RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config
 from tscnn.datasets import Database
 from tscnn.fold import FUSED_MEMBERS, floor_arrays, floor_proba
 from tscnn.metrics import evaluate_predictions, over_seeds, paired_subject_bootstrap, seeds_together
@@ -52,7 +52,7 @@ _METRICS = ("accuracy", "uf1", "uar")
 _READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
 
 
-FLOOR_SETTINGS: tuple[str, ...] = ("centre_floor", "floor_views")
+FLOOR_SETTINGS: tuple[str, ...] = FLOOR_FIELDS
 """The floor's own settings: a refit may set each otherwise than the run did."""
 
 

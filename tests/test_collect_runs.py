@@ -75,10 +75,13 @@ def test_a_reduced_fused_cross_run_names_its_changes_members_directions_and_fold
     assert "| 0.550 +- 0.010 / 0.650 +- 0.010 | 0.1.0+gfff0000 |" in line
 
 
-def test_a_features_model_has_no_recipe_to_change(benchmark_script, tmp_path):
-    config = {"model": "linear", "preset": "paper", "streams": ["uvs"], "size": 28, "protocol": "loso", "seeds": [0]}
-    folder = results_folder(tmp_path, "floor", config=config)
-    assert benchmark_script("collect_runs").collect(folder)["changes_from_preset"] == {}
+def test_a_features_model_has_no_recipe_to_change_but_the_floor_settings(benchmark_script, tmp_path):
+    config = {"model": "linear", "preset": "paper", "streams": ["uvs"], "size": 28, "protocol": "loso", "seeds": [0],
+              "lr": 0.5, "centre_floor": False, "floor_views": "original"}
+    collect = benchmark_script("collect_runs").collect
+    assert collect(results_folder(tmp_path, "floor", config=config))["changes_from_preset"] == {}
+    centred = {**config, "centre_floor": True}
+    assert collect(results_folder(tmp_path, "centred", config=centred))["changes_from_preset"] == {"centre_floor": True}
 
 
 def test_a_table_variant_is_named_by_its_path_under_the_base(benchmark_script, tmp_path):

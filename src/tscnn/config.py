@@ -29,6 +29,8 @@ FLOOR_VIEWS = ("original", "mirror", "every")
 FLOOR_VIEW_WORDS = {"original": "", "mirror": ", each with its mirror",
                     "every": ", every augmentation variant of each"}
 """What a report adds after "fitted on the same training clips" for each ``floor_views``."""
+FLOOR_FIELDS = ("centre_floor", "floor_views")
+"""The settings of the linear floor, as a model of its own or as the member of a fused recipe."""
 PROTOCOLS = tuple(PROTOCOL_SPECS)  # the registry of tscnn.protocol_specs
 TEACHERS = ("", "fer")  # distillation teachers of the static stream: tscnn.teachers
 FACE_ALIGN = ("auto", "landmarks", "haar")  # how faces are cut: tscnn.preprocessing.align
