@@ -37,11 +37,13 @@ def compare(a: Path, b: Path) -> dict:
     """Per-seed UF1 of both folders, and over their shared seeds the paired subject bootstrap of A minus B for
     each reading both hold. Refused in one line when the folders share no seed or did not test the same clips."""
     try:
-        (whole_a, classes), (whole_b, classes_b) = read_run_predictions(a), read_run_predictions(b)
+        (whole_a, names), (whole_b, names_b) = read_run_predictions(a), read_run_predictions(b)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    if classes != classes_b:
-        raise SystemExit(f"error: {a}, {b}: {classes} and {classes_b} classes: not runs of one database")
+    if names != names_b:
+        raise SystemExit(f"error: {a}, {b}: classes {', '.join(names)} and {', '.join(names_b)}: not runs of one "
+                         "database")
+    classes = len(names)
     shared = sorted(set(whole_a["seed"]) & set(whole_b["seed"]))
     if not shared:
         raise SystemExit(f"error: {a}, {b}: no seed in common; a paired comparison needs the same seeds")

@@ -82,6 +82,9 @@ def test_a_features_model_has_no_recipe_to_change_but_the_floor_settings(benchma
     assert collect(results_folder(tmp_path, "floor", config=config))["changes_from_preset"] == {}
     centred = {**config, "centre_floor": True}
     assert collect(results_folder(tmp_path, "centred", config=centred))["changes_from_preset"] == {"centre_floor": True}
+    mirrored = {**config, "floor_views": "mirror"}
+    assert collect(results_folder(tmp_path, "mirrored", config=mirrored))["changes_from_preset"] == \
+        {"floor_views": "mirror"}
 
 
 def test_a_table_variant_is_named_by_its_path_under_the_base(benchmark_script, tmp_path):

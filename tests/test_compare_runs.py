@@ -38,15 +38,15 @@ def test_per_seed_uf1_and_the_paired_difference_are_the_hand_computed_ones(bench
 def test_runs_that_cannot_be_paired_are_refused_in_one_line(benchmark_script, predictions_folder, tmp_path):
     script = benchmark_script("compare_runs")
     a = predictions_folder("a", clip_rows({0: [0, 1, 0, 1]}))
-    with pytest.raises(SystemExit, match=r"b, .*c: no seed in common; a paired comparison needs the same seeds"):
+    with pytest.raises(SystemExit, match=r"^error: .*b, .*c: no seed in common; a paired comparison needs the same"):
         script.compare(predictions_folder("b", clip_rows({1: [0, 1, 0, 1]})),
                        predictions_folder("c", clip_rows({2: [0, 1, 0, 1]})))
     other = predictions_folder("other", clip_rows({0: [0, 1, 0, 1]}))
     table = pd.read_csv(other / "predictions.csv")
     table.loc[table["clip"] == "c4", "label"] = 0
     table.to_csv(other / "predictions.csv", index=False)
-    with pytest.raises(SystemExit, match="did not test the same clips with the same labels"):
+    with pytest.raises(SystemExit, match="^error: .*did not test the same clips with the same labels$"):
         script.compare(a, other)
     (tmp_path / "unfinished").mkdir()
-    with pytest.raises(SystemExit, match=r"unfinished: no predictions.csv \(an unfinished run writes it"):
+    with pytest.raises(SystemExit, match=r"^error: .*unfinished: no predictions.csv \(an unfinished run writes it"):
         script.compare(a, tmp_path / "unfinished")

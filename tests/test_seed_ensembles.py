@@ -40,9 +40,9 @@ def test_every_subset_of_seeds_is_scored_as_computed_by_hand(benchmark_script, p
 def test_seeds_that_cannot_be_pooled_are_refused_in_one_line(benchmark_script, predictions_folder, tmp_path):
     script = benchmark_script("seed_ensembles")
     a = predictions_folder("a", seed_rows([0, 1]))
-    with pytest.raises(SystemExit, match=r"again: seed 1 is also in .*a; give each seed once"):
+    with pytest.raises(SystemExit, match=r"^error: .*again: seed 1 is also in .*a; give each seed once$"):
         script.pooled_seeds([a, predictions_folder("again", seed_rows([1, 2]))])
-    with pytest.raises(SystemExit, match=r"\[2, 3\] classes: not runs of one database"):
+    with pytest.raises(SystemExit, match=r"^error: .*three: classes a, b, c, in .*a a, b: not runs of one database$"):
         script.pooled_seeds([a, predictions_folder("three", seed_rows([2], extra_class=True))])
     other = predictions_folder("other", seed_rows([2]))
     table = pd.read_csv(other / "predictions.csv")
@@ -51,8 +51,12 @@ def test_seeds_that_cannot_be_pooled_are_refused_in_one_line(benchmark_script, p
     with pytest.raises(SystemExit, match="other: seed 2 did not test the same clips with the same labels as seed 0"):
         script.pooled_seeds([a, other])
     (tmp_path / "unfinished").mkdir()
-    with pytest.raises(SystemExit, match=r"unfinished: no predictions.csv"):
+    with pytest.raises(SystemExit, match=r"^error: .*unfinished: no predictions.csv"):
         script.pooled_seeds([a, tmp_path / "unfinished"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "predictions.csv").write_text("")
+    with pytest.raises(SystemExit, match=r"^error: .*empty/predictions.csv: not a predictions file \(No columns"):
+        script.pooled_seeds([a, tmp_path / "empty"])
     without_pred = [{k: v for k, v in row.items() if k != "pred"} for row in seed_rows([2])]
     not_a_run = predictions_folder("not_a_run", without_pred)
     with pytest.raises(SystemExit, match=r"not_a_run/predictions.csv: not a predictions file \(no pred column\)"):
@@ -69,3 +73,28 @@ def test_the_command_prints_a_row_per_ensemble_size_and_writes_json(benchmark_sc
     written = json.loads(out.read_text())
     assert written["seeds"] == [0, 1, 2] and written["clips"] == 4
     assert [r["seeds_in_ensemble"] for r in written["ensembles"]] == [1, 2, 3]
+
+
+def test_folders_of_other_recipes_are_refused_naming_the_first_difference(benchmark_script, predictions_folder):
+    script = benchmark_script("seed_ensembles")
+    settings = {"model": "tscnn", "preset": "tscnn-plus-fused", "centre_floor": True, "seeds": [0, 1], "threads": 1}
+    folders = [predictions_folder(name, seed_rows(seeds)) for name, seeds in (("a", [0, 1]), ("b", [2]))]
+    folders[0].joinpath("config.json").write_text(json.dumps(settings))
+    folders[1].joinpath("config.json").write_text(json.dumps({**settings, "seeds": [2], "threads": 2}))
+    assert script.one_recipe(folders) == settings  # seeds and threads are the run's, not the recipe's
+    folders[1].joinpath("config.json").write_text(json.dumps({**settings, "seeds": [2], "centre_floor": False}))
+    with pytest.raises(SystemExit, match=r"^error: .*b: centre_floor is False, in .*a True: not seeds of one recipe$"):
+        script.one_recipe(folders)
+
+
+def test_read_run_predictions_names_what_is_wrong(tmp_path, predictions_folder):
+    from tscnn.metrics import read_run_predictions
+
+    table, classes = read_run_predictions(predictions_folder("run", seed_rows([0])))
+    assert classes == ("a", "b") and len(table) == 4
+    no_class = predictions_folder("no_class", [{k: v for k, v in r.items() if not k.startswith("p_")}
+                                               for r in seed_rows([0])])
+    with pytest.raises(ValueError, match=r"no_class/predictions.csv: not a predictions file \(no p_<class> column\)"):
+        read_run_predictions(no_class)
+    with pytest.raises(ValueError, match=r"nothing: no predictions.csv"):
+        read_run_predictions(tmp_path / "nothing")

@@ -47,18 +47,22 @@ PREDICTION_KEY = ["seed", "dataset", "subject", "clip"]
 """What names one row of a run's ``predictions.csv``: a clip of one seed."""
 
 
-def read_run_predictions(folder: Path) -> tuple[pd.DataFrame, int]:
-    """A finished run's ``predictions.csv`` and its number of classes (the ``p_<class>`` columns), for scripts that
-    set finished runs side by side. A ``ValueError`` in one line names the folder when it has none, or the file when
-    it is not one."""
+def read_run_predictions(folder: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """A finished run's ``predictions.csv`` and its class names (from the ``p_<class>`` columns, in order), for
+    scripts that set finished runs side by side. A ``ValueError`` in one line names the folder when it has none, or
+    the file when it is not one."""
     path = folder / "predictions.csv"
     if not path.is_file():
         raise ValueError(f"{folder}: no predictions.csv (an unfinished run writes it when its seeds are done)")
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        raise ValueError(f"{path}: not a predictions file ({str(error).splitlines()[0]})") from None
     missing = [c for c in (*PREDICTION_KEY, "label", "pred") if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: not a predictions file (no {', '.join(missing)} column)")
-    return table, sum(c.startswith("p_") for c in table.columns)
+    classes = tuple(c.removeprefix("p_") for c in table.columns if c.startswith("p_"))
+    if missing or not classes:
+        raise ValueError(f"{path}: not a predictions file (no {', '.join(missing) or 'p_<class>'} column)")
+    return table, classes
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
