@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tscnn.config import FLOOR_FIELDS, RECIPE_FIELDS, RUN_IDENTITY_FIELDS, Config, from_preset
+from tscnn.config import RECIPE_FIELDS, RUN_IDENTITY_FIELDS, changed_floor_settings, from_preset
 
 # What makes two rows the same recipe on the same protocol: rows equal in these, with seeds apart, are pooled. A
 # learning curve's point (each fold learning from a share of its training subjects) is a protocol of its own.
@@ -50,8 +50,7 @@ def changes_from_preset(config: dict) -> dict:
     from tscnn.models import get_model
 
     if not get_model(config["model"]).trains_by_epochs:
-        defaults = Config().to_dict()
-        return {key: config[key] for key in FLOOR_FIELDS if key in config and config[key] != defaults[key]}
+        return changed_floor_settings(config)
 
     preset = from_preset(config["preset"]).to_dict()
     return {key: config[key] for key in RECIPE_FIELDS if key in config and config[key] != preset[key]}

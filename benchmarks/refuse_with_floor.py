@@ -52,13 +52,10 @@ _METRICS = ("accuracy", "uf1", "uar")
 _READINGS = {"fused": "pred", "network": "network_pred", "floor": "floor_pred"}
 
 
-FLOOR_SETTINGS: tuple[str, ...] = FLOOR_FIELDS
-"""The floor's own settings: a refit may set each otherwise than the run did."""
-
-
 def floor_settings(config: Config, **given: bool | str | None) -> dict[str, bool | str]:
-    """Each floor setting as given, or, where None or not given, as the run's config has it."""
-    return {name: getattr(config, name) if given.get(name) is None else given[name] for name in FLOOR_SETTINGS}
+    """Each floor setting (``FLOOR_FIELDS``: a refit may set each otherwise than the run did) as given, or, where
+    None or not given, as the run's config has it."""
+    return {name: getattr(config, name) if given.get(name) is None else given[name] for name in FLOOR_FIELDS}
 
 
 def recipe(config: Config, floor: dict[str, bool | str]) -> dict:
@@ -246,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor-views", choices=FLOOR_VIEWS,
                         help="refit the floor on these views of each training clip (original, with its mirror, or "
                              "every augmentation variant); default: as the run did")
-    parser.add_argument("--paired-bootstrap", nargs="?", const="centre_floor", choices=FLOOR_SETTINGS,
+    parser.add_argument("--paired-bootstrap", nargs="?", const="centre_floor", choices=FLOOR_FIELDS,
                         help="compare the folders' seeds together, subject by subject, with the floor that differs in "
                              "this setting (default centre_floor) and each member alone (written under "
                              "'paired_bootstrap' with --json)")

@@ -453,6 +453,13 @@ RUN_IDENTITY_FIELDS: tuple[str, ...] = ("model", "preset", "streams", "protocol"
 only if they agree on these (results tables pool or refuse rows by them)."""
 
 
+def changed_floor_settings(settings: dict) -> dict:
+    """The floor settings (``FLOOR_FIELDS``) in ``settings`` (a Config's ``to_dict``, or a stored ``config.json``)
+    that differ from their defaults: what makes a floor other than the plain one."""
+    defaults = {f.name: f.default for f in fields(Config)}
+    return {key: settings[key] for key in FLOOR_FIELDS if key in settings and settings[key] != defaults[key]}
+
+
 def with_recipe(config: Config, preset: str) -> Config:
     """``config``'s data, protocol and run settings with the whole training recipe of ``preset``: a peer network
     in a table trains with its own recipe on the table's folds and seeds."""

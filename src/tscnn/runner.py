@@ -16,7 +16,7 @@ import torch
 from tscnn.action_units import require_action_units
 from tscnn.backends import import_ray, run_fold_jobs
 from tscnn.checkpoints import SYNTHETIC_MICRO, read_pretrained
-from tscnn.config import FLOOR_VIEW_WORDS, PRESETS, Config, from_preset
+from tscnn.config import FLOOR_VIEW_WORDS, PRESETS, Config, changed_floor_settings, from_preset
 from tscnn.datasets import Database, load_database
 from tscnn.datasets.apeximages import attach_apex_images
 from tscnn.fold import FUSED_MEMBERS, FoldJob, check_stored_fold, fold_predictions, make_folds
@@ -222,11 +222,12 @@ def check_config(config: Config, local_device: bool = True) -> None:
     if config.au_weight and not spec.auxiliary_targets:
         raise ValueError(f"au_weight trains an auxiliary head on TSCNN's super feature vector; model {config.model} "
                          "has none (use --model tscnn)")
-    for setting, does in (("centre_floor", "centres the linear floor's maps"),
-                          ("floor_views", "fits the linear floor on augmentation variants")):
-        if getattr(config, setting) not in (False, "original") and not (spec.centred_features or config.fuse_linear):
-            raise ValueError(f"{setting} {does}; model {config.model} has no floor: run --model linear or fuse a "
-                             "network with the floor (--fuse-linear)")
+    does = {"centre_floor": "centres the linear floor's maps",
+            "floor_views": "fits the linear floor on augmentation variants"}
+    for setting in changed_floor_settings(config.to_dict()):
+        if not (spec.centred_features or config.fuse_linear):
+            raise ValueError(f"{setting} {does[setting]}; model {config.model} has no floor: run --model linear or "
+                             "fuse a network with the floor (--fuse-linear)")
     if config.fuse_linear and not spec.fuses_with_floor:
         raise ValueError(f"fuse_linear averages a network's probabilities with the linear floor's; model "
                          f"{config.model} is a features model (run --model linear for the floor alone)")
